@@ -1,0 +1,118 @@
+//! The command-line front end: parse arguments, lower them to library calls, print.
+//!
+//! This module owns argument syntax, output formatting (text and JSON) and
+//! exit codes. It must not do the work itself: every subcommand is a thin
+//! wrapper over a library function. Exit codes are the same everywhere:
+//! 0 success, 1 verification or policy rejected the input, 2 usage or I/O error.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::clock::{Clock, FixedClock, SystemClock};
+
+mod images;
+mod ingest;
+mod inspect;
+mod sign;
+mod verify;
+
+/// Verify, inspect and store signed virtual-machine images (OpenStack Glance / cursive compatible).
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); `PORTCULLIS_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify an image against its img_signature* properties, as Glance and Nova do.
+    Verify(verify::VerifyArgs),
+    /// Sign an image and print the four img_signature* properties.
+    Sign(sign::SignArgs),
+    /// Inspect an image's disk format, virtual size and safety, without running qemu-img.
+    Inspect(inspect::InspectArgs),
+    /// Create an image in the local repository and upload data to it in one pass.
+    Ingest(ingest::IngestArgs),
+    /// Manage images in the local repository.
+    Images(images::ImagesArgs),
+}
+
+/// How a command ended; mapped to the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// 0: the command did what was asked (verified, stored, listed...).
+    Success,
+    /// 1: the input was rejected (bad signature, untrusted certificate, unsafe image, policy).
+    Rejected,
+    /// 2: usage or I/O error (missing file, unreadable directory, bad arguments).
+    Error,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        match exit {
+            Exit::Success => ExitCode::SUCCESS,
+            Exit::Rejected => ExitCode::from(1),
+            Exit::Error => ExitCode::from(2),
+        }
+    }
+}
+
+/// Output format shared by every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// One human-readable line per outcome.
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+/// The clock every command uses: `PORTCULLIS_NOW` (RFC 3339) pins it, for
+/// tests and for reproducing a past decision; otherwise the system clock.
+///
+/// Fails when `PORTCULLIS_NOW` is set but not RFC 3339.
+pub(crate) fn clock_from_env() -> Result<Box<dyn Clock>, String> {
+    match std::env::var("PORTCULLIS_NOW") {
+        Ok(text) => crate::clock::parse_rfc3339(&text)
+            .map(|at| Box::new(FixedClock(at)) as Box<dyn Clock>)
+            .map_err(|err| format!("PORTCULLIS_NOW={text:?} is not an RFC 3339 time: {err}")),
+        Err(_) => Ok(Box::new(SystemClock)),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the command line of this process and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let exit = match cli.command {
+        Command::Verify(args) => verify::run(args),
+        Command::Sign(args) => sign::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Images(args) => images::run(args),
+    };
+    exit.into()
+}

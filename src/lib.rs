@@ -1,0 +1,23 @@
+//! portcullis: verify, inspect and store signed virtual-machine images the way
+//! OpenStack Glance and cursive do, natively and in one pass over the data.
+//!
+//! The modules are listed in reading order: the domain first, then the
+//! single-purpose engines (hashing, signature verification, disk-format
+//! inspection), then the storage and metadata layers, then the ingest
+//! pipeline that ties them together. The command-line front end lives in
+//! [`cli`]; it only parses arguments and prints.
+//!
+//! See ARCHITECTURE.md for the map and the invariants.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod hash;
+pub mod image;
+pub mod ingest;
+pub mod inspect;
+pub mod repo;
+pub mod store;
+pub mod verify;
+pub mod wire;

@@ -763,6 +763,23 @@ async fn sqlite_uses_wal_foreign_keys_and_keeps_deleted_rows() {
 }
 
 #[tokio::test]
+async fn recovery_finds_every_image_in_a_status_hidden_or_not() {
+    let f = sqlite().await;
+    let mut hidden = f.new_image(Some("hidden"), Some("p1"));
+    hidden.os_hidden = true;
+    hidden.visibility = Visibility::Private;
+    let hidden = f.add(&hidden).await;
+    let plain = f.add(&f.new_image(None, None)).await;
+    let idle = f.add(&f.new_image(Some("idle"), None)).await;
+    let hidden = f.transition(&hidden, Status::Saving).await;
+    let plain = f.transition(&plain, Status::Saving).await;
+    let stuck = f.repo.images_with_status(Status::Saving).await.unwrap();
+    assert_eq!(stuck, vec![hidden, plain]);
+    let queued = f.repo.images_with_status(Status::Queued).await.unwrap();
+    assert_eq!(queued, vec![idle]);
+}
+
+#[tokio::test]
 async fn a_corrupt_row_is_an_error_not_a_panic() {
     let f = sqlite().await;
     let image = f.add(&f.new_image(Some("corrupt"), None)).await;

@@ -647,6 +647,13 @@ mod tests {
         assert!(text.contains(r#""tags":["t1"]"#), "{text}");
         assert!(!text.contains("file:///secret"), "{text}");
         assert!(!text.contains("locations"), "{text}");
+        // A stored property named like a base attribute never shadows it.
+        image
+            .properties
+            .insert("status".into(), "active-ish".into());
+        let value: Value =
+            serde_json::from_str(&serde_json::to_string(&ImageJson(&image)).unwrap()).unwrap();
+        assert_eq!(value["status"], "active");
     }
 
     #[test]

@@ -360,6 +360,15 @@ pub enum QuotaResource {
 }
 
 impl QuotaResource {
+    /// The unit usage and limits are counted in (`image_size_total` is
+    /// configured in MiB but checked in bytes).
+    pub fn unit(self) -> &'static str {
+        match self {
+            QuotaResource::ImageCountTotal | QuotaResource::ImageCountUploading => "images",
+            QuotaResource::ImageSizeTotal => "bytes",
+        }
+    }
+
     /// Glance's limit name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -448,7 +457,8 @@ pub enum Error {
     },
     /// A quota limit would be exceeded.
     #[error(
-        "project {project} is over its {resource} quota: {usage} in use, {requested} more requested, limit {limit}"
+        "project {project} is over its {resource} quota: {usage} {unit} in use, {requested} more requested, limit {limit} {unit}",
+        unit = resource.unit()
     )]
     QuotaExceeded {
         /// The owning project.

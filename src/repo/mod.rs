@@ -129,6 +129,67 @@ pub trait ImageRepo: Send + Sync {
     ) -> impl Future<Output = Result<Image, Error>> + Send;
 }
 
+/// A shared repository is a repository: an `Arc<Stack>` can be handed to
+/// anything generic over [`ImageRepo`] (a server's handlers, ingest).
+impl<R: ImageRepo> ImageRepo for Arc<R> {
+    fn get(
+        &self,
+        ctx: &RequestContext,
+        id: ImageId,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).get(ctx, id)
+    }
+
+    fn list(
+        &self,
+        ctx: &RequestContext,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<Vec<Image>, Error>> + Send {
+        (**self).list(ctx, query)
+    }
+
+    fn add(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).add(ctx, image)
+    }
+
+    fn save(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        from: Option<Status>,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).save(ctx, image, from)
+    }
+
+    fn remove(
+        &self,
+        ctx: &RequestContext,
+        id: ImageId,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).remove(ctx, id)
+    }
+
+    fn prepare_upload(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+    ) -> impl Future<Output = Result<UploadAllowance, Error>> + Send {
+        (**self).prepare_upload(ctx, image)
+    }
+
+    fn prepare_download(
+        &self,
+        ctx: &RequestContext,
+        id: ImageId,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).prepare_download(ctx, id)
+    }
+}
+
 /// How much data an upload may bring, as decided by every layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadAllowance {

@@ -906,7 +906,12 @@ async fn the_embedded_stack_runs_every_layer() {
         .unwrap();
     assert!(data_dir.join("portcullis.db").is_file());
     assert!(data_dir.join("images").is_dir() && data_dir.join("staging").is_dir());
+    // Through the Arc, as a server or ingest would share it.
     let repo = &embedded.repo;
+    fn shared<R: ImageRepo>(repo: &R) -> &R {
+        repo
+    }
+    let repo = shared(repo);
     let p1 = RequestContext::for_project("p1", &["member"]);
 
     // Create (authz: own project; policy: member; property protection: x_ may be created).

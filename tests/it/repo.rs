@@ -104,6 +104,7 @@ macro_rules! conformance {
                 remove_marks_deleted_and_respects_protected,
                 list_filters_like_glance,
                 list_pages_cover_every_sort_without_gaps_or_overlap,
+                list_pages_with_identical_timestamps_fall_back_to_ids,
                 list_scope_limits_what_a_project_sees,
                 prepare_upload_only_for_queued_images,
             );
@@ -615,6 +616,35 @@ async fn list_pages_cover_every_sort_without_gaps_or_overlap<R: ImageRepo>(f: Fi
         f.repo.list(&ctx(), &query).await,
         Err(Error::MarkerNotFound { .. })
     ));
+}
+
+async fn list_pages_with_identical_timestamps_fall_back_to_ids<R: ImageRepo>(f: Fixture<R>) {
+    // A pinned clock (PORTCULLIS_NOW) gives every image the same created_at.
+    let at = f.clock.now();
+    let mut all = Vec::new();
+    for _ in 0..7 {
+        let mut image = f.new_image(Some("same"), None);
+        image.created_at = at;
+        image.updated_at = at;
+        all.push(f.add(&image).await);
+    }
+    let mut expected: Vec<ImageId> = all.iter().map(|i| i.id).collect();
+    expected.sort_by(|a, b| b.to_string().cmp(&a.to_string()));
+    let mut walked = Vec::new();
+    let mut marker = None;
+    loop {
+        let query = ListQuery {
+            limit: Some(3),
+            marker,
+            ..ListQuery::default()
+        };
+        let page = f.repo.list(&ctx(), &query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        marker = Some(last.id);
+        walked.extend(page.iter().map(|i| i.id));
+        assert!(walked.len() <= all.len());
+    }
+    assert_eq!(walked, expected);
 }
 
 async fn list_scope_limits_what_a_project_sees<R: ImageRepo>(f: Fixture<R>) {

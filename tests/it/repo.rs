@@ -629,7 +629,7 @@ async fn list_pages_with_identical_timestamps_fall_back_to_ids<R: ImageRepo>(f: 
         all.push(f.add(&image).await);
     }
     let mut expected: Vec<ImageId> = all.iter().map(|i| i.id).collect();
-    expected.sort_by(|a, b| b.to_string().cmp(&a.to_string()));
+    expected.sort_by_key(|id| std::cmp::Reverse(id.to_string()));
     let mut walked = Vec::new();
     let mut marker = None;
     loop {

@@ -25,6 +25,7 @@ mod cert;
 mod chain;
 pub mod dersig;
 mod error;
+mod inputs;
 mod issuer;
 mod key;
 mod keystore;
@@ -42,6 +43,7 @@ use time::OffsetDateTime;
 pub use algorithm::{Curve, HashMethod, KeyFamily, KeyType};
 pub use cert::CertificateSummary;
 pub use error::{CertificateError, ChainError, Error, KeyError, ParamsError, SignatureError};
+pub use inputs::{PropertiesFileError, properties_from_json, trusted_ids_from_text};
 pub use keystore::{
     BadCertificateId, CertificateId, CertificateSource, DirKeyStore, SecretFormat, SourceError,
 };
@@ -385,5 +387,20 @@ impl Verifier {
             chain: self.chain,
             warnings: self.warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn verifier_crosses_threads() {
+        // Ingest holds a Verifier across `.await` points.
+        assert_send::<Verifier>();
+        assert_send::<Verification>();
+        assert_send::<Error>();
     }
 }

@@ -98,7 +98,7 @@ impl SignatureParams {
     /// Fails with [`ParamsError::MissingProperties`] naming every absent
     /// property when only some are present, and otherwise as
     /// [`SignatureParams::from_raw`].
-    pub fn parse(
+    pub fn from_properties(
         properties: &Properties,
         mode: Mode,
     ) -> Result<Option<SignatureParams>, ParamsError> {
@@ -187,13 +187,13 @@ impl SignatureParams {
 }
 
 /// Strict parsing of a full set: an unsigned image is an error here too
-/// (naming all four properties). Use [`SignatureParams::parse`] to tell
+/// (naming all four properties). Use [`SignatureParams::from_properties`] to tell
 /// unsigned images apart.
 impl TryFrom<&Properties> for SignatureParams {
     type Error = ParamsError;
 
     fn try_from(properties: &Properties) -> Result<SignatureParams, ParamsError> {
-        SignatureParams::parse(properties, Mode::Strict)?.ok_or_else(|| {
+        SignatureParams::from_properties(properties, Mode::Strict)?.ok_or_else(|| {
             ParamsError::MissingProperties {
                 missing: PROPERTIES.to_vec(),
             }
@@ -225,17 +225,17 @@ mod tests {
     #[test]
     fn three_cases_are_told_apart() {
         assert_eq!(
-            SignatureParams::parse(&props(&[("os_distro", "x")]), Mode::Strict),
+            SignatureParams::from_properties(&props(&[("os_distro", "x")]), Mode::Strict),
             Ok(None)
         );
-        let params = SignatureParams::parse(&full(), Mode::Strict)
+        let params = SignatureParams::from_properties(&full(), Mode::Strict)
             .unwrap()
             .unwrap();
         assert_eq!(params.signature(), b"ABC");
         assert_eq!(params.hash_method(), HashMethod::Sha256);
         assert_eq!(params.key_type(), KeyType::RsaPss);
         let partial = props(&[(SIGNATURE, "QUJD"), (HASH_METHOD, "SHA-256")]);
-        let err = SignatureParams::parse(&partial, Mode::Strict).unwrap_err();
+        let err = SignatureParams::from_properties(&partial, Mode::Strict).unwrap_err();
         assert_eq!(
             err,
             ParamsError::MissingProperties {
@@ -277,7 +277,7 @@ mod tests {
         );
         // ...while cursive's decoder skips the '!' and reaches the hash method.
         assert_eq!(
-            SignatureParams::parse(&p, Mode::CompatCursive)
+            SignatureParams::from_properties(&p, Mode::CompatCursive)
                 .unwrap_err()
                 .kind(),
             "unsupported_hash_method"
@@ -285,13 +285,13 @@ mod tests {
         p.insert(HASH_METHOD.to_owned(), "SHA-512".to_owned());
         p.insert(KEY_TYPE.to_owned(), "rsa-pss".to_owned());
         assert_eq!(
-            SignatureParams::parse(&p, Mode::CompatCursive)
+            SignatureParams::from_properties(&p, Mode::CompatCursive)
                 .unwrap_err()
                 .kind(),
             "unsupported_key_type"
         );
         p.insert(KEY_TYPE.to_owned(), "ECC_SECT571K1".to_owned());
-        let result = SignatureParams::parse(&p, Mode::CompatCursive);
+        let result = SignatureParams::from_properties(&p, Mode::CompatCursive);
         if cfg!(feature = "binary-curves") {
             assert_eq!(result.unwrap().unwrap().key_type(), KeyType::EccSect571k1);
         } else {

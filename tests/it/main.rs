@@ -1,4 +1,6 @@
 //! The integration-test binary: every test that drives the real `portcullis`
 //! binary or a real database, store or server lives in a module here.
 
+mod sign;
 mod support;
+mod verify;

@@ -965,3 +965,87 @@ fn exit_codes_for_odd_inputs() {
         .assert()
         .code(2);
 }
+
+// --- the library API ingest uses ---------------------------------------------
+
+#[test]
+fn library_streaming_and_shared_digest() {
+    use portcullis::clock::{FixedClock, parse_rfc3339};
+    use portcullis::image::Properties;
+    use portcullis::verify::{
+        DirKeyStore, Mode as LibMode, SignatureParams, Verifier, VerifyOptions,
+    };
+
+    let store = DirKeyStore::open(testdata().join("certs")).unwrap();
+    let clock = FixedClock(parse_rfc3339(FIXTURE_NOW).unwrap());
+    let data = std::fs::read(testdata().join("signatures/data.bin")).unwrap();
+    let properties: Properties = [
+        ("img_signature", signature_b64("p521.sha384")),
+        ("img_signature_hash_method", "SHA-384".to_owned()),
+        ("img_signature_key_type", "ECC_SECP521R1".to_owned()),
+        ("img_signature_certificate_uuid", cert_id("cert-p521")),
+        ("os_distro", "cirros".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let params = SignatureParams::try_from(&properties).unwrap();
+    for mode in [LibMode::Strict, LibMode::CompatCursive] {
+        let options = VerifyOptions {
+            mode,
+            trusted_certificate_ids: None,
+            clock: &clock,
+        };
+        // Streaming in odd chunk sizes.
+        let mut verifier = Verifier::new(&params, &store, &options).unwrap();
+        assert_eq!(
+            verifier.hash_algorithm(),
+            portcullis::hash::HashAlgorithm::Sha384
+        );
+        for chunk in data.chunks(4093) {
+            verifier.update(chunk);
+        }
+        let verification = verifier.finish().unwrap();
+        assert_eq!(verification.signer.id, cert_id("cert-p521"));
+        // A digest computed elsewhere, without any update.
+        let verifier = Verifier::new(&params, &store, &options).unwrap();
+        let digest = {
+            let mut hasher = verifier.hash_algorithm().hasher();
+            hasher.update(&data);
+            hasher.finish()
+        };
+        assert_eq!(verifier.finish_with_digest(&digest).unwrap().digest, digest);
+        // A digest of the wrong algorithm is refused, not checked.
+        let verifier = Verifier::new(&params, &store, &options).unwrap();
+        let sha512 = {
+            let mut hasher = portcullis::hash::HashAlgorithm::Sha512.hasher();
+            hasher.update(&data);
+            hasher.finish()
+        };
+        let err = verifier.finish_with_digest(&sha512).unwrap_err();
+        assert_eq!(err.kind(), "wrong_digest_algorithm");
+        // Streaming tampered data fails.
+        let mut verifier = Verifier::new(&params, &store, &options).unwrap();
+        verifier.update(&data[1..]);
+        assert_eq!(verifier.finish().unwrap_err().kind(), "bad_signature");
+    }
+    // Unsigned, partial and full sets are told apart before any data.
+    let unsigned: Properties = [("os_distro".to_owned(), "x".to_owned())]
+        .into_iter()
+        .collect();
+    assert!(
+        SignatureParams::from_properties(&unsigned, LibMode::Strict)
+            .unwrap()
+            .is_none()
+    );
+    let mut partial = properties.clone();
+    partial.remove("img_signature_key_type");
+    partial.remove("img_signature");
+    let err = SignatureParams::from_properties(&partial, LibMode::CompatCursive).unwrap_err();
+    assert_eq!(err.kind(), "missing_property");
+    assert!(
+        err.to_string()
+            .contains("img_signature, img_signature_key_type"),
+        "{err}"
+    );
+}

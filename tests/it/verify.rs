@@ -617,6 +617,15 @@ fn chains_in_both_modes() {
         &chain_case("chain-leaf-under-expired", &["root-ca", "inter-expired"]),
         Err("untrusted_chain"),
     );
+    // Names: the string type (UTF8 vs Printable) is ignored, case is not.
+    check_both(
+        &chain_case("chain-leaf-direct", &["root-ca-printable"]),
+        Ok(()),
+    );
+    check_both(
+        &chain_case("chain-leaf-direct", &["root-ca-lowercase"]),
+        Err("untrusted_chain"),
+    );
     // pathLen 0 on the root, an intermediate below it.
     check_both(
         &chain_case("chain-leaf-pl", &["root-pl0", "inter-pl"]),

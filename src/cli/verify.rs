@@ -153,7 +153,7 @@ fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
 
 /// An open image: a file or standard input, and its size when known.
 pub(super) struct ImageInput {
-    reader: Box<dyn Read>,
+    reader: Box<dyn Read + Send>,
     size: Option<u64>,
 }
 
@@ -163,7 +163,7 @@ pub(super) struct ImageInput {
 pub(super) fn open_image(path: &Path) -> Result<ImageInput, String> {
     if path == Path::new("-") {
         return Ok(ImageInput {
-            reader: Box::new(std::io::stdin().lock()),
+            reader: Box::new(std::io::stdin()),
             size: None,
         });
     }
@@ -181,8 +181,13 @@ pub(super) fn open_image(path: &Path) -> Result<ImageInput, String> {
     })
 }
 
+/// Buffers in flight between the reading thread and the hashing thread.
+const N_BUFFERS: usize = 3;
+
 /// Hashes the whole image once with `algorithm`; returns the digest and the
-/// byte count. Shows a progress bar on a terminal for large images.
+/// byte count. A second thread reads while this one hashes, so the copy out
+/// of the page cache overlaps the hash. Shows a progress bar on a terminal
+/// for large images.
 ///
 /// Fails with a message when reading fails.
 pub(super) fn hash_image(
@@ -190,10 +195,54 @@ pub(super) fn hash_image(
     algorithm: HashAlgorithm,
     label: &Path,
 ) -> Result<(Digest, u64), String> {
+    use std::sync::mpsc::sync_channel;
+    let (full_tx, full_rx) = sync_channel::<std::io::Result<Vec<u8>>>(N_BUFFERS);
+    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(N_BUFFERS);
+    for _ in 0..N_BUFFERS {
+        // The channel has room for every buffer, so this cannot block or fail.
+        let _ = free_tx.send(vec![0u8; CHUNK]);
+    }
+    let size = image.size;
+    let reader = &mut image.reader;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while let Ok(mut buffer) = free_rx.recv() {
+                buffer.resize(CHUNK, 0);
+                let result = loop {
+                    match reader.read(&mut buffer) {
+                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                let message = match result {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buffer.truncate(n);
+                        Ok(buffer)
+                    }
+                    Err(err) => Err(err),
+                };
+                let failed = message.is_err();
+                if full_tx.send(message).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        // Owns the receiving ends, so the reader stops as soon as this returns.
+        consume(full_rx, free_tx, algorithm, size, label)
+    })
+}
+
+fn consume(
+    full: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    free: std::sync::mpsc::SyncSender<Vec<u8>>,
+    algorithm: HashAlgorithm,
+    size: Option<u64>,
+    label: &Path,
+) -> Result<(Digest, u64), String> {
     let mut hasher = algorithm.hasher();
-    let mut buffer = vec![0u8; CHUNK];
     let mut n_bytes = 0u64;
-    let progress = match image.size {
+    let progress = match size {
         Some(size) if size > PROGRESS_THRESHOLD && std::io::stderr().is_terminal() => {
             let bar = indicatif::ProgressBar::new(size);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -205,18 +254,16 @@ pub(super) fn hash_image(
         }
         _ => None,
     };
-    loop {
-        let n = match image.reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(format!("cannot read image {}: {err}", label.display())),
-        };
-        hasher.update(&buffer[..n]);
-        n_bytes += n as u64;
+    for message in full {
+        let buffer =
+            message.map_err(|err| format!("cannot read image {}: {err}", label.display()))?;
+        hasher.update(&buffer);
+        n_bytes += buffer.len() as u64;
         if let Some(bar) = &progress {
             bar.set_position(n_bytes);
         }
+        // The reader may already have stopped; then the buffer is simply dropped.
+        let _ = free.send(buffer);
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();

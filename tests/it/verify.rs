@@ -1058,3 +1058,20 @@ fn library_streaming_and_shared_digest() {
         "{err}"
     );
 }
+
+#[test]
+fn ecdsa_high_s_is_accepted() {
+    // cursive (OpenSSL) has no low-S rule: s and n - s both verify.
+    let base = case("p384.sha512", "SHA-512", "ECC_SECP384R1", "cert-p384");
+    let der = decode(&base.signature);
+    let sig = p384::ecdsa::Signature::from_der(&der).unwrap();
+    let (r, s) = sig.split_scalars();
+    use p384::elliptic_curve::PrimeField as _;
+    let flipped = p384::ecdsa::Signature::from_scalars(r.to_repr(), (-s).to_repr()).unwrap();
+    let flipped = flipped.to_der().as_bytes().to_vec();
+    assert_ne!(flipped, der);
+    let mut case = base.clone();
+    case.signature = encode(&flipped);
+    check_both(&base, Ok(()));
+    check_both(&case, Ok(()));
+}

@@ -11,13 +11,12 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use super::{Exit, OutputFormat};
 use crate::hash::{Digest, HashAlgorithm};
 use crate::image::Properties;
 use crate::verify::{
-    self, CertificateSummary, DirKeyStore, Mode, SignatureParams, Verifier, VerifyOptions,
+    self, CertificateSummary, DirKeyStore, Mode, SignatureParams, Verifier, VerifyOptions, rfc3339,
 };
 
 /// Images larger than this get a progress bar when stderr is a terminal.
@@ -81,11 +80,6 @@ struct CertificateJson {
     not_before: String,
     not_after: String,
     sha256_fingerprint: String,
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
 }
 
 impl From<&CertificateSummary> for CertificateJson {

@@ -70,11 +70,6 @@ impl Error {
     }
 }
 
-fn rfc3339(at: &OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
-}
-
 fn cursive_reason(reason: &str) -> String {
     format!("Signature verification for the image failed: {reason}.")
 }
@@ -336,8 +331,8 @@ pub enum ChainError {
     /// The signing certificate's validity ended before the verification time.
     #[error(
         "signing certificate {id} expired at {} (verification time {})",
-        rfc3339(.not_after),
-        rfc3339(.at)
+        super::rfc3339(*.not_after),
+        super::rfc3339(*.at)
     )]
     SignerExpired {
         /// The certificate id.
@@ -350,8 +345,8 @@ pub enum ChainError {
     /// The signing certificate's validity starts after the verification time.
     #[error(
         "signing certificate {id} is not valid before {} (verification time {})",
-        rfc3339(.not_before),
-        rfc3339(.at)
+        super::rfc3339(*.not_before),
+        super::rfc3339(*.at)
     )]
     SignerNotYetValid {
         /// The certificate id.

@@ -368,7 +368,7 @@ fn left_pad(magnitude: &[u8], len: usize) -> Option<Vec<u8>> {
 
 /// Builds an ECDSA signature from DER magnitudes for a RustCrypto curve;
 /// `None` when r or s is zero or not below the group order.
-fn ecdsa_signature<C>(r: &[u8], s: &[u8]) -> Option<ecdsa::Signature<C>>
+pub(crate) fn ecdsa_signature<C>(r: &[u8], s: &[u8]) -> Option<ecdsa::Signature<C>>
 where
     C: ecdsa::EcdsaCurve + elliptic_curve::CurveArithmetic,
 {
@@ -479,25 +479,34 @@ fn verify_pss_auto_salt(
     digest: &[u8],
     signature: &[u8],
 ) -> bool {
-    fn check<D>(key: &rsa::PublicKey, digest: &[u8], signature: &[u8]) -> bool
-    where
-        D: digest::Digest + digest::FixedOutputReset,
-    {
-        let Ok(signature) =
-            rsa::pss::Signature::from_bytes_with_max_len(signature, signature.len())
-        else {
-            return false;
-        };
-        rsa::pss::VerifyingKey::<D>::new_with_auto_salt_len(key.clone())
-            .verify_prehash(digest, &signature)
-            .is_ok()
-    }
     match hash_method {
-        HashMethod::Sha224 => check::<sha2::Sha224>(key, digest, signature),
-        HashMethod::Sha256 => check::<sha2::Sha256>(key, digest, signature),
-        HashMethod::Sha384 => check::<sha2::Sha384>(key, digest, signature),
-        HashMethod::Sha512 => check::<sha2::Sha512>(key, digest, signature),
+        HashMethod::Sha224 => verify_pss::<sha2::Sha224>(key, None, digest, signature),
+        HashMethod::Sha256 => verify_pss::<sha2::Sha256>(key, None, digest, signature),
+        HashMethod::Sha384 => verify_pss::<sha2::Sha384>(key, None, digest, signature),
+        HashMethod::Sha512 => verify_pss::<sha2::Sha512>(key, None, digest, signature),
     }
+}
+
+/// RSASSA-PSS over a precomputed `D` digest, MGF1 with `D`; `salt_len`
+/// `None` recovers the salt length from the signature.
+pub(crate) fn verify_pss<D>(
+    key: &rsa::PublicKey,
+    salt_len: Option<usize>,
+    digest: &[u8],
+    signature: &[u8],
+) -> bool
+where
+    D: digest::Digest + digest::FixedOutputReset,
+{
+    let Ok(signature) = rsa::pss::Signature::from_bytes_with_max_len(signature, signature.len())
+    else {
+        return false;
+    };
+    let verifier = match salt_len {
+        Some(salt_len) => rsa::pss::VerifyingKey::<D>::new_with_salt_len(key.clone(), salt_len),
+        None => rsa::pss::VerifyingKey::<D>::new_with_auto_salt_len(key.clone()),
+    };
+    verifier.verify_prehash(digest, &signature).is_ok()
 }
 
 #[cfg(test)]

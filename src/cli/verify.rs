@@ -382,10 +382,12 @@ fn print(args: &VerifyArgs, report: &Report, exit: Exit) {
             );
         }
         (Some(error), Exit::Rejected) => {
-            eprintln!("rejected: {} [{}]", error.message, error.kind);
-            if let Some(cursive) = &error.cursive_message {
-                eprintln!("cursive would report: {cursive}");
-            }
+            let cursive = error
+                .cursive_message
+                .as_ref()
+                .map(|message| format!(" (cursive reports: {message:?})"))
+                .unwrap_or_default();
+            eprintln!("rejected: {} [{}]{cursive}", error.message, error.kind);
         }
         (Some(error), _) => eprintln!("error: {} [{}]", error.message, error.kind),
     }

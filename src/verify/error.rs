@@ -79,7 +79,7 @@ fn cursive_reason(reason: &str) -> String {
 pub enum ParamsError {
     /// Some of the four properties are absent.
     #[error(
-        "image property {} missing: a signed image needs all of img_signature, img_signature_hash_method, img_signature_key_type and img_signature_certificate_uuid",
+        "{} missing: a signed image needs all of img_signature, img_signature_hash_method, img_signature_key_type and img_signature_certificate_uuid",
         list_missing(.missing)
     )]
     MissingProperties {
@@ -121,8 +121,8 @@ pub enum ParamsError {
 
 fn list_missing(missing: &[&'static str]) -> String {
     match missing {
-        [one] => format!("{one} is"),
-        _ => format!("{} are", missing.join(", ")),
+        [one] => format!("image property {one} is"),
+        _ => format!("image properties {} are", missing.join(", ")),
     }
 }
 

@@ -448,8 +448,19 @@ fn properties_names_and_order() {
     check(&case, Mode::Cursive, Err("unsupported_hash_method"));
     // An empty signature is reported after the certificate is fetched.
     let mut case = base.clone();
+    for empty in ["", " \r\n\t "] {
+        case.signature = empty.to_owned();
+        check_both(&case, Err("empty_signature"));
+    }
+    // "====" is misplaced padding to the strict decoder, nothing at all to cursive's.
+    case.signature = "====".to_owned();
+    check(&case, Mode::Strict, Err("bad_encoding"));
+    let outcome = check(&case, Mode::Cursive, Err("empty_signature"));
+    assert_eq!(
+        outcome.json["error"]["cursive_message"],
+        "Signature verification for the image failed: Error occurred while creating the verifier."
+    );
     case.signature = String::new();
-    check_both(&case, Err("empty_signature"));
     case.cert_uuid = "00000000-0000-4000-8000-000000000000".to_owned();
     check_both(&case, Err("certificate_not_found"));
 }
@@ -954,6 +965,26 @@ fn exit_codes_for_odd_inputs() {
         assert_eq!(json["error"]["kind"], kind, "{args:?}: {json:#}");
         assert_eq!(json["verified"], false);
     }
+    // cursive names only the first missing property, and the uuid under a wrong name.
+    let output = sample_cmd()
+        .args([
+            image,
+            "--cert-dir",
+            "certs",
+            "--compat",
+            "cursive",
+            "--format",
+            "json",
+            "--properties",
+        ])
+        .arg(&partial)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        json["error"]["cursive_message"],
+        "Signature verification for the image failed: Required image properties for signature verification do not exist. Cannot verify signature. Missing property: img_signature_uuid."
+    );
     // The partial set names every missing property.
     sample_cmd()
         .args([image, "--cert-dir", "certs", "--properties"])

@@ -123,7 +123,7 @@ struct Report {
 /// How a run ended, before printing.
 enum Failure {
     /// Exit 1.
-    Rejected(verify::Error),
+    Rejected(Box<verify::Error>),
     /// Exit 2, with a kind for JSON.
     Usage { kind: &'static str, message: String },
 }
@@ -411,14 +411,14 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
     let mut image = open_image(&args.image).map_err(|message| usage("io_error", message))?;
     report.image_size = image.size;
     let params = SignatureParams::from_properties(&properties, mode)
-        .map_err(|err| Failure::Rejected(err.into()))?
+        .map_err(|err| Failure::Rejected(Box::new(err.into())))?
         .ok_or_else(|| {
-            Failure::Rejected(
+            Failure::Rejected(Box::new(
                 verify::ParamsError::MissingProperties {
                     missing: verify::PROPERTIES.to_vec(),
                 }
                 .into(),
-            )
+            ))
         })?;
     report.hash_method = Some(params.hash_method().name());
     report.key_type = Some(params.key_type().name());
@@ -428,7 +428,8 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
         trusted_certificate_ids: trusted.as_deref(),
         clock: clock.as_ref(),
     };
-    let verifier = Verifier::new(&params, &store, &options).map_err(Failure::Rejected)?;
+    let verifier =
+        Verifier::new(&params, &store, &options).map_err(|err| Failure::Rejected(Box::new(err)))?;
     report.signer = Some(verifier.signer().into());
     report.chain = verifier
         .chain()
@@ -449,7 +450,7 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
     report.digest = Some(digest.to_hex());
     verifier
         .finish_with_digest(&digest)
-        .map_err(Failure::Rejected)?;
+        .map_err(|err| Failure::Rejected(Box::new(err)))?;
     report.verified = true;
     Ok(())
 }

@@ -289,6 +289,7 @@ fn build_first_match(
                 subject: current.subject_text(),
                 issuer: current.issuer_text(),
                 at_signer: current_node == Node::Signer,
+                stuck_id: current.id().to_owned(),
                 rejected,
             });
         };
@@ -346,6 +347,7 @@ enum DeadEnd {
         subject: String,
         issuer: String,
         at_signer: bool,
+        stuck_id: String,
         rejected: Vec<String>,
     },
     Loop {
@@ -442,6 +444,7 @@ impl Search<'_> {
                 subject: current.subject_text(),
                 issuer: current.issuer_text(),
                 at_signer: current_node == Node::Signer,
+                stuck_id: current.id().to_owned(),
                 rejected,
             });
         }
@@ -475,6 +478,7 @@ fn build_with_backtracking(
                 subject,
                 issuer,
                 at_signer,
+                stuck_id,
                 rejected,
             } => {
                 return Err(ChainError::NoIssuer {
@@ -482,6 +486,7 @@ fn build_with_backtracking(
                     subject,
                     issuer,
                     at_signer,
+                    stuck_id,
                     rejected,
                 });
             }

@@ -27,12 +27,19 @@ pub enum Error {
     /// The certificate's key does not fit the key type or the policy.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// Certificate-chain validation rejected the signing certificate.
+    /// Certificate-chain validation rejected the signing certificate
+    /// (boxed: chain errors carry the most context).
     #[error(transparent)]
-    Chain(#[from] ChainError),
+    Chain(Box<ChainError>),
     /// The signature itself is malformed or does not match the data.
     #[error(transparent)]
     Signature(#[from] SignatureError),
+}
+
+impl From<ChainError> for Error {
+    fn from(error: ChainError) -> Error {
+        Error::Chain(Box::new(error))
+    }
 }
 
 impl Error {
@@ -378,6 +385,8 @@ pub enum ChainError {
         issuer: String,
         /// Whether the builder got stuck at the signing certificate itself.
         at_signer: bool,
+        /// Key-store id of the certificate the builder got stuck at.
+        stuck_id: String,
         /// Candidates with the right name that were rejected, and why.
         rejected: Vec<String>,
     },
@@ -476,10 +485,16 @@ impl ChainError {
                 "Certificate chain building failed. Could not locate the signing certificate for the base certificate in the set of trusted certificates."
                     .to_owned(),
             ),
-            ChainError::NoIssuer { id, at_signer, .. } => Some(if *at_signer {
+            // Above the signer, cursive's message is truncated to the id of
+            // the certificate it got stuck at (an operator-precedence bug).
+            ChainError::NoIssuer {
+                at_signer,
+                stuck_id,
+                ..
+            } => Some(if *at_signer {
                 "Certificate chain building failed. Could not locate the signing certificate for the base certificate in the set of trusted certificates.".to_owned()
             } else {
-                format!("certificate '{id}'")
+                format!("certificate '{stuck_id}'")
             }),
             ChainError::SignerExpired { .. } | ChainError::SignerNotYetValid { .. } => {
                 Some("The certificate is outside its valid date range.".to_owned())

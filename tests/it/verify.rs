@@ -706,7 +706,7 @@ fn strict_chain_deviations() {
     let outcome = check(&case, Mode::Cursive, Err("untrusted_chain"));
     assert_eq!(
         outcome.json["error"]["cursive_message"],
-        format!("certificate '{}'", cert_id("chain-leaf-bt"))
+        format!("certificate '{}'", cert_id("inter-bt-orphan"))
     );
 }
 

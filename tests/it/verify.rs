@@ -144,22 +144,35 @@ const HASHES: [(&str, &str); 4] = [
     ("sha512", "SHA-512"),
 ];
 
+/// Key fixtures with a Glance key type, pure Rust and binary curves.
+const PURE_RUST_KEYS: [(&str, &str); 4] = [
+    ("rsa2048", "RSA-PSS"),
+    ("p384", "ECC_SECP384R1"),
+    ("p521", "ECC_SECP521R1"),
+    ("dsa2048", "DSA"),
+];
+const BINARY_CURVE_KEYS: [(&str, &str); 4] = [
+    ("sect409k1", "ECC_SECT409K1"),
+    ("sect409r1", "ECC_SECT409R1"),
+    ("sect571k1", "ECC_SECT571K1"),
+    ("sect571r1", "ECC_SECT571R1"),
+];
+
+/// The signature of `key` over data.bin with `hash`, checked against its own certificate.
+fn own_case(key: &str, hash: &str, method: &str, key_type: &str) -> Case {
+    case(
+        &format!("{key}.{hash}"),
+        method,
+        key_type,
+        &format!("cert-{key}"),
+    )
+}
+
 #[test]
 fn every_pure_rust_key_type_and_hash_verifies_in_both_modes() {
     for (hash, method) in HASHES {
-        for (key, key_type) in [
-            ("rsa2048", "RSA-PSS"),
-            ("p384", "ECC_SECP384R1"),
-            ("p521", "ECC_SECP521R1"),
-            ("dsa2048", "DSA"),
-        ] {
-            let case = case(
-                &format!("{key}.{hash}"),
-                method,
-                key_type,
-                &format!("cert-{key}"),
-            );
-            check_both(&case, Ok(()));
+        for (key, key_type) in PURE_RUST_KEYS {
+            check_both(&own_case(key, hash, method, key_type), Ok(()));
         }
     }
 }
@@ -168,19 +181,8 @@ fn every_pure_rust_key_type_and_hash_verifies_in_both_modes() {
 #[test]
 fn every_binary_curve_and_hash_verifies_in_both_modes() {
     for (hash, method) in HASHES {
-        for (key, key_type) in [
-            ("sect409k1", "ECC_SECT409K1"),
-            ("sect409r1", "ECC_SECT409R1"),
-            ("sect571k1", "ECC_SECT571K1"),
-            ("sect571r1", "ECC_SECT571R1"),
-        ] {
-            let case = case(
-                &format!("{key}.{hash}"),
-                method,
-                key_type,
-                &format!("cert-{key}"),
-            );
-            check_both(&case, Ok(()));
+        for (key, key_type) in BINARY_CURVE_KEYS {
+            check_both(&own_case(key, hash, method, key_type), Ok(()));
         }
     }
 }
@@ -201,18 +203,8 @@ fn binary_curve_under_another_ecc_name_only_in_cursive_mode() {
 #[cfg(not(feature = "binary-curves"))]
 #[test]
 fn binary_curves_are_not_supported_by_this_build() {
-    for (key, key_type) in [
-        ("sect409k1", "ECC_SECT409K1"),
-        ("sect409r1", "ECC_SECT409R1"),
-        ("sect571k1", "ECC_SECT571K1"),
-        ("sect571r1", "ECC_SECT571R1"),
-    ] {
-        let case = case(
-            &format!("{key}.sha256"),
-            "SHA-256",
-            key_type,
-            &format!("cert-{key}"),
-        );
+    for (key, key_type) in BINARY_CURVE_KEYS {
+        let case = own_case(key, "sha256", "SHA-256", key_type);
         for mode in BOTH {
             let outcome = check(&case, mode, Err("unsupported_by_build"));
             assert!(

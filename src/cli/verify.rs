@@ -21,8 +21,12 @@ use crate::verify::{
 
 /// Images larger than this get a progress bar when stderr is a terminal.
 const PROGRESS_THRESHOLD: u64 = 64 * 1024 * 1024;
-/// Read size: large enough that syscalls and copies vanish next to hashing.
-const CHUNK: usize = 1024 * 1024;
+/// Read size. Small enough that each chunk is still in the L2 cache when it
+/// is hashed right after the copy out of the page cache (measured: 64 KiB
+/// reads beat 1 MiB reads by ~30%, and a separate reading thread was slower
+/// still because the data then crosses cores); large enough that syscalls
+/// cost nothing.
+const CHUNK: usize = 64 * 1024;
 
 /// Behaviour to reproduce instead of strict mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,7 +151,7 @@ fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
 
 /// An open image: a file or standard input, and its size when known.
 pub(super) struct ImageInput {
-    reader: Box<dyn Read + Send>,
+    reader: Box<dyn Read>,
     size: Option<u64>,
 }
 
@@ -175,13 +179,8 @@ pub(super) fn open_image(path: &Path) -> Result<ImageInput, String> {
     })
 }
 
-/// Buffers in flight between the reading thread and the hashing thread.
-const N_BUFFERS: usize = 3;
-
 /// Hashes the whole image once with `algorithm`; returns the digest and the
-/// byte count. A second thread reads while this one hashes, so the copy out
-/// of the page cache overlaps the hash. Shows a progress bar on a terminal
-/// for large images.
+/// byte count. Shows a progress bar on a terminal for large images.
 ///
 /// Fails with a message when reading fails.
 pub(super) fn hash_image(
@@ -189,54 +188,10 @@ pub(super) fn hash_image(
     algorithm: HashAlgorithm,
     label: &Path,
 ) -> Result<(Digest, u64), String> {
-    use std::sync::mpsc::sync_channel;
-    let (full_tx, full_rx) = sync_channel::<std::io::Result<Vec<u8>>>(N_BUFFERS);
-    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(N_BUFFERS);
-    for _ in 0..N_BUFFERS {
-        // The channel has room for every buffer, so this cannot block or fail.
-        let _ = free_tx.send(vec![0u8; CHUNK]);
-    }
-    let size = image.size;
-    let reader = &mut image.reader;
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            while let Ok(mut buffer) = free_rx.recv() {
-                buffer.resize(CHUNK, 0);
-                let result = loop {
-                    match reader.read(&mut buffer) {
-                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                        other => break other,
-                    }
-                };
-                let message = match result {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buffer.truncate(n);
-                        Ok(buffer)
-                    }
-                    Err(err) => Err(err),
-                };
-                let failed = message.is_err();
-                if full_tx.send(message).is_err() || failed {
-                    break;
-                }
-            }
-        });
-        // Owns the receiving ends, so the reader stops as soon as this returns.
-        consume(full_rx, free_tx, algorithm, size, label)
-    })
-}
-
-fn consume(
-    full: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    free: std::sync::mpsc::SyncSender<Vec<u8>>,
-    algorithm: HashAlgorithm,
-    size: Option<u64>,
-    label: &Path,
-) -> Result<(Digest, u64), String> {
     let mut hasher = algorithm.hasher();
+    let mut buffer = vec![0u8; CHUNK];
     let mut n_bytes = 0u64;
-    let progress = match size {
+    let progress = match image.size {
         Some(size) if size > PROGRESS_THRESHOLD && std::io::stderr().is_terminal() => {
             let bar = indicatif::ProgressBar::new(size);
             if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -248,16 +203,18 @@ fn consume(
         }
         _ => None,
     };
-    for message in full {
-        let buffer =
-            message.map_err(|err| format!("cannot read image {}: {err}", label.display()))?;
-        hasher.update(&buffer);
-        n_bytes += buffer.len() as u64;
+    loop {
+        let n = match image.reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(format!("cannot read image {}: {err}", label.display())),
+        };
+        hasher.update(&buffer[..n]);
+        n_bytes += n as u64;
         if let Some(bar) = &progress {
             bar.set_position(n_bytes);
         }
-        // The reader may already have stopped; then the buffer is simply dropped.
-        let _ = free.send(buffer);
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();

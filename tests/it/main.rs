@@ -2,5 +2,7 @@
 //! binary or a real database, store or server lives in a module here.
 
 mod repo;
+mod sign;
 mod store;
 mod support;
+mod verify;

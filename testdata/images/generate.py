@@ -361,7 +361,8 @@ def main():
         vhdx_images()
         vmdk_images(tmp)
         disc_and_partition_images()
-    print(f"wrote {len(os.listdir(OUT)) - len(KEEP)} images to {OUT}")
+    images = [name for name in os.listdir(OUT) if name not in KEEP]
+    print(f"wrote {len(images)} images to {OUT}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tempfile
 import uuid
 
 OUT = os.path.dirname(os.path.abspath(__file__))
-KEEP = {"README.md", "generate.py"}
+KEEP = {"README.md", "generate.py", "compare-oslo.py"}
 MIB = 1 << 20
 
 

@@ -563,6 +563,35 @@ mod tests {
         }
     }
 
+    /// An RSA modulus that is even, or an exponent wider than the modulus,
+    /// is an error, not a panic in the big-integer arithmetic.
+    #[test]
+    fn rsa_degenerate_components_are_errors_not_panics() {
+        let n_odd = [vec![0xc5; 256], vec![0x01; 1]].concat();
+        let n_even = [vec![0xc5; 256], vec![0x02; 1]].concat();
+        for (n, e) in [
+            (n_even.clone(), vec![0x01, 0x00, 0x01]),
+            (n_odd.clone(), [vec![0x01], vec![0x00; 300]].concat()),
+            (n_even, vec![0x03]),
+        ] {
+            let mut body = Vec::new();
+            let (mut n_int, mut e_int) = (Vec::new(), Vec::new());
+            // INTEGERs are positive: a leading byte >= 0x80 needs a zero before it.
+            tlv::encode(tlv::INTEGER, &[&[0][..], &n].concat(), &mut n_int);
+            tlv::encode(tlv::INTEGER, &e, &mut e_int);
+            body.extend_from_slice(&n_int);
+            body.extend_from_slice(&e_int);
+            let mut key = Vec::new();
+            tlv::encode(tlv::SEQUENCE, &body, &mut key);
+            assert!(
+                PublicKey::rsa(&key).is_err(),
+                "n = ..{:02x}, e of {} bytes accepted",
+                n[n.len() - 1],
+                e.len()
+            );
+        }
+    }
+
     /// Regression: a DSA public value narrower or wider than p reached
     /// crypto-bigint's precision assertion (found by the mutation proptest).
     #[test]

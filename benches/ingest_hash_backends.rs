@@ -49,11 +49,22 @@ fn main() {
             &chunk,
         );
         println!("ratio md5 md-5/openssl        {:8.2}", rust_md5 / ossl_md5);
-        println!("ratio sha512 sha2/openssl     {:8.2}", rust_sha512 / ossl_sha512);
+        println!(
+            "ratio sha512 sha2/openssl     {:8.2}",
+            rust_sha512 / ossl_sha512
+        );
     }
 
     let mut ours_md5 = HashAlgorithm::Md5.hasher();
-    measure("portcullis Hasher md5", |data| ours_md5.update(data), &chunk);
+    measure(
+        "portcullis Hasher md5",
+        |data| ours_md5.update(data),
+        &chunk,
+    );
     let mut ours_sha512 = HashAlgorithm::Sha512.hasher();
-    measure("portcullis Hasher sha512", |data| ours_sha512.update(data), &chunk);
+    measure(
+        "portcullis Hasher sha512",
+        |data| ours_sha512.update(data),
+        &chunk,
+    );
 }

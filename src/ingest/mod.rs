@@ -1,1 +1,7 @@
-//! (being built)
+//! The one-pass upload pipeline and its commit protocol, and crash recovery.
+//!
+//! (commit protocol being built)
+
+pub mod limit;
+pub mod pump;
+pub mod workers;

@@ -3,5 +3,7 @@
 //! (commit protocol being built)
 
 pub mod limit;
+pub mod lock;
 pub mod pump;
+pub mod source;
 pub mod workers;

@@ -108,15 +108,6 @@ pub enum Error {
         #[source]
         source: crate::repo::Error,
     },
-    /// The upload lock file could not be created.
-    #[error("image {id}: cannot create the upload lock file")]
-    Lock {
-        /// The image.
-        id: ImageId,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
     /// A hashing thread failed.
     #[error("image {id}: hashing failed")]
     Worker {
@@ -162,7 +153,6 @@ impl Error {
             Error::Stream { .. } => "stream_failed",
             Error::Store { .. } => "store_failed",
             Error::Repo { source, .. } => source.kind(),
-            Error::Lock { .. } => "lock_failed",
             Error::Worker { .. } => "hashing_failed",
         }
     }
@@ -182,7 +172,6 @@ impl Error {
             Error::NoCertDir { .. }
             | Error::Stream { .. }
             | Error::Store { .. }
-            | Error::Lock { .. }
             | Error::Worker { .. } => false,
         }
     }

@@ -3,7 +3,6 @@
 //! (commit protocol being built)
 
 pub mod limit;
-pub mod lock;
 pub mod pump;
 pub mod source;
 pub mod workers;

@@ -17,7 +17,6 @@
 //! `Status::Active`.
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,6 +27,7 @@ use crate::config::{Compat, IngestSettings};
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Location, Status};
 use crate::repo::ImageRepo;
+use crate::repo::Error as RepoError;
 use crate::store::{Staged, Store, UploadLock};
 use crate::verify::{self, SignatureParams, Verifier};
 
@@ -37,13 +37,11 @@ use super::pump::{ChunkSink, Observe, PumpError, pump};
 use super::workers::HashPlan;
 
 /// Everything the uploads into one data directory share.
-pub struct Uploader {
+pub struct Uploader<R> {
     /// The repository stack.
-    pub repo: Arc<dyn ImageRepo>,
+    pub repo: Arc<R>,
     /// The data store.
-    pub store: Arc<Store>,
-    /// The data directory (upload locks live under it).
-    pub data_dir: PathBuf,
+    pub store: Store,
     /// Upload settings.
     pub settings: IngestSettings,
     /// The clock for certificate checks and timestamps.
@@ -62,7 +60,7 @@ pub struct UploadData<S> {
 /// Progress callback: told the byte count after each chunk.
 pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
 
-impl Uploader {
+impl<R: ImageRepo + 'static> Uploader<R> {
     /// Uploads `data` to the queued image `id` and makes it `active`.
     ///
     /// On any failure the image is left `queued` (or untouched when the
@@ -80,7 +78,7 @@ impl Uploader {
         let repo_error = |source| Error::Repo { id: *id, source };
 
         // 1. The image and the signature policy.
-        let queued = self.repo.get(ctx, id).await.map_err(repo_error)?;
+        let queued = self.repo.get(ctx, *id).await.map_err(repo_error)?;
         if queued.status != Status::Queued {
             return Err(Error::NotQueued {
                 id: *id,
@@ -103,7 +101,8 @@ impl Uploader {
             .repo
             .prepare_upload(ctx, &queued)
             .await
-            .map_err(repo_error)?;
+            .map_err(repo_error)?
+            .max_bytes;
 
         // 4. The lock (liveness for crash recovery), then queued → saving.
         let lock = self
@@ -114,20 +113,20 @@ impl Uploader {
         let mut saving = queued.clone();
         saving.status = Status::Saving;
         saving.updated_at = self.clock.now();
-        match self.repo.save(ctx, &saving, Some(Status::Queued)).await {
-            Ok(()) => {}
-            Err(err) if err.is_conflict() => return Err(Error::Conflict { id: *id }),
+        let saving = match self.repo.save(ctx, &saving, Some(Status::Queued)).await {
+            Ok(saving) => saving,
+            Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
             Err(err) => return Err(repo_error(err)),
-        }
+        };
         let staged = match self.store.stage(*id).await {
             Ok(staged) => staged,
             Err(source) => {
-                let guard = Guard::new(self, ctx, queued.clone(), None, lock);
+                let guard = Guard::new(self, ctx, saving, None, lock);
                 guard.rollback().await;
                 return Err(Error::Store { id: *id, source });
             }
         };
-        let mut guard = Guard::new(self, ctx, queued.clone(), Some(staged), lock);
+        let mut guard = Guard::new(self, ctx, saving.clone(), Some(staged), lock);
 
         // 5. One pass over the data.
         let plan = HashPlan {
@@ -165,7 +164,7 @@ impl Uploader {
         };
 
         // 8. One transaction: the data fields and `active`, from `saving`.
-        let mut active = queued;
+        let mut active = saving;
         active.status = Status::Active;
         active.size = Some(pass.n_bytes);
         active.virtual_size = virtual_size.or(Some(pass.n_bytes));
@@ -174,12 +173,16 @@ impl Uploader {
         active.os_hash_value = Some(pass.digests.os_hash.to_hex());
         active.locations = vec![location];
         active.updated_at = self.clock.now();
-        if let Err(err) = self.repo.save(ctx, &active, Some(Status::Saving)).await {
-            guard.rollback().await;
-            return Err(repo_error(err));
+        match self.repo.save(ctx, &active, Some(Status::Saving)).await {
+            Ok(active) => {
+                guard.disarm();
+                Ok(active)
+            }
+            Err(err) => {
+                guard.rollback().await;
+                Err(repo_error(err))
+            }
         }
-        guard.disarm();
-        Ok(active)
     }
 
     /// Parses the signature properties: `None` for an unsigned image.
@@ -250,27 +253,28 @@ impl ChunkSink for StagedSink<'_> {
 /// Owns an upload from `saving` until it ends: on rollback (or drop, on any
 /// early return or cancellation) it aborts the staged write, deletes a
 /// committed-but-unrecorded location, and returns the image to `queued`.
-struct Guard<'a> {
-    uploader: &'a Uploader,
+struct Guard<'a, R: ImageRepo + 'static> {
+    uploader: &'a Uploader<R>,
     ctx: &'a RequestContext,
-    queued: Image,
+    /// The image as it is while `saving`; rollback saves it back as `queued`.
+    saving: Image,
     staged: Option<Staged>,
     committed: Option<Location>,
     lock: Option<UploadLock>,
 }
 
-impl<'a> Guard<'a> {
+impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
     fn new(
-        uploader: &'a Uploader,
+        uploader: &'a Uploader<R>,
         ctx: &'a RequestContext,
-        queued: Image,
+        saving: Image,
         staged: Option<Staged>,
         lock: UploadLock,
-    ) -> Guard<'a> {
+    ) -> Guard<'a, R> {
         Guard {
             uploader,
             ctx,
-            queued,
+            saving,
             staged,
             committed: None,
             lock: Some(lock),
@@ -293,19 +297,20 @@ impl<'a> Guard<'a> {
         if let Some(staged) = self.staged.take()
             && let Err(err) = staged.abort().await
         {
-            tracing::error!(image = %self.queued.id, error = %err, "cannot remove staged data");
+            tracing::error!(image = %self.saving.id, error = %err, "cannot remove staged data");
         }
         if let Some(location) = self.committed.take()
             && let Err(err) = self.uploader.store.delete(&location).await
         {
-            tracing::error!(image = %self.queued.id, error = %err, "cannot remove stored data");
+            tracing::error!(image = %self.saving.id, error = %err, "cannot remove stored data");
         }
     }
 
     /// Removes the data and returns the image to `queued`, then releases the lock.
     async fn rollback(mut self) {
         self.remove_data().await;
-        let mut queued = self.queued.clone();
+        let mut queued = self.saving.clone();
+        queued.status = Status::Queued;
         queued.updated_at = self.uploader.clock.now();
         if let Err(err) = self
             .uploader
@@ -327,7 +332,7 @@ impl<'a> Guard<'a> {
     }
 }
 
-impl Drop for Guard<'_> {
+impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
     fn drop(&mut self) {
         if self.staged.is_none() && self.committed.is_none() && self.lock.is_none() {
             return;
@@ -341,7 +346,8 @@ impl Drop for Guard<'_> {
         drop(self.staged.take());
         let committed = self.committed.take();
         let lock = self.lock.take();
-        let mut queued = self.queued.clone();
+        let mut queued = self.saving.clone();
+        queued.status = Status::Queued;
         queued.updated_at = self.uploader.clock.now();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {

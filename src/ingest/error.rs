@@ -168,11 +168,34 @@ impl Error {
             | Error::TooLarge { .. }
             | Error::SizeMismatch { .. }
             | Error::Format { .. } => true,
-            Error::Repo { source, .. } => source.is_rejection(),
+            Error::Repo { source, .. } => repo_is_rejection(source),
             Error::NoCertDir { .. }
             | Error::Stream { .. }
             | Error::Store { .. }
             | Error::Worker { .. } => false,
+        }
+    }
+}
+
+/// Whether a repository error refuses the request (exit 1, Glance 4xx)
+/// rather than failing internally (exit 2, Glance 5xx).
+pub fn repo_is_rejection(err: &crate::repo::Error) -> bool {
+    use crate::repo::Error as E;
+    match err {
+        E::NotFound { .. }
+        | E::AlreadyExists { .. }
+        | E::Conflict { .. }
+        | E::InvalidTransition { .. }
+        | E::NotQueued { .. }
+        | E::Forbidden { .. }
+        | E::ReadOnly { .. }
+        | E::Protected { .. }
+        | E::QuotaExceeded { .. }
+        | E::NoData { .. }
+        | E::MarkerNotFound { .. }
+        | E::ForeignLocation { .. } => true,
+        E::Database { .. } | E::Migrate { .. } | E::Corrupt { .. } | E::Store(_) | E::Options(_) => {
+            false
         }
     }
 }

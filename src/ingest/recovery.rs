@@ -9,7 +9,7 @@
 use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::image::{ImageId, Status};
-use crate::repo::ImageRepo;
+use crate::repo::{Error as RepoError, ImageRepo, ListQuery, VisibilityFilter};
 use crate::store::Store;
 
 /// Why recovery could not finish; it stops at the first failure so a later
@@ -34,16 +34,23 @@ pub enum RecoveryError {
 /// its staged data; logs each one at warn level. Returns the ids recovered.
 ///
 /// Fails on the first repository, store or lock-file error.
-pub async fn recover(
-    repo: &dyn ImageRepo,
+pub async fn recover<R: ImageRepo>(
+    repo: &R,
     store: &Store,
     clock: &dyn Clock,
 ) -> Result<Vec<ImageId>, RecoveryError> {
     let ctx = RequestContext::local_admin();
-    let stuck = repo
-        .list_by_status(&ctx, Status::Saving)
-        .await
-        .map_err(RecoveryError::Repo)?;
+    // Hidden images are listed only when asked for, so ask both ways.
+    let mut stuck = Vec::new();
+    for os_hidden in [false, true] {
+        let query = ListQuery {
+            status: Some(Status::Saving),
+            visibility: Some(VisibilityFilter::All),
+            os_hidden: Some(os_hidden),
+            ..ListQuery::default()
+        };
+        stuck.extend(repo.list(&ctx, &query).await.map_err(RecoveryError::Repo)?);
+    }
     let mut recovered = Vec::new();
     for mut image in stuck {
         let id = image.id;
@@ -67,7 +74,7 @@ pub async fn recover(
         image.status = Status::Queued;
         image.updated_at = clock.now();
         match repo.save(&ctx, &image, Some(Status::Saving)).await {
-            Ok(()) => {
+            Ok(_) => {
                 tracing::warn!(
                     image = %id,
                     staged_files = removed.len(),
@@ -77,7 +84,7 @@ pub async fn recover(
                 recovered.push(id);
             }
             // Someone else recovered it between our list and our save.
-            Err(err) if err.is_conflict() => {}
+            Err(RepoError::Conflict { .. }) => {}
             Err(err) => return Err(RecoveryError::Repo(err)),
         }
         drop(lock);

@@ -187,18 +187,16 @@ impl<R: ImageRepo + 'static> Uploader<R> {
 
     /// Parses the signature properties: `None` for an unsigned image.
     fn signature_params(&self, image: &Image) -> Result<Option<SignatureParams>, Error> {
-        SignatureParams::from_properties(&image.properties, self.mode()).map_err(|source| {
-            Error::Signature {
-                id: image.id,
-                source,
-            }
+        SignatureParams::parse(&image.properties, self.mode()).map_err(|source| Error::Signature {
+            id: image.id,
+            source: source.into(),
         })
     }
 
     fn mode(&self) -> verify::Mode {
         match self.settings.compat {
             Compat::Strict => verify::Mode::Strict,
-            Compat::Cursive => verify::Mode::Cursive,
+            Compat::Cursive => verify::Mode::CompatCursive,
         }
     }
 
@@ -208,7 +206,11 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             .cert_dir
             .as_ref()
             .ok_or(Error::NoCertDir { id: *id })?;
-        let key_store = verify::DirKeyStore::new(cert_dir);
+        let key_store = verify::DirKeyStore::open(cert_dir).map_err(|source| Error::CertDir {
+            id: *id,
+            path: cert_dir.clone(),
+            source,
+        })?;
         let options = verify::VerifierOptions {
             mode: self.mode(),
             trusted_certificates: self.settings.trusted_certificates.clone(),

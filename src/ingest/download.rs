@@ -32,7 +32,7 @@ pub enum Output {
 /// A download that failed or did not match.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Only active images have downloadable data (deactivated ones are refused, as in Glance).
+    /// Only active (and, for those allowed, deactivated) images have complete data.
     #[error("image {id} is {status}: only active images can be downloaded")]
     NotActive {
         /// The image.
@@ -139,7 +139,9 @@ pub async fn download(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<u64, Error> {
     let id = image.id;
-    if image.status != Status::Active {
+    // The repository's prepare_download decided who may read a deactivated
+    // image (admins, as in Glance); anything else has no complete data.
+    if !matches!(image.status, Status::Active | Status::Deactivated) {
         return Err(Error::NotActive {
             id,
             status: image.status,

@@ -51,6 +51,17 @@ pub enum Error {
         /// The image.
         id: ImageId,
     },
+    /// The certificate directory cannot be opened.
+    #[error("image {id}: cannot open the certificate directory {path}")]
+    CertDir {
+        /// The image.
+        id: ImageId,
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// More data than `image_size_cap`, the quota or the declared size allows.
     #[error("image {id}: upload stopped at {limit} bytes: {}", limit_text(*kind))]
     TooLarge {
@@ -136,6 +147,7 @@ impl Error {
             Error::SignatureRequired { .. } => "signature_required",
             Error::Signature { source, .. } => source.kind(),
             Error::NoCertDir { .. } => "no_cert_dir",
+            Error::CertDir { .. } => "cert_dir_unreadable",
             Error::TooLarge {
                 kind: LimitKind::SizeCap,
                 ..
@@ -164,12 +176,13 @@ impl Error {
             Error::NotQueued { .. }
             | Error::Conflict { .. }
             | Error::SignatureRequired { .. }
-            | Error::Signature { .. }
             | Error::TooLarge { .. }
             | Error::SizeMismatch { .. }
             | Error::Format { .. } => true,
+            Error::Signature { source, .. } => !source.is_environmental(),
             Error::Repo { source, .. } => repo_is_rejection(source),
             Error::NoCertDir { .. }
+            | Error::CertDir { .. }
             | Error::Stream { .. }
             | Error::Store { .. }
             | Error::Worker { .. } => false,

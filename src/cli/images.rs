@@ -197,7 +197,13 @@ pub(crate) fn run(args: ImagesArgs) -> Exit {
 }
 
 pub(crate) fn run_ingest(args: IngestArgs) -> Exit {
-    let _ = (&args.file, &args.fields, &args.upload, &args.repo, args.format);
+    let _ = (
+        &args.file,
+        &args.fields,
+        &args.upload,
+        &args.repo,
+        args.format,
+    );
     eprintln!("error: portcullis ingest is being wired to the repository");
     Exit::Error
 }

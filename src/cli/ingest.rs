@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use super::Exit;
-use super::images::{ImageFields, RepoArgs, UploadArgs};
 use super::OutputFormat;
+use super::images::{ImageFields, RepoArgs, UploadArgs};
 
 /// Arguments of `portcullis ingest`.
 #[derive(Debug, clap::Args)]

@@ -5,6 +5,7 @@
 //! repository and verification modules they use have landed.
 
 pub mod limit;
+pub mod properties;
 pub mod pump;
 pub mod source;
 pub mod workers;

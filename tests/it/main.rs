@@ -1,4 +1,5 @@
 //! The integration-test binary: every test that drives the real `portcullis`
 //! binary or a real database, store or server lives in a module here.
 
+mod inspect;
 mod support;

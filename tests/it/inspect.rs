@@ -1,0 +1,690 @@
+//! `portcullis inspect` and the inspector library, over every image in
+//! testdata/images/: the expected verdict for each (through the real
+//! binary), agreement with `qemu-img info` where qemu can read the image,
+//! identical verdicts at every chunk size, and Glance's upload decision.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use portcullis::inspect::{Inspector, MAX_HELD_BYTES, Report};
+use serde_json::Value;
+
+use crate::support::{portcullis, testdata};
+
+/// How an image compares with qemu.
+#[derive(Debug, Clone, Copy)]
+enum Qemu {
+    /// `qemu-img info` probes the same format and size.
+    Probe,
+    /// qemu's probe disagrees on purpose (it says raw); with `-f DRIVER` it
+    /// reports the same size.
+    Forced(&'static str),
+    /// Not compared: qemu refuses the image, or the image is a deliberate
+    /// disagreement (polyglots, truncated headers, text-then-binary).
+    No,
+}
+
+/// One image and its expected report.
+struct Case {
+    file: &'static str,
+    qemu: Qemu,
+    /// Expected format (`None`: several formats match).
+    format: Option<&'static str>,
+    formats: &'static [&'static str],
+    virtual_size: Option<u64>,
+    /// Failed checks (empty: safe).
+    failures: &'static [&'static str],
+}
+
+const MIB: u64 = 1 << 20;
+
+const fn case(
+    file: &'static str,
+    qemu: Qemu,
+    format: &'static str,
+    virtual_size: Option<u64>,
+    failures: &'static [&'static str],
+) -> Case {
+    Case {
+        file,
+        qemu,
+        format: Some(format),
+        formats: &[],
+        virtual_size,
+        failures,
+    }
+}
+
+const fn polyglot(file: &'static str, formats: &'static [&'static str]) -> Case {
+    Case {
+        file,
+        qemu: Qemu::No,
+        format: None,
+        formats,
+        virtual_size: None,
+        failures: &["polyglot"],
+    }
+}
+
+/// Every image in testdata/images/ with its expected verdict.
+const CASES: &[Case] = &[
+    case("empty.raw", Qemu::Probe, "raw", Some(0), &[]),
+    case("raw-1m.raw", Qemu::Probe, "raw", Some(MIB), &[]),
+    case("text-then-binary.img", Qemu::No, "raw", Some(1600), &[]),
+    case("fat-two-fats.img", Qemu::Probe, "raw", Some(MIB), &[]),
+    case("fat-one-fat.img", Qemu::Probe, "raw", Some(MIB), &[]),
+    case("gpt-protective.img", Qemu::No, "gpt", Some(MIB), &[]),
+    case("mbr-linux.img", Qemu::No, "gpt", Some(MIB), &[]),
+    case("mbr-hybrid.img", Qemu::No, "gpt", Some(MIB), &["mbr"]),
+    case(
+        "mbr-no-partitions.img",
+        Qemu::No,
+        "gpt",
+        Some(MIB),
+        &["mbr"],
+    ),
+    case("iso-pvd.iso", Qemu::No, "iso", Some(131_072), &[]),
+    polyglot("iso-hybrid-mbr.iso", &["gpt", "iso"]),
+    polyglot("polyglot-iso-qcow2.iso", &["iso", "qcow2"]),
+    polyglot("polyglot-iso-vmdk.iso", &["iso", "vmdk"]),
+    polyglot("polyglot-qcow2-mbr.qcow2", &["gpt", "qcow2"]),
+    case("qcow2-v3.qcow2", Qemu::Probe, "qcow2", Some(MIB), &[]),
+    case("qcow2-v2.qcow2", Qemu::Probe, "qcow2", Some(MIB), &[]),
+    case("qcow2-zstd.qcow2", Qemu::Probe, "qcow2", Some(MIB), &[]),
+    case(
+        "qcow2-extended-l2.qcow2",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["unknown_features"],
+    ),
+    case(
+        "qcow2-backing-abs.qcow2",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["backing_file"],
+    ),
+    case(
+        "qcow2-v2-backing-abs.qcow2",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["backing_file"],
+    ),
+    case(
+        "qcow2-backing-trunc-511.qcow2",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["backing_file"],
+    ),
+    case(
+        "qcow2-data-file-abs.qcow2",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["data_file"],
+    ),
+    case(
+        "qcow2-data-file-ext-no-bit.qcow2",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["data_file"],
+    ),
+    case(
+        "qcow2-size-above-i64.qcow2",
+        Qemu::No,
+        "qcow2",
+        None,
+        &["structure"],
+    ),
+    case(
+        "qcow2-trunc-20.qcow2",
+        Qemu::No,
+        "qcow2",
+        None,
+        &["structure"],
+    ),
+    case(
+        "qcow-v1.qcow",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["unknown_features"],
+    ),
+    case(
+        "qcow-v1-backing-abs.qcow",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["backing_file", "unknown_features"],
+    ),
+    case(
+        "qcow-v1-backing-trunc-100.qcow",
+        Qemu::Probe,
+        "qcow2",
+        Some(MIB),
+        &["backing_file", "unknown_features"],
+    ),
+    case("qed.qed", Qemu::Probe, "qed", Some(MIB), &["banned"]),
+    case("vdi-dynamic.vdi", Qemu::Probe, "vdi", Some(MIB), &[]),
+    case("vdi-static.vdi", Qemu::Probe, "vdi", Some(MIB), &[]),
+    case("luks1.luks", Qemu::Probe, "luks", Some(MIB), &[]),
+    case("luks2-header.luks", Qemu::No, "luks", None, &["version"]),
+    case("vhd-dynamic.vhd", Qemu::Probe, "vhd", Some(1_079_296), &[]),
+    case(
+        "vhd-fixed.vhd",
+        Qemu::Forced("vpc"),
+        "vhd",
+        Some(1_079_296),
+        &[],
+    ),
+    case("vhd-resized.vhd", Qemu::Probe, "vhd", Some(MIB), &[]),
+    case(
+        "vhd-differencing.vhd",
+        Qemu::Probe,
+        "vhd",
+        Some(1_079_296),
+        &["backing_file"],
+    ),
+    case("vhd-cookie-only.vhd", Qemu::No, "vhd", None, &["structure"]),
+    case("vhdx-dynamic.vhdx", Qemu::Probe, "vhdx", Some(MIB), &[]),
+    case("vhdx-fixed.vhdx", Qemu::Probe, "vhdx", Some(MIB), &[]),
+    case(
+        "vhdx-differencing.vhdx",
+        Qemu::No,
+        "vhdx",
+        Some(MIB),
+        &["backing_file"],
+    ),
+    case(
+        "vhdx-region-table-destroyed.vhdx",
+        Qemu::No,
+        "vhdx",
+        None,
+        &["structure"],
+    ),
+    case(
+        "vhdx-truncated-200k.vhdx",
+        Qemu::No,
+        "vhdx",
+        None,
+        &["structure"],
+    ),
+    case("vmdk-sparse.vmdk", Qemu::Probe, "vmdk", Some(MIB), &[]),
+    case("vmdk-stream.vmdk", Qemu::Probe, "vmdk", Some(MIB), &[]),
+    case(
+        "vmdk-stream-footer.vmdk",
+        Qemu::Probe,
+        "vmdk",
+        Some(MIB),
+        &[],
+    ),
+    case(
+        "vmdk-stream-bad-footer.vmdk",
+        Qemu::No,
+        "vmdk",
+        Some(MIB),
+        &["footer"],
+    ),
+    case(
+        "vmdk-sparse-extent-path.vmdk",
+        Qemu::Probe,
+        "vmdk",
+        Some(MIB),
+        &["descriptor"],
+    ),
+    case(
+        "vmdk-sparse-parent-hint.vmdk",
+        Qemu::Probe,
+        "vmdk",
+        Some(MIB),
+        &["backing_file"],
+    ),
+    case(
+        "vmdk-bad-descriptor-offset.vmdk",
+        Qemu::No,
+        "vmdk",
+        None,
+        &["descriptor"],
+    ),
+    case(
+        "vmdk-magic-only.vmdk",
+        Qemu::No,
+        "vmdk",
+        None,
+        &["descriptor"],
+    ),
+    case(
+        "vmdk-flat.vmdk",
+        Qemu::Probe,
+        "vmdk",
+        Some(MIB),
+        &["descriptor"],
+    ),
+    case("vmdk-flat-flat.vmdk", Qemu::Probe, "raw", Some(MIB), &[]),
+    case(
+        "vmdk-flat-abs-extent.vmdk",
+        Qemu::No,
+        "vmdk",
+        Some(MIB),
+        &["descriptor"],
+    ),
+    case(
+        "vmdk-text-claims-sparse.vmdk",
+        Qemu::No,
+        "vmdk",
+        Some(MIB),
+        &["descriptor"],
+    ),
+    case(
+        "vmdk-text-createtype-late.vmdk",
+        Qemu::Forced("vmdk"),
+        "vmdk",
+        Some(MIB),
+        &["descriptor"],
+    ),
+];
+
+fn images() -> PathBuf {
+    testdata().join("images")
+}
+
+fn image_files() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(images())
+        .expect("testdata/images/ is readable")
+        .map(|entry| {
+            let entry = entry.expect("testdata/images/ entries are readable");
+            entry.file_name().to_string_lossy().into_owned()
+        })
+        .filter(|name| name != "README.md" && name != "generate.py")
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs `portcullis inspect --format json` plus `args`; returns the exit
+/// code and the JSON document.
+fn inspect_json(file: &Path, args: &[&str]) -> (i32, Value) {
+    let output = portcullis()
+        .arg("inspect")
+        .arg("--format")
+        .arg("json")
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("portcullis runs");
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{}: not JSON ({err}): {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    (
+        output.status.code().expect("portcullis exits, not killed"),
+        json,
+    )
+}
+
+#[test]
+fn every_image_has_an_expected_verdict() {
+    let mut listed: Vec<String> = CASES.iter().map(|c| c.file.to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        image_files(),
+        "CASES must list every image exactly once"
+    );
+}
+
+#[test]
+fn binary_reports_the_expected_verdict_for_every_image() {
+    for case in CASES {
+        let (code, json) = inspect_json(&images().join(case.file), &[]);
+        let name = case.file;
+        assert_eq!(json["format"].as_str(), case.format, "{name}: {json}");
+        let formats: Vec<&str> = json["formats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        let expected_formats = match case.format {
+            Some(format) => vec![format],
+            None => case.formats.to_vec(),
+        };
+        assert_eq!(formats, expected_formats, "{name}");
+        assert_eq!(
+            json["virtual_size"].as_u64(),
+            case.virtual_size,
+            "{name}: {json}"
+        );
+        let failures: Vec<&str> = json["failures"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(failures, case.failures, "{name}: {json}");
+        for reason in json["failures"].as_object().unwrap().values() {
+            assert!(!reason.as_str().unwrap().is_empty(), "{name}: empty reason");
+        }
+        assert_eq!(
+            json["safe"].as_bool(),
+            Some(case.failures.is_empty()),
+            "{name}"
+        );
+        let expected_code = if case.failures.is_empty() { 0 } else { 1 };
+        assert_eq!(code, expected_code, "{name}");
+    }
+}
+
+/// qemu's driver name as a Glance disk_format name.
+fn glance_name(qemu_format: &str) -> &str {
+    match qemu_format {
+        "vpc" => "vhd",
+        "qcow" => "qcow2",
+        other => other,
+    }
+}
+
+fn qemu_info(file: &Path, driver: Option<&str>) -> Value {
+    let mut command = Command::new("qemu-img");
+    command.arg("info").arg("--output=json");
+    if let Some(driver) = driver {
+        command.arg("-f").arg(driver);
+    }
+    let output = command
+        .arg(file)
+        .output()
+        .expect("qemu-img is installed (qemu-utils)");
+    assert!(
+        output.status.success(),
+        "qemu-img info {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("qemu-img info prints JSON")
+}
+
+#[test]
+fn virtual_size_and_format_agree_with_qemu_img() {
+    let mut compared = 0;
+    for case in CASES {
+        let file = images().join(case.file);
+        let driver = match case.qemu {
+            Qemu::No => continue,
+            Qemu::Probe => None,
+            Qemu::Forced(driver) => Some(driver),
+        };
+        let info = qemu_info(&file, driver);
+        let (_, ours) = inspect_json(&file, &[]);
+        let qemu_format = glance_name(info["format"].as_str().unwrap());
+        assert_eq!(Some(qemu_format), ours["format"].as_str(), "{}", case.file);
+        assert_eq!(
+            info["virtual-size"].as_u64(),
+            ours["virtual_size"].as_u64(),
+            "{}",
+            case.file
+        );
+        if let Qemu::Forced(_) = case.qemu {
+            // The documented disagreement: qemu's probe says raw.
+            let probed = qemu_info(&file, None);
+            assert_eq!(probed["format"], "raw", "{}", case.file);
+        }
+        compared += 1;
+    }
+    assert!(
+        compared >= 30,
+        "only {compared} images compared with qemu-img"
+    );
+}
+
+/// The report for `bytes` fed in chunks of `chunk` bytes, checking the
+/// memory bound after every chunk.
+fn report_in_chunks(bytes: &[u8], chunk: usize) -> Report {
+    let mut inspector = Inspector::new();
+    for piece in bytes.chunks(chunk) {
+        inspector.update(piece);
+        assert!(inspector.held_bytes() <= MAX_HELD_BYTES);
+    }
+    inspector.finish()
+}
+
+#[test]
+fn verdicts_do_not_depend_on_chunk_sizes() {
+    for name in image_files() {
+        let bytes = std::fs::read(images().join(&name)).unwrap();
+        let reference = report_in_chunks(&bytes, 8 << 20);
+        for chunk in [1, 512, 4096, 65536] {
+            assert_eq!(
+                report_in_chunks(&bytes, chunk),
+                reference,
+                "{name} at {chunk}-byte chunks"
+            );
+        }
+    }
+}
+
+#[test]
+fn standard_input_is_read_with_a_dash() {
+    let bytes = std::fs::read(images().join("qcow2-backing-abs.qcow2")).unwrap();
+    let output = portcullis()
+        .args(["inspect", "--format", "json", "-"])
+        .write_stdin(bytes)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["format"], "qcow2");
+    assert!(
+        json["failures"]["backing_file"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/hosts")
+    );
+}
+
+#[test]
+fn text_output_names_format_size_and_failures() {
+    let output = portcullis()
+        .arg("inspect")
+        .arg(images().join("vmdk-flat-abs-extent.vmdk"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("format: vmdk\n"), "{text}");
+    assert!(text.contains("virtual_size: 1048576\n"), "{text}");
+    assert!(text.contains("safe: no\n"), "{text}");
+    assert!(
+        text.contains("failure descriptor: unsupported create type"),
+        "{text}"
+    );
+}
+
+/// `--disk-format` applies Glance's upload decision.
+#[test]
+fn upload_decision_follows_glance() {
+    struct Upload {
+        file: &'static str,
+        declared: &'static str,
+        accepted: bool,
+        virtual_size: Option<u64>,
+        reason: &'static str,
+    }
+    let uploads = [
+        // declared equals detected: the inspector's size
+        Upload {
+            file: "qcow2-v3.qcow2",
+            declared: "qcow2",
+            accepted: true,
+            virtual_size: Some(MIB),
+            reason: "",
+        },
+        // declared raw: the byte count, but the safety checks still apply
+        Upload {
+            file: "qcow2-v3.qcow2",
+            declared: "raw",
+            accepted: true,
+            virtual_size: Some(196_616),
+            reason: "",
+        },
+        Upload {
+            file: "qcow2-backing-abs.qcow2",
+            declared: "qcow2",
+            accepted: false,
+            virtual_size: None,
+            reason: "backing_file",
+        },
+        Upload {
+            file: "qcow2-backing-abs.qcow2",
+            declared: "raw",
+            accepted: false,
+            virtual_size: None,
+            reason: "backing_file",
+        },
+        Upload {
+            file: "qcow2-backing-trunc-511.qcow2",
+            declared: "raw",
+            accepted: false,
+            virtual_size: None,
+            reason: "backing_file",
+        },
+        // mismatches
+        Upload {
+            file: "raw-1m.raw",
+            declared: "qcow2",
+            accepted: false,
+            virtual_size: None,
+            reason: "does not match stream data raw",
+        },
+        Upload {
+            file: "vmdk-sparse.vmdk",
+            declared: "qcow2",
+            accepted: false,
+            virtual_size: None,
+            reason: "does not match",
+        },
+        // hybrid ISO: iso; other polyglots: rejected whatever is declared
+        Upload {
+            file: "iso-hybrid-mbr.iso",
+            declared: "iso",
+            accepted: true,
+            virtual_size: Some(131_072),
+            reason: "",
+        },
+        Upload {
+            file: "iso-hybrid-mbr.iso",
+            declared: "raw",
+            accepted: true,
+            virtual_size: Some(131_072),
+            reason: "",
+        },
+        Upload {
+            file: "polyglot-iso-qcow2.iso",
+            declared: "iso",
+            accepted: false,
+            virtual_size: None,
+            reason: "multiple formats detected: iso, qcow2",
+        },
+        Upload {
+            file: "polyglot-qcow2-mbr.qcow2",
+            declared: "qcow2",
+            accepted: false,
+            virtual_size: None,
+            reason: "multiple formats detected",
+        },
+        // not inspectable formats take raw data, without a virtual size
+        Upload {
+            file: "raw-1m.raw",
+            declared: "ami",
+            accepted: true,
+            virtual_size: None,
+            reason: "",
+        },
+        // a bad MBR is refused even as raw (Glance master)
+        Upload {
+            file: "mbr-hybrid.img",
+            declared: "raw",
+            accepted: false,
+            virtual_size: None,
+            reason: "mbr",
+        },
+        // fixed VHD is a vhd; a text VMDK claiming a sparse type is refused
+        Upload {
+            file: "vhd-fixed.vhd",
+            declared: "vhd",
+            accepted: true,
+            virtual_size: Some(1_079_296),
+            reason: "",
+        },
+        Upload {
+            file: "vmdk-text-claims-sparse.vmdk",
+            declared: "vmdk",
+            accepted: false,
+            virtual_size: None,
+            reason: "claims create type",
+        },
+        Upload {
+            file: "vhdx-region-table-destroyed.vhdx",
+            declared: "vhdx",
+            accepted: false,
+            virtual_size: None,
+            reason: "regi",
+        },
+    ];
+    for upload in uploads {
+        let name = format!("{} declared {}", upload.file, upload.declared);
+        let (code, json) = inspect_json(
+            &images().join(upload.file),
+            &["--disk-format", upload.declared],
+        );
+        assert_eq!(
+            json["accepted"].as_bool(),
+            Some(upload.accepted),
+            "{name}: {json}"
+        );
+        assert_eq!(
+            json["virtual_size"].as_u64(),
+            upload.virtual_size,
+            "{name}: {json}"
+        );
+        assert_eq!(code, if upload.accepted { 0 } else { 1 }, "{name}");
+        if upload.accepted {
+            assert!(json["reason"].is_null(), "{name}");
+        } else {
+            let reason = json["reason"].as_str().unwrap();
+            assert!(reason.contains(upload.reason), "{name}: {reason}");
+        }
+    }
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let missing = portcullis()
+        .args(["inspect", "/nonexistent/image.qcow2"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8(missing.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot open /nonexistent/image.qcow2"),
+        "{stderr}"
+    );
+
+    let bad_format = portcullis()
+        .args(["inspect", "--disk-format", "qcow3"])
+        .arg(images().join("raw-1m.raw"))
+        .output()
+        .unwrap();
+    assert_eq!(bad_format.status.code(), Some(2));
+    let stderr = String::from_utf8(bad_format.stderr).unwrap();
+    assert!(stderr.contains("qcow3"), "{stderr}");
+
+    let directory = portcullis().arg("inspect").arg(images()).output().unwrap();
+    assert_eq!(directory.status.code(), Some(2));
+}

@@ -143,12 +143,7 @@ pub fn read_trusted_list(path: &Path) -> Result<Vec<String>, Error> {
         path: path.to_owned(),
         source,
     })?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_owned)
-        .collect())
+    Ok(crate::verify::trusted_ids_from_text(&text))
 }
 
 impl Config {

@@ -92,7 +92,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
 
         // 2. The verifier, before any byte: a missing certificate fails here.
         let verifier = match params {
-            Some(params) => Some(self.verifier(id, params)?),
+            Some(params) => Some(self.verifier(id, &params)?),
             None => None,
         };
 
@@ -200,7 +200,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         }
     }
 
-    fn verifier(&self, id: &ImageId, params: SignatureParams) -> Result<Verifier, Error> {
+    fn verifier(&self, id: &ImageId, params: &SignatureParams) -> Result<Verifier, Error> {
         let cert_dir = self
             .settings
             .cert_dir
@@ -211,12 +211,12 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             path: cert_dir.clone(),
             source,
         })?;
-        let options = verify::VerifierOptions {
+        let options = verify::VerifyOptions {
             mode: self.mode(),
-            trusted_certificates: self.settings.trusted_certificates.clone(),
-            clock: self.clock.clone(),
+            trusted_certificate_ids: self.settings.trusted_certificates.as_deref(),
+            clock: self.clock.as_ref(),
         };
-        Verifier::new(params, &key_store, options).map_err(|source| Error::Signature { id: *id, source })
+        Verifier::new(params, &key_store, &options).map_err(|source| Error::Signature { id: *id, source })
     }
 }
 

@@ -38,60 +38,16 @@ pub const BASE_ATTRIBUTES: &[&str] = &[
     "stores",
 ];
 
-/// A properties file that is not one of the accepted shapes.
-#[derive(Debug, thiserror::Error)]
-pub enum PropertiesError {
-    /// Not JSON.
-    #[error("not valid JSON")]
-    Json(#[source] serde_json::Error),
-    /// JSON, but not an object.
-    #[error("expected a JSON object of image properties")]
-    NotAnObject,
-    /// A custom property whose value is not a string (Glance's schema allows only strings).
-    #[error("property {name:?} is not a string (Glance image properties are strings)")]
-    NotAString {
-        /// The property.
-        name: String,
-    },
-}
-
-/// Reads image properties from `text` (see the module documentation for the shapes).
+/// Reads image properties from `text` with [`crate::verify::properties_from_json`]
+/// (the exact shapes and errors of `verify --properties`), then drops
+/// Glance's base attributes, which are not properties.
 ///
-/// Fails on invalid JSON, a non-object document, or a custom property whose
-/// value is not a string.
-pub fn from_json(text: &str) -> Result<Properties, PropertiesError> {
-    let document: serde_json::Value = serde_json::from_str(text).map_err(PropertiesError::Json)?;
-    let object = document.as_object().ok_or(PropertiesError::NotAnObject)?;
-    let mut properties = Properties::new();
-    let mut take = |name: &str, value: &serde_json::Value| -> Result<(), PropertiesError> {
-        if BASE_ATTRIBUTES.contains(&name) {
-            return Ok(());
-        }
-        match value {
-            serde_json::Value::String(text) => {
-                properties.insert(name.to_owned(), text.clone());
-                Ok(())
-            }
-            _ => Err(PropertiesError::NotAString {
-                name: name.to_owned(),
-            }),
-        }
-    };
-    for (name, value) in object {
-        if name == "properties" && value.is_object() {
-            continue;
-        }
-        take(name, value)?;
-    }
-    // openstackclient nests custom properties; they win over the top level.
-    if let Some(nested) = object
-        .get("properties")
-        .and_then(serde_json::Value::as_object)
-    {
-        for (name, value) in nested {
-            take(name, value)?;
-        }
-    }
+/// Fails as `properties_from_json` does: invalid JSON, not an object, an
+/// `img_signature*` value that is not a string, or a property given twice
+/// with different values.
+pub fn from_json(text: &str) -> Result<Properties, crate::verify::PropertiesFileError> {
+    let mut properties = crate::verify::properties_from_json(text)?;
+    properties.retain(|name, _| !BASE_ATTRIBUTES.contains(&name.as_str()));
     Ok(properties)
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::hash::HashAlgorithm;
+use crate::inspect::policy::FormatPolicy;
 
 /// The data directory when neither `--data-dir` nor `PORTCULLIS_DATA_DIR` is given.
 pub const DEFAULT_DATA_DIR: &str = "./portcullis-data";
@@ -48,6 +49,8 @@ pub struct IngestSettings {
     pub trusted_certificates: Option<Vec<String>>,
     /// Signature-checking mode.
     pub compat: Compat,
+    /// Glance's upload format policy for bare containers (`[image_format]`).
+    pub format: FormatPolicy,
 }
 
 /// The settings of one command run.
@@ -70,6 +73,7 @@ struct ConfigFile {
     trusted_certificates: Option<Vec<String>>,
     trusted_list: Option<PathBuf>,
     compat: Option<Compat>,
+    image_format: Option<FormatPolicy>,
 }
 
 /// Settings given on the command line; `None` leaves the file's value.
@@ -204,6 +208,7 @@ impl Config {
                 .or_else(|| file.cert_dir.as_ref().map(|dir| file_dir.join(dir))),
             trusted_certificates,
             compat: overrides.compat.or(file.compat).unwrap_or(Compat::Strict),
+            format: file.image_format.clone().unwrap_or_default(),
         };
         Ok(Config {
             data_dir: data_dir.to_owned(),
@@ -257,6 +262,17 @@ mod tests {
         assert!(!config.ingest.require_signature);
         assert_eq!(config.ingest.trusted_certificates, None);
         assert_eq!(config.ingest.compat, Compat::Strict);
+        assert!(config.ingest.format.require_image_format_match);
+    }
+
+    #[test]
+    fn image_format_section() {
+        let file = "[image_format]\nrequire_image_format_match = false\n";
+        let config = load_with(file, Overrides::default()).unwrap();
+        assert!(!config.ingest.format.require_image_format_match);
+        let err =
+            load_with("[image_format]\nrequire_format = 1\n", Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }));
     }
 
     #[test]

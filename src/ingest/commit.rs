@@ -29,6 +29,8 @@ use crate::image::{Image, ImageId, Location, Status};
 use crate::repo::ImageRepo;
 use crate::repo::Error as RepoError;
 use crate::store::{Staged, Store, UploadLock};
+use crate::image::ContainerFormat;
+use crate::inspect::Inspector;
 use crate::verify::{self, SignatureParams, Verifier};
 
 use super::error::Error;
@@ -85,6 +87,9 @@ impl<R: ImageRepo + 'static> Uploader<R> {
                 status: queued.status,
             });
         }
+        let Some(disk_format) = queued.disk_format.filter(|_| queued.container_format.is_some()) else {
+            return Err(Error::FormatsUnset { id: *id });
+        };
         let params = self.signature_params(&queued)?;
         if params.is_none() && self.settings.require_signature {
             return Err(Error::SignatureRequired { id: *id });
@@ -134,7 +139,13 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             signature: verifier.as_ref().map(Verifier::hash_algorithm),
         };
         let limit = Limit::new(self.settings.image_size_cap, allowance, data.declared_size);
+        // Glance inspects bare containers only; the inspector watches the
+        // chunk path and decides after the pass.
+        let mut inspector = (queued.container_format == Some(ContainerFormat::Bare)).then(Inspector::new);
         let mut observers: Vec<&mut dyn Observe> = Vec::new();
+        if let Some(inspector) = inspector.as_mut() {
+            observers.push(inspector);
+        }
         let mut sink = StagedSink(guard.staged_mut());
         let pass = match pump(data.stream, limit, plan, &mut observers, &mut sink, progress).await {
             Ok(pass) => pass,
@@ -151,8 +162,25 @@ impl<R: ImageRepo + 'static> Uploader<R> {
                 return Err(Error::Signature { id: *id, source });
             }
         }
-        // (The format inspector's verdict goes here, before anything is committed.)
-        let virtual_size = None;
+        // 6b. The format inspector's verdict (Glance's upload policy), before anything is committed.
+        let virtual_size = match inspector {
+            Some(inspector) => {
+                let report = inspector.finish();
+                match self.settings.format.decide(&report, disk_format, pass.n_bytes) {
+                    Ok(accepted) => {
+                        for warning in &accepted.warnings {
+                            tracing::warn!(image = %id, "{warning}");
+                        }
+                        accepted.virtual_size
+                    }
+                    Err(source) => {
+                        guard.rollback().await;
+                        return Err(Error::Format { id: *id, source });
+                    }
+                }
+            }
+            None => None,
+        };
 
         // 7. The store write becomes the image's data.
         let location = match guard.commit_store().await {
@@ -167,7 +195,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         let mut active = saving;
         active.status = Status::Active;
         active.size = Some(pass.n_bytes);
-        active.virtual_size = virtual_size.or(Some(pass.n_bytes));
+        active.virtual_size = virtual_size;
         active.checksum = Some(pass.digests.checksum.to_hex());
         active.os_hash_algo = Some(pass.digests.os_hash.algorithm().hashlib_name().to_owned());
         active.os_hash_value = Some(pass.digests.os_hash.to_hex());
@@ -239,6 +267,12 @@ fn pump_error(id: &ImageId, err: PumpError<crate::store::Error>) -> Error {
         },
         PumpError::Sink(source) => Error::Store { id: *id, source },
         PumpError::Worker(source) => Error::Worker { id: *id, source },
+    }
+}
+
+impl Observe for Inspector {
+    fn update(&mut self, chunk: &[u8]) {
+        Inspector::update(self, chunk);
     }
 }
 

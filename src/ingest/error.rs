@@ -83,12 +83,19 @@ pub enum Error {
         received: u64,
     },
     /// The disk-format inspector refused the data (Glance answers 415).
-    #[error("image {id}: {reason}")]
+    #[error("image {id}: the data was refused by the disk format policy")]
     Format {
         /// The image.
         id: ImageId,
         /// Why, as the format policy says it.
-        reason: String,
+        #[source]
+        source: crate::inspect::policy::Rejection,
+    },
+    /// `disk_format` or `container_format` is not set (Glance answers 400).
+    #[error("image {id}: disk_format and container_format must be set before uploading data")]
+    FormatsUnset {
+        /// The image.
+        id: ImageId,
     },
     /// The input stream failed or ended early (client gone, read error).
     #[error("image {id}: reading the image data failed after {received} bytes")]
@@ -161,7 +168,8 @@ impl Error {
                 ..
             }
             | Error::SizeMismatch { .. } => "size_mismatch",
-            Error::Format { .. } => "format_rejected",
+            Error::Format { source, .. } => source.kind(),
+            Error::FormatsUnset { .. } => "formats_unset",
             Error::Stream { .. } => "stream_failed",
             Error::Store { .. } => "store_failed",
             Error::Repo { source, .. } => source.kind(),
@@ -178,7 +186,8 @@ impl Error {
             | Error::SignatureRequired { .. }
             | Error::TooLarge { .. }
             | Error::SizeMismatch { .. }
-            | Error::Format { .. } => true,
+            | Error::Format { .. }
+            | Error::FormatsUnset { .. } => true,
             Error::Signature { source, .. } => !source.is_environmental(),
             Error::Repo { source, .. } => repo_is_rejection(source),
             Error::NoCertDir { .. }

@@ -1,0 +1,274 @@
+//! The location layer: it owns an image's `locations` and the store data
+//! they point at.
+//!
+//! Locations are set exactly once, by the upload commit (`saving → active`),
+//! and only to data inside the configured store; an ordinary save cannot add,
+//! change or drop them. Removing an image deletes its data from the store
+//! after the record is marked deleted, so a failure can leave unreferenced
+//! bytes behind (logged) but never an active record without data. It must
+//! not write image data (ingest does) nor decide who may do what.
+
+use super::{Error, ImageRepo, ListQuery, UploadAllowance};
+use crate::context::RequestContext;
+use crate::image::{Image, ImageId, Status};
+use crate::store::Store;
+
+/// The location layer.
+#[derive(Debug, Clone)]
+pub struct LocationRepo<R> {
+    inner: R,
+    store: Store,
+}
+
+impl<R> LocationRepo<R> {
+    /// Wraps `inner`; `store` holds the data the locations point at.
+    pub fn new(inner: R, store: Store) -> LocationRepo<R> {
+        LocationRepo { inner, store }
+    }
+
+    /// The wrapped repository.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// The store this layer deletes from.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
+    async fn get(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
+        self.inner.get(ctx, id).await
+    }
+
+    async fn list(&self, ctx: &RequestContext, query: &ListQuery) -> Result<Vec<Image>, Error> {
+        self.inner.list(ctx, query).await
+    }
+
+    async fn add(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+        if !image.locations.is_empty() {
+            return Err(Error::forbidden(
+                "create an image with locations (data is added by uploading it)",
+                Some(image.id),
+            ));
+        }
+        self.inner.add(ctx, image).await
+    }
+
+    async fn save(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        from: Option<Status>,
+    ) -> Result<Image, Error> {
+        let stored = self.inner.get(ctx, image.id).await?;
+        if image.locations != stored.locations {
+            let committing = from == Some(Status::Saving)
+                && image.status == Status::Active
+                && stored.locations.is_empty();
+            if !committing {
+                return Err(Error::forbidden(
+                    "change the locations of an image (only an upload sets them)",
+                    Some(image.id),
+                ));
+            }
+            if let Some(foreign) = image
+                .locations
+                .iter()
+                .find(|location| !self.store.owns(location))
+            {
+                return Err(Error::ForeignLocation {
+                    id: image.id,
+                    url: foreign.url.clone(),
+                });
+            }
+        }
+        if image.status == Status::Active
+            && from == Some(Status::Saving)
+            && image.locations.is_empty()
+        {
+            // An active image must have data; refusing here keeps that true
+            // whatever the caller forgot.
+            return Err(Error::NoData {
+                id: image.id,
+                status: image.status,
+            });
+        }
+        self.inner.save(ctx, image, from).await
+    }
+
+    async fn remove(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
+        let removed = self.inner.remove(ctx, id).await?;
+        for location in &removed.locations {
+            // The record is already deleted: failing now would report a
+            // delete that happened as failed. The leftover is logged instead.
+            if let Err(err) = self.store.delete(location).await {
+                tracing::warn!(
+                    image = %id,
+                    url = %location.url,
+                    error = %err,
+                    "image deleted but its data could not be removed from the store"
+                );
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn prepare_upload(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+    ) -> Result<UploadAllowance, Error> {
+        self.inner.prepare_upload(ctx, image).await
+    }
+
+    async fn prepare_download(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
+        let image = self.inner.prepare_download(ctx, id).await?;
+        let has_data = matches!(image.status, Status::Active | Status::Deactivated)
+            && !image.locations.is_empty();
+        if !has_data {
+            return Err(Error::NoData {
+                id,
+                status: image.status,
+            });
+        }
+        Ok(image)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::test_support::*;
+
+    async fn upload(
+        layer: &LocationRepo<crate::repo::SqlRepo>,
+        store: &Store,
+        image: &Image,
+    ) -> Image {
+        let mut saving = image.clone();
+        saving.status = Status::Saving;
+        let saving = layer
+            .save(&admin(), &saving, Some(Status::Queued))
+            .await
+            .unwrap();
+        let mut staged = store.stage(image.id).await.unwrap();
+        staged.write(b"image data").await.unwrap();
+        let location = staged.commit().await.unwrap();
+        let mut active = saving;
+        active.status = Status::Active;
+        active.size = Some(10);
+        active.locations = vec![location];
+        layer
+            .save(&admin(), &active, Some(Status::Saving))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn removing_an_image_deletes_its_data() {
+        let repo = temp_repo().await;
+        let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone());
+        let image = layer.add(&admin(), &queued(Some("p1"))).await.unwrap();
+        let active = upload(&layer, &repo.store, &image).await;
+        let path = repo.store_path(&active);
+        assert!(path.exists());
+        let downloadable = layer.prepare_download(&admin(), image.id).await.unwrap();
+        assert_eq!(downloadable.locations, active.locations);
+
+        let removed = layer.remove(&admin(), image.id).await.unwrap();
+        assert_eq!(removed.status, Status::Deleted);
+        assert!(!path.exists(), "data left at {}", path.display());
+        assert!(matches!(
+            layer.get(&admin(), image.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        // Removing again: not found, nothing else happens.
+        assert!(matches!(
+            layer.remove(&admin(), image.id).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn locations_are_set_only_by_the_upload_commit_and_only_in_the_store() {
+        let repo = temp_repo().await;
+        let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone());
+        let mut with_location = queued(Some("p1"));
+        with_location.locations = vec![repo.store.location_of(with_location.id)];
+        assert_eq!(
+            layer
+                .add(&admin(), &with_location)
+                .await
+                .unwrap_err()
+                .kind(),
+            "forbidden"
+        );
+
+        let image = layer.add(&admin(), &queued(Some("p1"))).await.unwrap();
+        assert!(matches!(
+            layer.prepare_download(&admin(), image.id).await,
+            Err(Error::NoData {
+                status: Status::Queued,
+                ..
+            })
+        ));
+        let mut saving = image.clone();
+        saving.status = Status::Saving;
+        let saving = layer
+            .save(&admin(), &saving, Some(Status::Queued))
+            .await
+            .unwrap();
+
+        // Not in the store: refused.
+        let mut foreign = saving.clone();
+        foreign.status = Status::Active;
+        foreign.size = Some(1);
+        foreign.locations = vec![crate::image::Location {
+            url: "file:///etc/passwd".into(),
+            metadata: Default::default(),
+        }];
+        let err = layer
+            .save(&admin(), &foreign, Some(Status::Saving))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "foreign_location", "{err}");
+        // Active without data: refused.
+        let mut empty = saving.clone();
+        empty.status = Status::Active;
+        assert_eq!(
+            layer
+                .save(&admin(), &empty, Some(Status::Saving))
+                .await
+                .unwrap_err()
+                .kind(),
+            "no_data"
+        );
+
+        let active = {
+            let mut rolled_back = saving.clone();
+            rolled_back.status = Status::Queued;
+            let queued_again = layer
+                .save(&admin(), &rolled_back, Some(Status::Saving))
+                .await
+                .unwrap();
+            upload(&layer, &repo.store, &queued_again).await
+        };
+        // An ordinary save cannot drop or change them.
+        let mut dropped = active.clone();
+        dropped.locations.clear();
+        assert_eq!(
+            layer
+                .save(&admin(), &dropped, None)
+                .await
+                .unwrap_err()
+                .kind(),
+            "forbidden"
+        );
+        let mut renamed = active.clone();
+        renamed.name = Some("still has data".into());
+        let saved = layer.save(&admin(), &renamed, None).await.unwrap();
+        assert_eq!(saved.locations, active.locations);
+    }
+}

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::hash::HashAlgorithm;
 use crate::inspect::policy::FormatPolicy;
+use crate::repo::RepoOptions;
 
 /// The data directory when neither `--data-dir` nor `PORTCULLIS_DATA_DIR` is given.
 pub const DEFAULT_DATA_DIR: &str = "./portcullis-data";
@@ -60,6 +61,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Upload settings.
     pub ingest: IngestSettings,
+    /// The repository layers' settings (`[repo]`: policy, property
+    /// protection, quotas, notifications).
+    pub repo: RepoOptions,
 }
 
 /// The config file, as written. Every key is optional.
@@ -74,6 +78,7 @@ struct ConfigFile {
     trusted_list: Option<PathBuf>,
     compat: Option<Compat>,
     image_format: Option<FormatPolicy>,
+    repo: Option<RepoOptions>,
 }
 
 /// Settings given on the command line; `None` leaves the file's value.
@@ -213,6 +218,7 @@ impl Config {
         Ok(Config {
             data_dir: data_dir.to_owned(),
             ingest,
+            repo: file.repo.clone().unwrap_or_default(),
         })
     }
 }

@@ -25,16 +25,16 @@ use futures_core::Stream;
 use crate::clock::Clock;
 use crate::config::{Compat, IngestSettings};
 use crate::context::RequestContext;
-use crate::image::{Image, ImageId, Location, Status};
-use crate::repo::ImageRepo;
-use crate::repo::Error as RepoError;
-use crate::store::{Staged, Store, UploadLock};
 use crate::image::ContainerFormat;
+use crate::image::{Image, ImageId, Location, Status};
 use crate::inspect::Inspector;
+use crate::repo::Error as RepoError;
+use crate::repo::ImageRepo;
+use crate::store::{Staged, Store, UploadLock};
 use crate::verify::{self, SignatureParams, Verifier};
 
 use super::error::Error;
-use super::limit::Limit;
+use super::limit::{Limit, LimitKind};
 use super::pump::{ChunkSink, Observe, PumpError, pump};
 use super::workers::HashPlan;
 
@@ -87,7 +87,10 @@ impl<R: ImageRepo + 'static> Uploader<R> {
                 status: queued.status,
             });
         }
-        let Some(disk_format) = queued.disk_format.filter(|_| queued.container_format.is_some()) else {
+        let Some(disk_format) = queued
+            .disk_format
+            .filter(|_| queued.container_format.is_some())
+        else {
             return Err(Error::FormatsUnset { id: *id });
         };
         let params = self.signature_params(&queued)?;
@@ -141,13 +144,23 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         let limit = Limit::new(self.settings.image_size_cap, allowance, data.declared_size);
         // Glance inspects bare containers only; the inspector watches the
         // chunk path and decides after the pass.
-        let mut inspector = (queued.container_format == Some(ContainerFormat::Bare)).then(Inspector::new);
+        let mut inspector =
+            (queued.container_format == Some(ContainerFormat::Bare)).then(Inspector::new);
         let mut observers: Vec<&mut dyn Observe> = Vec::new();
         if let Some(inspector) = inspector.as_mut() {
             observers.push(inspector);
         }
         let mut sink = StagedSink(guard.staged_mut());
-        let pass = match pump(data.stream, limit, plan, &mut observers, &mut sink, progress).await {
+        let pass = match pump(
+            data.stream,
+            limit,
+            plan,
+            &mut observers,
+            &mut sink,
+            progress,
+        )
+        .await
+        {
             Ok(pass) => pass,
             Err(err) => {
                 guard.rollback().await;
@@ -156,17 +169,21 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         };
 
         // 6. The signature, against the digest computed once in the pass.
-        if let (Some(verifier), Some(digest)) = (verifier, pass.digests.signature.as_ref()) {
-            if let Err(source) = verifier.finish_with_digest(digest) {
-                guard.rollback().await;
-                return Err(Error::Signature { id: *id, source });
-            }
+        if let (Some(verifier), Some(digest)) = (verifier, pass.digests.signature.as_ref())
+            && let Err(source) = verifier.finish_with_digest(digest)
+        {
+            guard.rollback().await;
+            return Err(Error::Signature { id: *id, source });
         }
         // 6b. The format inspector's verdict (Glance's upload policy), before anything is committed.
         let virtual_size = match inspector {
             Some(inspector) => {
                 let report = inspector.finish();
-                match self.settings.format.decide(&report, disk_format, pass.n_bytes) {
+                match self
+                    .settings
+                    .format
+                    .decide(&report, disk_format, pass.n_bytes)
+                {
                     Ok(accepted) => {
                         for warning in &accepted.warnings {
                             tracing::warn!(image = %id, "{warning}");
@@ -215,9 +232,11 @@ impl<R: ImageRepo + 'static> Uploader<R> {
 
     /// Parses the signature properties: `None` for an unsigned image.
     fn signature_params(&self, image: &Image) -> Result<Option<SignatureParams>, Error> {
-        SignatureParams::parse(&image.properties, self.mode()).map_err(|source| Error::Signature {
-            id: image.id,
-            source: source.into(),
+        SignatureParams::from_properties(&image.properties, self.mode()).map_err(|source| {
+            Error::Signature {
+                id: image.id,
+                source: source.into(),
+            }
         })
     }
 
@@ -244,12 +263,20 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             trusted_certificate_ids: self.settings.trusted_certificates.as_deref(),
             clock: self.clock.as_ref(),
         };
-        Verifier::new(params, &key_store, &options).map_err(|source| Error::Signature { id: *id, source })
+        Verifier::new(params, &key_store, &options)
+            .map_err(|source| Error::Signature { id: *id, source })
     }
 }
 
 fn pump_error(id: &ImageId, err: PumpError<crate::store::Error>) -> Error {
     match err {
+        PumpError::Exceeded(exceeded) if exceeded.kind == LimitKind::Declared => {
+            Error::SizeExceedsDeclared {
+                id: *id,
+                declared: exceeded.limit,
+                received: exceeded.attempted,
+            }
+        }
         PumpError::Exceeded(exceeded) => Error::TooLarge {
             id: *id,
             kind: exceeded.kind,
@@ -318,7 +345,9 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
     }
 
     fn staged_mut(&mut self) -> &mut Staged {
-        self.staged.as_mut().expect("the guard holds the staged write until commit")
+        self.staged
+            .as_mut()
+            .expect("the guard holds the staged write until commit")
     }
 
     async fn commit_store(&mut self) -> Result<Location, crate::store::Error> {

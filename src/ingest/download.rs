@@ -163,22 +163,24 @@ pub async fn download(
         .await
         .map_err(|source| Error::Store { id, source })?;
 
-    let (mut sink, partial): (Box<dyn tokio::io::AsyncWrite + Unpin + Send>, Option<PathBuf>) =
-        match output {
-            Output::Stdout => (Box::new(tokio::io::stdout()), None),
-            Output::File(target) => {
-                let partial = partial_path(target);
-                let file = tokio::fs::File::create(&partial)
-                    .await
-                    .map_err(|source| Error::Io {
-                        id,
-                        operation: "create",
-                        path: partial.display().to_string(),
-                        source,
-                    })?;
-                (Box::new(file), Some(partial))
-            }
-        };
+    let (mut sink, partial): (
+        Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+        Option<PathBuf>,
+    ) = match output {
+        Output::Stdout => (Box::new(tokio::io::stdout()), None),
+        Output::File(target) => {
+            let partial = partial_path(target);
+            let file = tokio::fs::File::create(&partial)
+                .await
+                .map_err(|source| Error::Io {
+                    id,
+                    operation: "create",
+                    path: partial.display().to_string(),
+                    source,
+                })?;
+            (Box::new(file), Some(partial))
+        }
+    };
     let result = copy_and_check(image, os_hash, reader, &mut sink, progress).await;
     let result = match result {
         Ok(n_bytes) => sink
@@ -265,9 +267,21 @@ async fn copy_and_check(
         .await
         .map_err(|source| Error::Worker { id, source })?;
     let checks = [
-        ("size", image.size.map(|size| size.to_string()), n_bytes.to_string()),
-        ("checksum", image.checksum.clone(), digests.checksum.to_hex()),
-        ("os_hash_value", image.os_hash_value.clone(), digests.os_hash.to_hex()),
+        (
+            "size",
+            image.size.map(|size| size.to_string()),
+            n_bytes.to_string(),
+        ),
+        (
+            "checksum",
+            image.checksum.clone(),
+            digests.checksum.to_hex(),
+        ),
+        (
+            "os_hash_value",
+            image.os_hash_value.clone(),
+            digests.os_hash.to_hex(),
+        ),
     ];
     for (field, expected, actual) in checks {
         // A record without the value cannot vouch for the data: refuse.

@@ -46,7 +46,9 @@ pub enum Error {
         source: crate::verify::Error,
     },
     /// The image has signature properties but no certificate directory was given.
-    #[error("image {id} is signed but no certificate directory is configured (--cert-dir or cert_dir)")]
+    #[error(
+        "image {id} is signed but no certificate directory is configured (--cert-dir or cert_dir)"
+    )]
     NoCertDir {
         /// The image.
         id: ImageId,
@@ -71,6 +73,16 @@ pub enum Error {
         kind: LimitKind,
         /// The limit in bytes.
         limit: u64,
+    },
+    /// More bytes arrived than were declared; the upload stopped at the declared size.
+    #[error("image {id}: size exceeds: expected {declared} bytes, got at least {received} bytes")]
+    SizeExceedsDeclared {
+        /// The image.
+        id: ImageId,
+        /// Declared size.
+        declared: u64,
+        /// Bytes received when the upload stopped.
+        received: u64,
     },
     /// Fewer bytes arrived than were declared.
     #[error("image {id}: size mismatch: expected {declared} bytes, got {received} bytes")]
@@ -167,11 +179,12 @@ impl Error {
                 kind: LimitKind::Declared,
                 ..
             }
+            | Error::SizeExceedsDeclared { .. }
             | Error::SizeMismatch { .. } => "size_mismatch",
             Error::Format { source, .. } => source.kind(),
             Error::FormatsUnset { .. } => "formats_unset",
             Error::Stream { .. } => "stream_failed",
-            Error::Store { .. } => "store_failed",
+            Error::Store { source, .. } => source.kind(),
             Error::Repo { source, .. } => source.kind(),
             Error::Worker { .. } => "hashing_failed",
         }
@@ -186,6 +199,7 @@ impl Error {
             | Error::SignatureRequired { .. }
             | Error::TooLarge { .. }
             | Error::SizeMismatch { .. }
+            | Error::SizeExceedsDeclared { .. }
             | Error::Format { .. }
             | Error::FormatsUnset { .. } => true,
             Error::Signature { source, .. } => !source.is_environmental(),
@@ -216,8 +230,10 @@ pub fn repo_is_rejection(err: &crate::repo::Error) -> bool {
         | E::NoData { .. }
         | E::MarkerNotFound { .. }
         | E::ForeignLocation { .. } => true,
-        E::Database { .. } | E::Migrate { .. } | E::Corrupt { .. } | E::Store(_) | E::Options(_) => {
-            false
-        }
+        E::Database { .. }
+        | E::Migrate { .. }
+        | E::Corrupt { .. }
+        | E::Store(_)
+        | E::Options(_) => false,
     }
 }

@@ -11,7 +11,13 @@ use crate::ingest::{Env, Row, data, json_of, md5_hex, sha512_hex};
 
 /// Runs `portcullis images ARGS… --format json` and returns (exit code, JSON).
 fn images(env: &Env, args: &[&str]) -> (i32, Value) {
-    let output = env.cmd().arg("images").args(args).args(["--format", "json"]).output().unwrap();
+    let output = env
+        .cmd()
+        .arg("images")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     let code = output.status.code().unwrap();
     (code, json_of(&output))
 }
@@ -19,7 +25,12 @@ fn images(env: &Env, args: &[&str]) -> (i32, Value) {
 /// Ingests `bytes` with `extra` arguments and returns the image id.
 fn ingest_bytes(env: &Env, name: &str, bytes: &[u8], extra: &[&str]) -> String {
     let file = env.file(&format!("{name}.raw"), bytes);
-    let output = env.ingest(&file, name).args(extra).args(["--format", "json"]).output().unwrap();
+    let output = env
+        .ingest(&file, name)
+        .args(extra)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     json_of(&output)["id"].as_str().unwrap().to_owned()
 }
@@ -29,7 +40,17 @@ fn create_then_upload_makes_an_image_active() {
     let env = Env::new();
     let (code, created) = images(
         &env,
-        &["create", "--name", "two-step", "--disk-format", "raw", "--container-format", "bare", "--property", "os_distro=cirros"],
+        &[
+            "create",
+            "--name",
+            "two-step",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--property",
+            "os_distro=cirros",
+        ],
     );
     assert_eq!(code, 0, "{created}");
     assert_eq!(created["status"], "queued");
@@ -64,7 +85,18 @@ fn create_then_upload_makes_an_image_active() {
 #[test]
 fn a_second_concurrent_upload_to_one_image_gets_a_conflict() {
     let env = Env::new();
-    let (_, created) = images(&env, &["create", "--name", "contested", "--disk-format", "raw", "--container-format", "bare"]);
+    let (_, created) = images(
+        &env,
+        &[
+            "create",
+            "--name",
+            "contested",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ],
+    );
     let id = created["id"].as_str().unwrap().to_owned();
     let bytes = data(2 * 1024 * 1024, 21);
 
@@ -80,7 +112,10 @@ fn a_second_concurrent_upload_to_one_image_gets_a_conflict() {
     first_in.write_all(&bytes[..1024 * 1024]).unwrap();
     let started = std::time::Instant::now();
     while env.row(&id).unwrap().status != "saving" {
-        assert!(started.elapsed().as_secs() < 30, "the first upload never started");
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the first upload never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
@@ -102,9 +137,30 @@ fn a_second_concurrent_upload_to_one_image_gets_a_conflict() {
 #[test]
 fn list_filters_and_pages() {
     let env = Env::new();
-    let a = ingest_bytes(&env, "alpha", &data(1000, 23), &["--tag", "t1", "--visibility", "public"]);
-    let b = ingest_bytes(&env, "beta", &data(1000, 24), &["--tag", "t1", "--tag", "t2"]);
-    let (_, queued) = images(&env, &["create", "--name", "gamma", "--disk-format", "qcow2", "--container-format", "bare"]);
+    let a = ingest_bytes(
+        &env,
+        "alpha",
+        &data(1000, 23),
+        &["--tag", "t1", "--visibility", "public"],
+    );
+    let b = ingest_bytes(
+        &env,
+        "beta",
+        &data(1000, 24),
+        &["--tag", "t1", "--tag", "t2"],
+    );
+    let (_, queued) = images(
+        &env,
+        &[
+            "create",
+            "--name",
+            "gamma",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+        ],
+    );
     let c = queued["id"].as_str().unwrap().to_owned();
 
     let ids = |document: &Value| -> Vec<String> {
@@ -125,13 +181,34 @@ fn list_filters_and_pages() {
     let (code, all) = images(&env, &["list"]);
     assert_eq!(code, 0, "{all}");
     assert_eq!(ids(&all), sorted(vec![a.clone(), b.clone(), c.clone()]));
-    assert_eq!(ids(&images(&env, &["list", "--status", "queued"]).1), vec![c.clone()]);
-    assert_eq!(ids(&images(&env, &["list", "--status", "active"]).1), sorted(vec![a.clone(), b.clone()]));
-    assert_eq!(ids(&images(&env, &["list", "--name", "beta"]).1), vec![b.clone()]);
-    assert_eq!(ids(&images(&env, &["list", "--visibility", "public"]).1), vec![a.clone()]);
-    assert_eq!(ids(&images(&env, &["list", "--tag", "t1"]).1), sorted(vec![a.clone(), b.clone()]));
-    assert_eq!(ids(&images(&env, &["list", "--tag", "t1", "--tag", "t2"]).1), vec![b.clone()]);
-    assert_eq!(ids(&images(&env, &["list", "--owner", "nobody"]).1), Vec::<String>::new());
+    assert_eq!(
+        ids(&images(&env, &["list", "--status", "queued"]).1),
+        vec![c.clone()]
+    );
+    assert_eq!(
+        ids(&images(&env, &["list", "--status", "active"]).1),
+        sorted(vec![a.clone(), b.clone()])
+    );
+    assert_eq!(
+        ids(&images(&env, &["list", "--name", "beta"]).1),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        ids(&images(&env, &["list", "--visibility", "public"]).1),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        ids(&images(&env, &["list", "--tag", "t1"]).1),
+        sorted(vec![a.clone(), b.clone()])
+    );
+    assert_eq!(
+        ids(&images(&env, &["list", "--tag", "t1", "--tag", "t2"]).1),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        ids(&images(&env, &["list", "--owner", "nobody"]).1),
+        Vec::<String>::new()
+    );
 
     // Pages of two, following the last id as the marker, cover everything once.
     let (_, first_page) = images(&env, &["list", "--limit", "2"]);
@@ -154,14 +231,28 @@ fn list_filters_and_pages() {
 #[test]
 fn show_update_and_remove_properties() {
     let env = Env::new();
-    let id = ingest_bytes(&env, "props", &data(1000, 25), &["--property", "os_distro=cirros"]);
+    let id = ingest_bytes(
+        &env,
+        "props",
+        &data(1000, 25),
+        &["--property", "os_distro=cirros"],
+    );
     let (code, shown) = images(&env, &["show", &id]);
     assert_eq!(code, 0, "{shown}");
     assert_eq!(shown["os_distro"], "cirros");
 
     let (code, updated) = images(
         &env,
-        &["update", &id, "--name", "renamed", "--property", "os_version=0.6", "--remove-property", "os_distro"],
+        &[
+            "update",
+            &id,
+            "--name",
+            "renamed",
+            "--property",
+            "os_version=0.6",
+            "--remove-property",
+            "os_distro",
+        ],
     );
     assert_eq!(code, 0, "{updated}");
     assert_eq!(updated["name"], "renamed");
@@ -189,7 +280,11 @@ fn download_verifies_and_writes_only_matching_data() {
     assert_eq!(std::fs::read(&target).unwrap(), bytes);
 
     // Standard output gets the same bytes.
-    let output = env.cmd().args(["images", "download", &id]).output().unwrap();
+    let output = env
+        .cmd()
+        .args(["images", "download", &id])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(output.stdout, bytes);
 
@@ -202,7 +297,13 @@ fn download_verifies_and_writes_only_matching_data() {
     let (code, report) = images(&env, &["download", &id, "-o", bad_target.to_str().unwrap()]);
     assert_eq!(code, 1, "{report}");
     assert_eq!(report["error"]["kind"], "corrupted", "{report}");
-    assert!(report["error"]["message"].as_str().unwrap().contains("checksum"), "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("checksum"),
+        "{report}"
+    );
     assert!(!bad_target.exists());
     let leftovers: Vec<String> = std::fs::read_dir(env.dir.path())
         .unwrap()

@@ -22,6 +22,11 @@ pub(crate) struct Env {
 /// The SQLite database inside a data directory.
 pub(crate) const DB_FILE_NAME: &str = "portcullis.db";
 
+/// The fixed clock of every test: inside the validity of the test
+/// certificate, which `openssl req -days 36500` makes valid from the day the
+/// tests run for a century (openssl 3.0 cannot set a fixed start date).
+pub(crate) const NOW: &str = "2090-01-01T00:00:00Z";
+
 /// The signing certificate id every test uses.
 pub(crate) const CERT_ID: &str = "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
 
@@ -84,7 +89,7 @@ impl Env {
     pub(crate) fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = portcullis();
         cmd.env("PORTCULLIS_DATA_DIR", self.data_dir())
-            .env("PORTCULLIS_NOW", "2026-06-01T00:00:00Z");
+            .env("PORTCULLIS_NOW", NOW);
         cmd
     }
 
@@ -93,7 +98,14 @@ impl Env {
         let mut cmd = self.cmd();
         cmd.arg("ingest")
             .arg(file)
-            .args(["--name", name, "--disk-format", "raw", "--container-format", "bare"])
+            .args([
+                "--name",
+                name,
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+            ])
             .arg("--cert-dir")
             .arg(self.cert_dir());
         cmd
@@ -182,7 +194,9 @@ fn signing_material() -> (PathBuf, PathBuf) {
         let key = dir.path().join("key.pem");
         let cert = dir.path().join("cert.pem");
         let status = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:3072", "-nodes", "-days", "3650"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:3072", "-nodes", "-days", "36500",
+            ])
             .args(["-subj", "/CN=portcullis ingest tests", "-keyout"])
             .arg(&key)
             .arg("-out")
@@ -199,7 +213,12 @@ fn signing_material() -> (PathBuf, PathBuf) {
 /// Deterministic test data.
 pub(crate) fn data(n_bytes: usize, seed: u8) -> Vec<u8> {
     (0..n_bytes)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(seed as u32 % 31) as u8 ^ seed)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(seed as u32 % 31) as u8
+                ^ seed
+        })
         .collect()
 }
 
@@ -253,7 +272,11 @@ fn an_unsigned_image_becomes_active_with_its_hashes() {
     let env = Env::new();
     let bytes = data(3 * 1024 * 1024 + 17, 1);
     let file = env.file("plain.raw", &bytes);
-    let output = env.ingest(&file, "plain").args(["--format", "json"]).output().unwrap();
+    let output = env
+        .ingest(&file, "plain")
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let image = json_of(&output);
     let id = image["id"].as_str().unwrap();
@@ -276,7 +299,10 @@ fn an_unsigned_image_becomes_active_with_its_hashes() {
         }
     );
     assert_eq!(env.store_files(), vec![format!("images/{id}")]);
-    assert_eq!(std::fs::read(env.data_dir().join("images").join(id)).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read(env.data_dir().join("images").join(id)).unwrap(),
+        bytes
+    );
 }
 
 #[test]
@@ -307,7 +333,12 @@ fn a_bad_signature_leaves_the_image_queued_and_no_data() {
     let bytes = data(1024 * 1024, 3);
     let properties = env.signed_properties("other", &data(1024 * 1024, 4), "SHA-512");
     let file = env.file("image.raw", &bytes);
-    let output = env.ingest(&file, "tampered").arg("--properties").arg(&properties).output().unwrap();
+    let output = env
+        .ingest(&file, "tampered")
+        .arg("--properties")
+        .arg(&properties)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("signature verification failed"), "{stderr}");
@@ -340,13 +371,21 @@ fn a_partial_signature_set_is_refused_before_any_byte() {
     let file = env.file("image.raw", &data(8192, 6));
     let output = env
         .ingest(&file, "partial")
-        .args(["--property", "img_signature=AAAA", "--property", "img_signature_key_type=RSA-PSS"])
+        .args([
+            "--property",
+            "img_signature=AAAA",
+            "--property",
+            "img_signature_key_type=RSA-PSS",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("img_signature_hash_method"), "{stderr}");
-    assert!(stderr.contains("img_signature_certificate_uuid"), "{stderr}");
+    assert!(
+        stderr.contains("img_signature_certificate_uuid"),
+        "{stderr}"
+    );
     assert_rolled_back(&env, &rejected_id(&output));
 }
 
@@ -354,13 +393,21 @@ fn a_partial_signature_set_is_refused_before_any_byte() {
 fn require_signature_refuses_unsigned_images() {
     let env = Env::new();
     let file = env.file("image.raw", &data(8192, 7));
-    let output = env.ingest(&file, "unsigned").arg("--require-signature").output().unwrap();
+    let output = env
+        .ingest(&file, "unsigned")
+        .arg("--require-signature")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("require_signature"));
     assert_rolled_back(&env, &rejected_id(&output));
 
     // The same policy from the config file.
-    std::fs::write(env.data_dir().join("portcullis.toml"), "require_signature = true\n").unwrap();
+    std::fs::write(
+        env.data_dir().join("portcullis.toml"),
+        "require_signature = true\n",
+    )
+    .unwrap();
     let output = env.ingest(&file, "unsigned").output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
 }
@@ -377,7 +424,14 @@ fn an_unknown_certificate_is_refused_before_any_byte() {
     let output = cmd
         .arg("ingest")
         .arg(&file)
-        .args(["--name", "x", "--disk-format", "raw", "--container-format", "bare"])
+        .args([
+            "--name",
+            "x",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ])
         .arg("--properties")
         .arg(&properties)
         .arg("--cert-dir")
@@ -397,7 +451,14 @@ fn trusted_certificates_validate_the_chain_at_upload() {
 
     // An empty trusted list: chain validation requested, nothing trusted.
     let nothing = env.file("nothing-trusted.txt", b"");
-    let output = env.ingest(&file, "x").arg("--properties").arg(&properties).arg("--trusted-list").arg(&nothing).output().unwrap();
+    let output = env
+        .ingest(&file, "x")
+        .arg("--properties")
+        .arg(&properties)
+        .arg("--trusted-list")
+        .arg(&nothing)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert_rolled_back(&env, &rejected_id(&output));
 
@@ -420,17 +481,29 @@ fn trusted_certificates_validate_the_chain_at_upload() {
 fn the_size_cap_stops_the_upload_and_removes_the_partial_data() {
     let env = Env::new();
     let file = env.file("big.raw", &data(5 * 1024 * 1024, 10));
-    let output = env.ingest(&file, "big").args(["--size-cap", "3000000"]).output().unwrap();
+    let output = env
+        .ingest(&file, "big")
+        .args(["--size-cap", "3000000"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("image_size_cap"), "{stderr}");
     assert_rolled_back(&env, &rejected_id(&output));
 
     // The same cap from the config file; the flag still wins.
-    std::fs::write(env.data_dir().join("portcullis.toml"), "image_size_cap = 3000000\n").unwrap();
+    std::fs::write(
+        env.data_dir().join("portcullis.toml"),
+        "image_size_cap = 3000000\n",
+    )
+    .unwrap();
     let output = env.ingest(&file, "big").output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let output = env.ingest(&file, "big").args(["--size-cap", "6000000"]).output().unwrap();
+    let output = env
+        .ingest(&file, "big")
+        .args(["--size-cap", "6000000"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }
 
@@ -441,7 +514,16 @@ fn a_declared_size_must_match_the_bytes() {
     for declared in ["99999", "100001"] {
         let output = env
             .cmd()
-            .args(["ingest", "-", "--name", "s", "--disk-format", "raw", "--container-format", "bare"])
+            .args([
+                "ingest",
+                "-",
+                "--name",
+                "s",
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+            ])
             .args(["--size", declared])
             .write_stdin(bytes.clone())
             .output()
@@ -453,7 +535,16 @@ fn a_declared_size_must_match_the_bytes() {
     }
     let output = env
         .cmd()
-        .args(["ingest", "-", "--name", "s", "--disk-format", "raw", "--container-format", "bare"])
+        .args([
+            "ingest",
+            "-",
+            "--name",
+            "s",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ])
         .args(["--size", "100000", "--format", "json"])
         .write_stdin(bytes.clone())
         .output()
@@ -466,7 +557,10 @@ fn a_declared_size_must_match_the_bytes() {
 fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
-        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -480,14 +574,20 @@ fn ids_with_status(data_dir: &Path, status: &str) -> Vec<String> {
     let output = Command::new("sqlite3")
         .arg("-readonly")
         .arg(&db)
-        .arg(format!("SELECT id FROM images WHERE status = '{status}' ORDER BY id;"))
+        .arg(format!(
+            "SELECT id FROM images WHERE status = '{status}' ORDER BY id;"
+        ))
         .output()
         .unwrap();
     if !output.status.success() {
         // The schema may not be migrated yet while the first process starts.
         return Vec::new();
     }
-    String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect()
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Starts `portcullis ingest -` reading from a pipe the test writes to.
@@ -495,8 +595,19 @@ fn spawn_stdin_ingest(env: &Env, name: &str) -> std::process::Child {
     Command::new(assert_cmd::cargo::cargo_bin("portcullis"))
         .env_remove("PORTCULLIS_LOG")
         .env("PORTCULLIS_DATA_DIR", env.data_dir())
-        .env("PORTCULLIS_NOW", "2026-06-01T00:00:00Z")
-        .args(["ingest", "-", "--name", name, "--disk-format", "raw", "--container-format", "bare", "--format", "json"])
+        .env("PORTCULLIS_NOW", NOW)
+        .args([
+            "ingest",
+            "-",
+            "--name",
+            name,
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--format",
+            "json",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -513,7 +624,10 @@ fn a_killed_upload_is_recovered_by_the_next_command() {
     stdin.flush().unwrap();
     wait_for("the upload to be saving with staged data", || {
         ids_with_status(&env.data_dir(), "saving").len() == 1
-            && env.store_files().iter().any(|file| file.starts_with("staging/"))
+            && env
+                .store_files()
+                .iter()
+                .any(|file| file.starts_with("staging/"))
     });
     let id = ids_with_status(&env.data_dir(), "saving").remove(0);
     child.kill().unwrap(); // SIGKILL
@@ -524,10 +638,17 @@ fn a_killed_upload_is_recovered_by_the_next_command() {
     assert!(!env.store_files().is_empty());
 
     // Any command on the data directory recovers it, and says so.
-    let output = env.cmd().args(["images", "list", "--format", "json"]).output().unwrap();
+    let output = env
+        .cmd()
+        .args(["images", "list", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("recovered") && stderr.contains(&id), "{stderr}");
+    assert!(
+        stderr.contains("recovered") && stderr.contains(&id),
+        "{stderr}"
+    );
     assert_rolled_back(&env, &id);
 }
 
@@ -543,10 +664,16 @@ fn recovery_leaves_a_live_upload_alone_and_two_processes_both_succeed() {
     // Interleave the two uploads so both are saving at the same time.
     first_in.write_all(&first_bytes[..1024 * 1024]).unwrap();
     second_in.write_all(&second_bytes[..1024 * 1024]).unwrap();
-    wait_for("both uploads to be saving", || ids_with_status(&env.data_dir(), "saving").len() == 2);
+    wait_for("both uploads to be saving", || {
+        ids_with_status(&env.data_dir(), "saving").len() == 2
+    });
 
     // A third process starting meanwhile must not "recover" the live uploads.
-    let output = env.cmd().args(["images", "list", "--format", "json"]).output().unwrap();
+    let output = env
+        .cmd()
+        .args(["images", "list", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(ids_with_status(&env.data_dir(), "saving").len(), 2);
 
@@ -560,17 +687,20 @@ fn recovery_leaves_a_live_upload_alone_and_two_processes_both_succeed() {
     assert_eq!(second.status.code(), Some(0), "{second:?}");
     let first_id = json_of(&first)["id"].as_str().unwrap().to_owned();
     let second_id = json_of(&second)["id"].as_str().unwrap().to_owned();
-    assert_eq!(env.row(&first_id).unwrap().checksum, Some(md5_hex(&first_bytes)));
-    assert_eq!(env.row(&second_id).unwrap().checksum, Some(md5_hex(&second_bytes)));
-    assert_eq!(ids_with_status(&env.data_dir(), "active").len(), 2);
     assert_eq!(
-        env.store_files(),
-        {
-            let mut expected = vec![format!("images/{first_id}"), format!("images/{second_id}")];
-            expected.sort();
-            expected
-        }
+        env.row(&first_id).unwrap().checksum,
+        Some(md5_hex(&first_bytes))
     );
+    assert_eq!(
+        env.row(&second_id).unwrap().checksum,
+        Some(md5_hex(&second_bytes))
+    );
+    assert_eq!(ids_with_status(&env.data_dir(), "active").len(), 2);
+    assert_eq!(env.store_files(), {
+        let mut expected = vec![format!("images/{first_id}"), format!("images/{second_id}")];
+        expected.sort();
+        expected
+    });
 }
 
 #[test]
@@ -579,7 +709,16 @@ fn a_stream_that_ends_early_leaves_nothing() {
     let env = Env::new();
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("portcullis"))
         .env("PORTCULLIS_DATA_DIR", env.data_dir())
-        .args(["ingest", "-", "--name", "cut", "--disk-format", "raw", "--container-format", "bare"])
+        .args([
+            "ingest",
+            "-",
+            "--name",
+            "cut",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ])
         .args(["--size", "4194304"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -605,7 +744,7 @@ fn disk_full_is_a_clear_error_and_leaves_nothing() {
     let bin = assert_cmd::cargo::cargo_bin("portcullis");
     let script = format!(
         "set -e; mount -t tmpfs -o size=6m tmpfs '{dir}'; \
-         set +e; '{bin}' ingest '{file}' --name full --disk-format raw --container-format bare --format json > '{out}/ingest.json' 2> '{out}/ingest.err'; \
+         set +e; '{bin}' ingest '{file}' --data-dir '{dir}' --name full --disk-format raw --container-format bare --format json > '{out}/ingest.json' 2> '{out}/ingest.err'; \
          echo $? > '{out}/ingest.code'; \
          sqlite3 -readonly '{dir}/{db}' \"SELECT status || '|' || IFNULL(size, '') || '|' || IFNULL(checksum, '') FROM images;\" > '{out}/rows.txt'; \
          (cd '{dir}' && ls -A images staging | grep -v '.lock$' | grep -v '^images:$' | grep -v '^staging:$' | grep -v '^$' || true) > '{out}/files.txt'",
@@ -615,13 +754,27 @@ fn disk_full_is_a_clear_error_and_leaves_nothing() {
         out = env.dir.path().display(),
         db = DB_FILE_NAME,
     );
-    let status = Command::new("unshare").args(["-rm", "sh", "-c", &script]).status().unwrap();
+    let status = Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .status()
+        .unwrap();
     assert!(status.success(), "the mount namespace script failed");
     let read = |name: &str| std::fs::read_to_string(env.path(name)).unwrap();
-    assert_eq!(read("ingest.code").trim(), "2", "stderr: {}", read("ingest.err"));
+    assert_eq!(
+        read("ingest.code").trim(),
+        "2",
+        "stderr: {}",
+        read("ingest.err")
+    );
     let report: Value = serde_json::from_str(&read("ingest.json")).unwrap();
     assert_eq!(report["error"]["kind"], "disk_full", "{report}");
-    assert!(report["error"]["message"].as_str().unwrap().contains("no space left"), "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no space left"),
+        "{report}"
+    );
     assert_eq!(read("rows.txt").trim(), "queued||");
     assert_eq!(read("files.txt").trim(), "");
 }
@@ -633,14 +786,27 @@ fn usage_errors_exit_2() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let output = env
         .cmd()
-        .args(["ingest", "-", "--name", "x", "--disk-format", "qcow3", "--container-format", "bare"])
+        .args([
+            "ingest",
+            "-",
+            "--name",
+            "x",
+            "--disk-format",
+            "qcow3",
+            "--container-format",
+            "bare",
+        ])
         .write_stdin("x")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("qcow3"));
     std::fs::create_dir_all(env.data_dir()).unwrap();
-    std::fs::write(env.data_dir().join("portcullis.toml"), "image_size_kap = 1\n").unwrap();
+    std::fs::write(
+        env.data_dir().join("portcullis.toml"),
+        "image_size_kap = 1\n",
+    )
+    .unwrap();
     let output = env.ingest(&env.file("x.raw", b"x"), "x").output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("image_size_kap"));

@@ -249,7 +249,9 @@ enum Done {
     /// A page of images.
     Images(Vec<Image>),
     /// Data written somewhere (download); a line for text mode.
-    Message(serde_json::Value, String),
+    /// The JSON summary, a line for text mode, and whether the data itself
+    /// went to stdout.
+    Message(serde_json::Value, String, bool),
 }
 
 impl Session {
@@ -442,6 +444,7 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
                     "image {} downloaded to {target}: {n_bytes} bytes, checksum and os_hash verified",
                     image.id
                 ),
+                output == Output::Stdout,
             ))
         }
         ImagesCommand::Delete { id } => Ok(Done::Image(Box::new(
@@ -614,7 +617,10 @@ fn print_done(format: OutputFormat, done: Done) {
                 images.iter().map(crate::wire::ImageJson).collect();
             print_json(&serde_json::json!({ "images": images }));
         }
-        (OutputFormat::Json, Done::Message(document, _)) => println!("{document:#}"),
+        // The data itself went to stdout: the summary goes to stderr.
+        (OutputFormat::Json, Done::Message(document, _, true)) => eprintln!("{document:#}"),
+        (OutputFormat::Text, Done::Message(_, line, true)) => eprintln!("{line}"),
+        (OutputFormat::Json, Done::Message(document, _, false)) => println!("{document:#}"),
         (OutputFormat::Text, Done::Image(image)) => print_image_text(&image),
         (OutputFormat::Text, Done::Images(images)) => {
             for image in &images {
@@ -630,7 +636,7 @@ fn print_done(format: OutputFormat, done: Done) {
                 );
             }
         }
-        (OutputFormat::Text, Done::Message(_, line)) => println!("{line}"),
+        (OutputFormat::Text, Done::Message(_, line, false)) => println!("{line}"),
     }
 }
 

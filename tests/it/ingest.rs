@@ -811,3 +811,238 @@ fn usage_errors_exit_2() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("image_size_kap"));
 }
+
+#[test]
+fn the_owners_storage_quota_stops_the_upload() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    std::fs::write(
+        env.data_dir().join("portcullis.toml"),
+        "[repo.quota.default]\nimage_size_total = 1\n",
+    )
+    .unwrap();
+    let file = env.file("big.raw", &data(2 * 1024 * 1024, 30));
+    let output = env
+        .ingest(&file, "over")
+        .args(["--project", "p1", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = json_of(&output);
+    assert_eq!(report["error"]["kind"], "quota_exceeded", "{report}");
+    assert_rolled_back(&env, report["image_id"].as_str().unwrap());
+
+    // Within the quota the same project succeeds.
+    let small = env.file("small.raw", &data(1000, 31));
+    let output = env
+        .ingest(&small, "under")
+        .args(["--project", "p1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}
+
+/// Ingests a test image from testdata/images with a declared disk format.
+fn ingest_testdata_image(env: &Env, name: &str, disk_format: &str) -> std::process::Output {
+    env.cmd()
+        .arg("ingest")
+        .arg(crate::support::testdata().join("images").join(name))
+        .args([
+            "--name",
+            name,
+            "--disk-format",
+            disk_format,
+            "--container-format",
+            "bare",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_qcow2_with_a_backing_file_is_refused_whatever_it_is_declared_as() {
+    let env = Env::new();
+    for declared in ["qcow2", "raw"] {
+        let output = ingest_testdata_image(&env, "qcow2-backing-abs.qcow2", declared);
+        assert_eq!(output.status.code(), Some(1), "{declared}: {output:?}");
+        let report = json_of(&output);
+        assert_eq!(report["error"]["kind"], "safety_check_failed", "{report}");
+        assert!(
+            report["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("backing_file"),
+            "{report}"
+        );
+        assert_rolled_back(&env, report["image_id"].as_str().unwrap());
+    }
+    // Declared as another format entirely: a mismatch.
+    let output = ingest_testdata_image(&env, "qcow2-v3.qcow2", "vmdk");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = json_of(&output);
+    assert_eq!(report["error"]["kind"], "format_mismatch", "{report}");
+    assert_rolled_back(&env, report["image_id"].as_str().unwrap());
+}
+
+#[test]
+fn a_good_qcow2_becomes_active_with_its_virtual_size() {
+    let env = Env::new();
+    let output = ingest_testdata_image(&env, "qcow2-v3.qcow2", "qcow2");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let image = json_of(&output);
+    assert_eq!(image["status"], "active");
+    // `qemu-img info` says 1048576 for this file; the size is the file's.
+    assert_eq!(image["virtual_size"], 1_048_576);
+    let bytes = std::fs::read(crate::support::testdata().join("images/qcow2-v3.qcow2")).unwrap();
+    assert_eq!(image["size"], bytes.len() as u64);
+
+    // Other container formats are not inspected (as Glance): no virtual_size.
+    let output = env
+        .cmd()
+        .arg("ingest")
+        .arg(crate::support::testdata().join("images/qcow2-backing-abs.qcow2"))
+        .args([
+            "--name",
+            "ova",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "ova",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(json_of(&output)["virtual_size"], Value::Null);
+}
+
+mod library {
+    //! The pipeline through the library, for what the binary cannot show:
+    //! a stream that fails part-way and an upload cancelled mid-stream.
+
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use portcullis::clock::{Clock, FixedClock};
+    use portcullis::config::{Config, Overrides};
+    use portcullis::context::RequestContext;
+    use portcullis::image::{ContainerFormat, DiskFormat, Image, ImageId};
+    use portcullis::ingest::{DataDir, UploadData};
+    use portcullis::repo::ImageRepo;
+
+    use super::{Env, data};
+
+    async fn open(env: &Env) -> (Arc<DataDir>, Image) {
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock(
+            portcullis::clock::parse_rfc3339(super::NOW).unwrap(),
+        ));
+        let config = Config::load(&env.data_dir(), &Overrides::default()).unwrap();
+        let data_dir = portcullis::ingest::open(&config, clock.clone())
+            .await
+            .unwrap();
+        let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
+        image.name = Some("library".to_owned());
+        image.disk_format = Some(DiskFormat::Raw);
+        image.container_format = Some(ContainerFormat::Bare);
+        let image = data_dir
+            .uploader
+            .repo
+            .add(&RequestContext::local_admin(), &image)
+            .await
+            .unwrap();
+        (Arc::new(data_dir), image)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_error_part_way_leaves_nothing() {
+        let env = Env::new();
+        let (data_dir, image) = open(&env).await;
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from(data(1 << 20, 40))),
+            Ok(Bytes::from(data(1 << 20, 41))),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "client went away",
+            )),
+            Ok(Bytes::from(data(1 << 20, 42))),
+        ];
+        let err = data_dir
+            .uploader
+            .upload(
+                &RequestContext::local_admin(),
+                &image.id,
+                UploadData {
+                    stream: futures_util::stream::iter(chunks),
+                    declared_size: None,
+                },
+                &mut |_| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "stream_failed", "{err:?}");
+        assert!(!err.is_rejection());
+        super::assert_rolled_back(&env, &image.id.to_string());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_upload_is_cleaned_up_by_its_drop_guard() {
+        let env = Env::new();
+        let (data_dir, image) = open(&env).await;
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        let task = {
+            let data_dir = data_dir.clone();
+            let id = image.id;
+            tokio::spawn(async move {
+                let stream = tokio_stream_from(receiver);
+                data_dir
+                    .uploader
+                    .upload(
+                        &RequestContext::local_admin(),
+                        &id,
+                        UploadData {
+                            stream,
+                            declared_size: None,
+                        },
+                        &mut |_| {},
+                    )
+                    .await
+            })
+        };
+        sender
+            .send(Ok(Bytes::from(data(1 << 20, 43))))
+            .await
+            .unwrap();
+        let id = image.id.to_string();
+        let started = std::time::Instant::now();
+        while !(env.row(&id).unwrap().status == "saving"
+            && env.store_files().iter().any(|f| f.starts_with("staging/")))
+        {
+            assert!(started.elapsed().as_secs() < 30, "the upload never started");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The upload future is dropped while it waits for more data.
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let started = std::time::Instant::now();
+        while env.row(&id).unwrap().status != "queued" {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "the guard never reset the status"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        super::assert_rolled_back(&env, &id);
+        drop(sender);
+    }
+
+    /// A receiver as a `Stream` (tokio-stream is not a dependency).
+    fn tokio_stream_from(
+        receiver: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    ) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+        Box::pin(futures_util::stream::unfold(
+            receiver,
+            |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+        ))
+    }
+}

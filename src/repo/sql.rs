@@ -12,7 +12,7 @@
 //! dynamic queries built with `QueryBuilder` (which emits each database's
 //! placeholders), and a compare-and-swap that relies on
 //! `UPDATE … WHERE status = $n` reporting zero rows rather than on SQLite's
-//! write lock. PostgreSQL becomes a second variant of [`Db`].
+//! write lock. PostgreSQL becomes a second variant of the private `Db` enum.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,6 +142,35 @@ impl SqlRepo {
             stored_bytes: count("stored_bytes")?,
             uploading: count("uploading")?,
         })
+    }
+
+    /// Every live image in `status`, whoever owns it and hidden or not,
+    /// oldest first: what crash recovery scans for (`saving` images whose
+    /// upload died). Bypasses the layers on purpose: recovery is the
+    /// system's own housekeeping, not a caller's request.
+    ///
+    /// Fails on a database error or an unreadable row.
+    pub async fn images_with_status(&self, status: Status) -> Result<Vec<Image>, Error> {
+        let Db::Sqlite(pool) = &self.db;
+        let mut conn = pool
+            .acquire()
+            .await
+            .map_err(db("listing images by status"))?;
+        let sql = format!(
+            "SELECT {IMAGE_COLUMNS} FROM images WHERE status = $1 AND status <> 'deleted' \
+             ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db("listing images by status"))?;
+        let mut images = rows
+            .iter()
+            .map(image_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        load_children(&mut conn, &mut images).await?;
+        Ok(images)
     }
 
     fn now(&self) -> OffsetDateTime {

@@ -4,4 +4,6 @@
 mod images;
 mod ingest;
 mod inspect;
+mod repo;
+mod store;
 mod support;

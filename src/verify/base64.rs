@@ -343,7 +343,7 @@ mod tests {
             .iter()
             .map(|(pos, w)| (pos % (out.len() + 1), *w))
             .collect();
-        positions.sort_by(|a, b| b.0.cmp(&a.0));
+        positions.sort_by_key(|p| std::cmp::Reverse(p.0));
         for (pos, w) in positions {
             let ch = [b' ', b'\t', b'\r', b'\n'][usize::from(w % 4)];
             out.insert(pos, ch);

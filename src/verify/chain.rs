@@ -266,13 +266,12 @@ fn build_first_match(
         let current = cert_of(current_node, signer, trusted).clone();
         let mut found = None;
         let mut rejected = filtered_namesakes(&current, trusted);
-        for index in 0..trusted.len() {
-            if trusted[index].usable.is_err()
-                || !names_equal(trusted[index].cert.subject(), current.issuer())
+        for (index, candidate) in trusted.iter_mut().enumerate() {
+            if candidate.usable.is_err() || !names_equal(candidate.cert.subject(), current.issuer())
             {
                 continue;
             }
-            match edge(&current, &mut trusted[index], IssuerPolicy::Cursive) {
+            match edge(&current, candidate, IssuerPolicy::Cursive) {
                 Ok(()) => {
                     found = Some(index);
                     break;
@@ -280,13 +279,13 @@ fn build_first_match(
                 Err(EdgeFailure::Crash(reason)) => {
                     return Err(ChainError::IssuerCrash {
                         id: signer.id().to_owned(),
-                        ca_id: trusted[index].cert.id().to_owned(),
-                        subject: trusted[index].cert.subject_text(),
+                        ca_id: candidate.cert.id().to_owned(),
+                        subject: candidate.cert.subject_text(),
                         reason,
                     });
                 }
                 Err(failure) => {
-                    rejected.push(format!("{}: {failure}", trusted[index].cert.id()));
+                    rejected.push(format!("{}: {failure}", candidate.cert.id()));
                 }
             }
         }

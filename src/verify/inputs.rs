@@ -64,10 +64,8 @@ fn collect(
             }
             _ => continue,
         };
-        if let Some(existing) = out.get(name) {
-            if existing != text {
-                return Err(PropertiesFileError::Conflict { name: name.clone() });
-            }
+        if out.get(name).is_some_and(|existing| existing != text) {
+            return Err(PropertiesFileError::Conflict { name: name.clone() });
         }
         out.insert(name.clone(), text.clone());
     }

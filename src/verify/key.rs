@@ -273,19 +273,19 @@ pub(crate) fn check_key_type(
     };
     match (key_type.family(), key) {
         (KeyFamily::Rsa, PublicKey::Rsa(_)) | (KeyFamily::Dsa, PublicKey::Dsa { .. }) => {
-            if let (Some(minimum), Some(bits)) = (policy.minimum_bits, key.bits()) {
-                if bits < minimum {
-                    return Err(KeyError::Weak {
-                        id: id.to_owned(),
-                        algorithm: if matches!(key, PublicKey::Rsa(_)) {
-                            "RSA"
-                        } else {
-                            "DSA"
-                        },
-                        bits,
-                        minimum,
-                    });
-                }
+            if let (Some(minimum), Some(bits)) = (policy.minimum_bits, key.bits())
+                && bits < minimum
+            {
+                return Err(KeyError::Weak {
+                    id: id.to_owned(),
+                    algorithm: if matches!(key, PublicKey::Rsa(_)) {
+                        "RSA"
+                    } else {
+                        "DSA"
+                    },
+                    bits,
+                    minimum,
+                });
             }
             Ok(())
         }
@@ -423,7 +423,7 @@ impl PreparedSignature {
                     ecdsa_signature(der.r, der.s).ok_or_else(out_of_range)?,
                 )),
                 EcKey::P521(key) => Ok(PreparedSignature::P521(
-                    Box::new(key.clone()),
+                    Box::new(*key),
                     ecdsa_signature(der.r, der.s).ok_or_else(out_of_range)?,
                 )),
                 #[cfg(feature = "binary-curves")]

@@ -70,10 +70,10 @@ pub(crate) fn blocks(text: &str) -> Vec<Result<PemBlock<'_>, PemError>> {
 
 /// Drops RFC 1421 headers (`Proc-Type: ...`), which end at the first blank line.
 fn strip_headers(body: &str) -> &str {
-    if body.contains(':') {
-        if let Some(blank) = body.find("\n\n").or_else(|| body.find("\r\n\r\n")) {
-            return &body[blank..];
-        }
+    if body.contains(':')
+        && let Some(blank) = body.find("\n\n").or_else(|| body.find("\r\n\r\n"))
+    {
+        return &body[blank..];
     }
     body
 }

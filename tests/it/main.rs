@@ -5,5 +5,7 @@ mod images;
 mod ingest;
 mod inspect;
 mod repo;
+mod sign;
 mod store;
 mod support;
+mod verify;

@@ -68,6 +68,13 @@ impl Region {
         let start = span(position, wanted);
         let stop = span(position, bytes_end.min(self.end()));
         if let Some(part) = bytes.get(start..stop) {
+            // Grow geometrically but never past the region's length, so the
+            // memory bound holds for any chunking.
+            let needed = self.data.len() + part.len();
+            if needed > self.data.capacity() {
+                let target = (self.data.capacity() * 2).max(needed).min(self.len);
+                self.data.reserve_exact(target - self.data.len());
+            }
             self.data.extend_from_slice(part);
         }
     }

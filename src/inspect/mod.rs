@@ -48,10 +48,10 @@ const HEAD_LEN: usize = 64 * 1024;
 /// header copy and an end-of-stream marker, one 512-byte sector each.
 const TAIL_LEN: usize = 1536;
 
-/// The most image data an [`Inspector`] holds at once, in bytes: the head,
-/// the tail and the largest set of format-specific regions (a VMDK
-/// descriptor of 1 MiB − 1; VHDX needs less and never coexists with it).
-pub const MAX_HELD_BYTES: usize = HEAD_LEN + TAIL_LEN + (1 << 20);
+/// The most image data an [`Inspector`] holds at once, in bytes (about
+/// 1.13 MiB): the head, the tail, a VMDK descriptor (1 MiB − 1) and one
+/// VHDX table (64 KiB; a crafted file can want both).
+pub const MAX_HELD_BYTES: usize = HEAD_LEN + TAIL_LEN + vmdk::MAX_HELD + vhdx::MAX_HELD;
 
 /// A disk format the inspector recognises, named as Glance's `disk_format`
 /// (qemu's `vpc` is `vhd`, legacy QCOW v1 is `qcow2`, any MBR is `gpt`).
@@ -481,8 +481,8 @@ mod tests {
         let mut inspector = Inspector::new();
         for piece in bytes.chunks(chunk.max(1)) {
             inspector.update(piece);
+            assert!(inspector.held_bytes() <= MAX_HELD_BYTES);
         }
-        assert!(inspector.held_bytes() <= MAX_HELD_BYTES);
         inspector.finish()
     }
 
@@ -512,6 +512,18 @@ mod tests {
         assert_eq!(report.virtual_size(), Some(100_000));
         assert_eq!(report.n_bytes(), 100_000);
         assert!(report.is_safe());
+    }
+
+    #[test]
+    fn memory_stays_bounded_when_vmdk_and_vhdx_both_capture() {
+        // "vhdxfile" followed by text: the VMDK text probe and the VHDX
+        // tables both want bytes.
+        let mut bytes = b"vhdxfile".to_vec();
+        bytes.resize(1_300_000, b'a');
+        for chunk in [1000, 65536, 3_000_000] {
+            let report = inspect_in(&bytes, chunk);
+            assert_eq!(report.format(), Some(Format::Vhdx));
+        }
     }
 
     #[test]

@@ -30,6 +30,8 @@ const REGION_SIGNATURE: u32 = 0x6967_6572; // "regi"
 const METADATA_SIGNATURE: &[u8] = b"metadata";
 const MAX_ENTRIES: u32 = 2047;
 const ITEM_LEN: usize = 8;
+/// The most this parser holds: a table, or two items.
+pub(super) const MAX_HELD: usize = TABLE_LEN;
 const HAS_PARENT: u32 = 1 << 1;
 const REQUIRED_REGION: u32 = 1;
 const REQUIRED_ITEM: u32 = 1 << 2;

@@ -38,6 +38,8 @@ const TEXT_PROBE_LEN: u64 = 512;
 const TEXT_MIN_LEN: usize = 64;
 /// qemu's (and oslo's) descriptor cap.
 const DESCRIPTOR_MAX: usize = (1 << 20) - 1;
+/// The most this parser holds: one descriptor.
+pub(super) const MAX_HELD: usize = DESCRIPTOR_MAX;
 const DESCRIPTOR_AT: u64 = 512;
 const GD_AT_END: u64 = u64::MAX;
 const SECTOR: usize = 512;

@@ -1,7 +1,7 @@
 //! The commit protocol of one upload: from a `queued` image and a stream of
 //! bytes to an `active` image, or back to `queued` with nothing stored.
 //!
-//! Order (every failure after step 4 goes through [`Guard`], which removes
+//! Order (every failure after step 4 goes through the drop guard (`Guard`), which removes
 //! the staged data and returns the image to `queued`):
 //! 1. the image must be `queued`; signature policy (a partial `img_signature*`
 //!    set is refused, `require_signature` refuses unsigned images);

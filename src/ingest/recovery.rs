@@ -9,7 +9,7 @@
 use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::image::{ImageId, Status};
-use crate::repo::{Error as RepoError, ImageRepo, ListQuery, VisibilityFilter};
+use crate::repo::{Error as RepoError, ImageRepo, SqlRepo};
 use crate::store::Store;
 
 /// Why recovery could not finish; it stops at the first failure so a later
@@ -34,23 +34,16 @@ pub enum RecoveryError {
 /// its staged data; logs each one at warn level. Returns the ids recovered.
 ///
 /// Fails on the first repository, store or lock-file error.
-pub async fn recover<R: ImageRepo>(
-    repo: &R,
+pub async fn recover(
+    repo: &SqlRepo,
     store: &Store,
     clock: &dyn Clock,
 ) -> Result<Vec<ImageId>, RecoveryError> {
     let ctx = RequestContext::local_admin();
-    // Hidden images are listed only when asked for, so ask both ways.
-    let mut stuck = Vec::new();
-    for os_hidden in [false, true] {
-        let query = ListQuery {
-            status: Some(Status::Saving),
-            visibility: Some(VisibilityFilter::All),
-            os_hidden: Some(os_hidden),
-            ..ListQuery::default()
-        };
-        stuck.extend(repo.list(&ctx, &query).await.map_err(RecoveryError::Repo)?);
-    }
+    let stuck = repo
+        .images_with_status(Status::Saving)
+        .await
+        .map_err(RecoveryError::Repo)?;
     let mut recovered = Vec::new();
     for mut image in stuck {
         let id = image.id;

@@ -2,6 +2,9 @@
 //! store directory. Lifecycle, listing filters and paging, updates, verified
 //! downloads (including corruption at rest), status changes, deletion.
 
+// Helpers here are test code too; clippy's allow-unwrap-in-tests only covers #[test] fns.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -5,6 +5,9 @@
 //! size or checksum recorded) and the store (nothing in `images/` or
 //! `staging/`), so a test fails if anything is left behind.
 
+// Helpers here are test code too; clippy's allow-unwrap-in-tests only covers #[test] fns.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -144,32 +147,70 @@ pub(crate) struct Row {
     pub(crate) os_hash_value: Option<String>,
 }
 
-/// Reads an image row straight from `<data_dir>/portcullis.db` with the
-/// `sqlite3` command-line shell (read only), not through portcullis.
-pub(crate) fn db_row(data_dir: &Path, id: &str) -> Option<Row> {
-    let db = data_dir.join(DB_FILE_NAME);
-    let query = format!(
-        "SELECT status, IFNULL(size, ''), IFNULL(checksum, ''), IFNULL(os_hash_value, '') \
-         FROM images WHERE id = '{id}';"
-    );
-    let output = Command::new("sqlite3")
-        .arg("-readonly")
-        .arg("-separator")
-        .arg("|")
-        .arg(&db)
-        .arg(&query)
-        .output()
+/// Runs `query` (with one text parameter) on the SQLite database of a data
+/// directory, straight through sqlx, not through portcullis; `None` when the
+/// database does not exist yet or the schema is not migrated yet.
+fn db_rows(
+    db: &Path,
+    query: &'static str,
+    parameter: &str,
+) -> Option<Vec<sqlx::sqlite::SqliteRow>> {
+    let parameter = parameter.to_owned();
+    if !db.exists() {
+        return None;
+    }
+    let db = db.to_owned();
+    // On a thread of its own, so async tests can call it too.
+    std::thread::spawn(move || db_rows_blocking(&db, query, &parameter))
+        .join()
+        .unwrap()
+}
+
+fn db_rows_blocking(
+    db: &Path,
+    query: &'static str,
+    parameter: &str,
+) -> Option<Vec<sqlx::sqlite::SqliteRow>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    assert!(output.status.success(), "sqlite3 failed: {output:?}");
-    let text = String::from_utf8(output.stdout).unwrap();
-    let line = text.lines().next()?;
-    let fields: Vec<&str> = line.split('|').collect();
-    let optional = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+    runtime.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .busy_timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .unwrap();
+        let rows = sqlx::query(query)
+            .bind(parameter)
+            .fetch_all(&mut connection)
+            .await
+            .ok();
+        let _ = sqlx::Connection::close(connection).await;
+        rows
+    })
+}
+
+/// Reads an image row straight from `<data_dir>/portcullis.db`.
+pub(crate) fn db_row(data_dir: &Path, id: &str) -> Option<Row> {
+    db_row_in(&data_dir.join(DB_FILE_NAME), id)
+}
+
+fn db_row_in(db: &Path, id: &str) -> Option<Row> {
+    use sqlx::Row as _;
+    let rows = db_rows(
+        db,
+        "SELECT status, size, checksum, os_hash_value FROM images WHERE id = ?",
+        id,
+    )?;
+    let row = rows.first()?;
     Some(Row {
-        status: fields[0].to_owned(),
-        size: optional(fields[1]).map(|size| size.parse().unwrap()),
-        checksum: optional(fields[2]),
-        os_hash_value: optional(fields[3]),
+        status: row.get(0),
+        size: row.get(1),
+        checksum: row.get(2),
+        os_hash_value: row.get(3),
     })
 }
 
@@ -567,27 +608,16 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// The ids of the images in the database with `status`.
 fn ids_with_status(data_dir: &Path, status: &str) -> Vec<String> {
-    let db = data_dir.join(DB_FILE_NAME);
-    if !db.exists() {
-        return Vec::new();
-    }
-    let output = Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(&db)
-        .arg(format!(
-            "SELECT id FROM images WHERE status = '{status}' ORDER BY id;"
-        ))
-        .output()
-        .unwrap();
-    if !output.status.success() {
-        // The schema may not be migrated yet while the first process starts.
-        return Vec::new();
-    }
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    use sqlx::Row as _;
+    db_rows(
+        &data_dir.join(DB_FILE_NAME),
+        "SELECT id FROM images WHERE status = ? ORDER BY id",
+        status,
+    )
+    .unwrap_or_default()
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
 }
 
 /// Starts `portcullis ingest -` reading from a pipe the test writes to.
@@ -746,7 +776,7 @@ fn disk_full_is_a_clear_error_and_leaves_nothing() {
         "set -e; mount -t tmpfs -o size=6m tmpfs '{dir}'; \
          set +e; '{bin}' ingest '{file}' --data-dir '{dir}' --name full --disk-format raw --container-format bare --format json > '{out}/ingest.json' 2> '{out}/ingest.err'; \
          echo $? > '{out}/ingest.code'; \
-         sqlite3 -readonly '{dir}/{db}' \"SELECT status || '|' || IFNULL(size, '') || '|' || IFNULL(checksum, '') FROM images;\" > '{out}/rows.txt'; \
+         mkdir -p '{out}/db-copy' && cp '{dir}'/{db}* '{out}/db-copy/'; \
          (cd '{dir}' && ls -A images staging | grep -v '.lock$' | grep -v '^images:$' | grep -v '^staging:$' | grep -v '^$' || true) > '{out}/files.txt'",
         dir = data_dir.display(),
         bin = bin.display(),
@@ -775,7 +805,18 @@ fn disk_full_is_a_clear_error_and_leaves_nothing() {
             .contains("no space left"),
         "{report}"
     );
-    assert_eq!(read("rows.txt").trim(), "queued||");
+    // The database, copied out of the namespace before its tmpfs vanished.
+    let id = report["image_id"].as_str().unwrap();
+    let row = db_row_in(&env.path("db-copy").join(DB_FILE_NAME), id).unwrap();
+    assert_eq!(
+        row,
+        Row {
+            status: "queued".to_owned(),
+            size: None,
+            checksum: None,
+            os_hash_value: None,
+        }
+    );
     assert_eq!(read("files.txt").trim(), "");
 }
 

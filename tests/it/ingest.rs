@@ -1087,3 +1087,39 @@ mod library {
         ))
     }
 }
+
+#[test]
+fn the_readme_sample_ingests_into_a_fresh_data_directory() {
+    // README's first command, with the working directory as the data
+    // directory's parent (the default ./portcullis-data).
+    let env = Env::new();
+    let sample = crate::support::testdata().join("sample");
+    let output = portcullis()
+        .current_dir(env.dir.path())
+        .arg("ingest")
+        .arg(sample.join("sample.qcow2"))
+        .arg("--properties")
+        .arg(sample.join("properties.json"))
+        .arg("--cert-dir")
+        .arg(crate::support::testdata().join("certs"))
+        .args([
+            "--name",
+            "sample",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+        ])
+        .args(["--format", "json", "--require-signature"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let image = json_of(&output);
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["virtual_size"], 64 * 1024 * 1024);
+    assert_eq!(image["img_signature_key_type"], "RSA-PSS");
+    let id = image["id"].as_str().unwrap();
+    let default_dir = env.path("portcullis-data");
+    assert_eq!(db_row(&default_dir, id).unwrap().status, "active");
+    assert!(default_dir.join("images").join(id).is_file());
+}

@@ -484,7 +484,9 @@ async fn upload(
     let uploader = &session.data.uploader;
     let image = if file == Path::new("-") {
         let data = UploadData {
-            stream: ingest::source::stdin_stream(),
+            stream: ingest::source::stdin_stream().map_err(|err| {
+                CliError::Usage(format!("cannot start reading standard input: {err}"))
+            })?,
             declared_size: declared,
         };
         let mut bar = ProgressBar::new(declared.unwrap_or(0));
@@ -495,7 +497,6 @@ async fn upload(
         image?
     } else {
         let (stream, len) = ingest::source::file_stream(file)
-            .await
             .map_err(|err| CliError::Usage(format!("cannot read {}: {err}", file.display())))?;
         let data = UploadData {
             stream,

@@ -1,41 +1,139 @@
 //! Byte sources at the edge: a file or standard input as the same async
 //! stream of chunks an HTTP body will be.
 //!
+//! A dedicated reader thread reads with blocking `read` straight into the
+//! chunk it hands on (one copy, from the page cache), and a bounded channel
+//! of [`SOURCE_DEPTH`] chunks keeps memory bounded. This is measurably
+//! cheaper than `tokio::fs::File`, which hops to the blocking pool per read
+//! and copies each chunk once more through its own buffer: on a 1 GiB ingest
+//! that copy was ~4% of all CPU, on a machine where the hashes need both cores.
 //! Only the CLI and tests use these; the pipeline itself takes any stream.
 
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
+use tokio::sync::mpsc;
 
 /// Chunk size for files and stdin: 1 MiB, as glanceclient sends.
 pub const CHUNK_SIZE: usize = 1 << 20;
 
+/// How many chunks may wait between the reader thread and the pipeline.
+pub const SOURCE_DEPTH: usize = 2;
+
 /// A file as a stream of chunks, with its length (the declared size).
 ///
-/// Fails when the file cannot be opened or is not a regular file.
-pub async fn file_stream(
+/// Fails when the file cannot be opened or is not a regular file, or when
+/// the OS cannot start the reader thread.
+pub fn file_stream(
     path: &Path,
 ) -> io::Result<(
     impl Stream<Item = Result<Bytes, io::Error>> + Unpin + Send + use<>,
     u64,
 )> {
-    let file = tokio::fs::File::open(path).await?;
-    let metadata = file.metadata().await?;
+    let file = std::fs::File::open(path)?;
+    let metadata = file.metadata()?;
     if !metadata.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    Ok((
-        tokio_util::io::ReaderStream::with_capacity(file, CHUNK_SIZE),
-        metadata.len(),
-    ))
+    Ok((reader_stream(file)?, metadata.len()))
 }
 
 /// Standard input as a stream of chunks (size unknown).
-pub fn stdin_stream() -> impl Stream<Item = Result<Bytes, io::Error>> + Unpin + Send {
-    tokio_util::io::ReaderStream::with_capacity(tokio::io::stdin(), CHUNK_SIZE)
+///
+/// Fails when the OS cannot start the reader thread.
+pub fn stdin_stream() -> io::Result<impl Stream<Item = Result<Bytes, io::Error>> + Unpin + Send> {
+    reader_stream(io::stdin())
+}
+
+/// Reads `reader` on a thread of its own into 1 MiB chunks.
+///
+/// The thread stops at end of input, at the first read error (which it
+/// passes on), or when the stream is dropped.
+pub fn reader_stream<R: Read + Send + 'static>(
+    mut reader: R,
+) -> io::Result<impl Stream<Item = Result<Bytes, io::Error>> + Unpin + Send + use<R>> {
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, io::Error>>(SOURCE_DEPTH);
+    std::thread::Builder::new()
+        .name("portcullis-read".to_owned())
+        .spawn(move || {
+            loop {
+                match read_chunk(&mut reader) {
+                    Ok(Some(chunk)) => {
+                        if sender.blocking_send(Ok(chunk)).is_err() {
+                            return; // The pipeline stopped listening.
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(err) => {
+                        let _ = sender.blocking_send(Err(err));
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(Box::pin(futures_util::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+    )))
+}
+
+/// Fills one chunk (short only at end of input); `None` at end of input.
+fn read_chunk(reader: &mut impl Read) -> io::Result<Option<Bytes>> {
+    let mut chunk = BytesMut::zeroed(CHUNK_SIZE);
+    let mut filled = 0;
+    while filled < CHUNK_SIZE {
+        match reader.read(&mut chunk[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    if filled == 0 {
+        return Ok(None);
+    }
+    chunk.truncate(filled);
+    Ok(Some(chunk.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test]
+    async fn chunks_cover_the_input_exactly() {
+        let data: Vec<u8> = (0..(CHUNK_SIZE * 2 + 123))
+            .map(|i| (i % 241) as u8)
+            .collect();
+        let mut stream = reader_stream(io::Cursor::new(data.clone())).unwrap();
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            sizes.push(chunk.len());
+            seen.extend_from_slice(&chunk);
+        }
+        assert_eq!(seen, data);
+        assert_eq!(sizes, vec![CHUNK_SIZE, CHUNK_SIZE, 123]);
+    }
+
+    #[tokio::test]
+    async fn read_errors_are_passed_on() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::BrokenPipe, "gone"))
+            }
+        }
+        let mut stream = reader_stream(Failing).unwrap();
+        let first = stream.next().await.unwrap();
+        assert_eq!(first.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+        assert!(stream.next().await.is_none());
+    }
 }

@@ -12,7 +12,7 @@
 use std::io::{self, Read};
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
@@ -83,22 +83,20 @@ pub fn reader_stream<R: Read + Send + 'static>(
 }
 
 /// Fills one chunk (short only at end of input); `None` at end of input.
-fn read_chunk(reader: &mut impl Read) -> io::Result<Option<Bytes>> {
-    let mut chunk = BytesMut::zeroed(CHUNK_SIZE);
-    let mut filled = 0;
-    while filled < CHUNK_SIZE {
-        match reader.read(&mut chunk[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    if filled == 0 {
+///
+/// `read_to_end` on a `take` reads into the vector's spare capacity without
+/// zeroing it first (std tracks the initialised part), which saves a memset
+/// of the whole image.
+fn read_chunk<R: Read>(reader: &mut R) -> io::Result<Option<Bytes>> {
+    let mut chunk = Vec::with_capacity(CHUNK_SIZE);
+    reader
+        .by_ref()
+        .take(CHUNK_SIZE as u64)
+        .read_to_end(&mut chunk)?;
+    if chunk.is_empty() {
         return Ok(None);
     }
-    chunk.truncate(filled);
-    Ok(Some(chunk.freeze()))
+    Ok(Some(Bytes::from(chunk)))
 }
 
 #[cfg(test)]

@@ -225,10 +225,11 @@ pub(crate) fn run_ingest(args: IngestArgs) -> Exit {
     let mut created = None;
     let result = session.block_on(async {
         let image = new_image(&args.fields, &session.ctx, session.clock.as_ref())?;
+        let source = Source::open(&args.file, args.upload.size)?;
         let repo = &session.data.uploader.repo;
         let image = repo.add(&session.ctx, &image).await?;
         created = Some(image.id);
-        upload(&session, &image.id, &args.file, args.upload.size).await
+        upload(&session, &image.id, source).await
     });
     session.finish(result, created)
 }
@@ -248,10 +249,15 @@ enum Done {
     Image(Box<Image>),
     /// A page of images.
     Images(Vec<Image>),
-    /// Data written somewhere (download); a line for text mode.
-    /// The JSON summary, a line for text mode, and whether the data itself
-    /// went to stdout.
-    Message(serde_json::Value, String, bool),
+    /// Data written somewhere (download).
+    Downloaded {
+        /// The JSON summary.
+        summary: serde_json::Value,
+        /// The text-mode line.
+        line: String,
+        /// Whether the data itself went to stdout (the summary then goes to stderr).
+        to_stdout: bool,
+    },
 }
 
 impl Session {
@@ -358,7 +364,10 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
             file,
             upload: upload_args,
             ..
-        } => upload(session, &parse_id(&id)?, &file, upload_args.size).await,
+        } => {
+            let id = parse_id(&id)?;
+            upload(session, &id, Source::open(&file, upload_args.size)?).await
+        }
         ImagesCommand::List {
             status,
             name,
@@ -430,8 +439,12 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
                 Output::File(path) => path.display().to_string(),
                 Output::Stdout => "-".to_owned(),
             };
-            Ok(Done::Message(
-                serde_json::json!({
+            let line = format!(
+                "image {} downloaded to {target}: {n_bytes} bytes, checksum and os_hash verified",
+                image.id
+            );
+            Ok(Done::Downloaded {
+                summary: serde_json::json!({
                     "id": image.id.to_string(),
                     "output": target,
                     "size": n_bytes,
@@ -440,12 +453,9 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
                     "os_hash_value": image.os_hash_value,
                     "verified": true,
                 }),
-                format!(
-                    "image {} downloaded to {target}: {n_bytes} bytes, checksum and os_hash verified",
-                    image.id
-                ),
-                output == Output::Stdout,
-            ))
+                line,
+                to_stdout: output == Output::Stdout,
+            })
         }
         ImagesCommand::Delete { id } => Ok(Done::Image(Box::new(
             repo.remove(ctx, parse_id(&id)?).await?,
@@ -475,41 +485,52 @@ async fn set_status(
 }
 
 /// Uploads a file or stdin to the queued image `id`.
-async fn upload(
-    session: &Session,
-    id: &ImageId,
-    file: &Path,
+/// The data of an upload, opened before anything is created or changed, so
+/// that a missing file is a usage error that leaves nothing behind.
+struct Source {
+    stream: ingest::source::ChunkStream,
+    /// The size to enforce: `--size`, else a file's length.
     declared: Option<u64>,
-) -> Result<Done, CliError> {
-    let uploader = &session.data.uploader;
-    let image = if file == Path::new("-") {
-        let data = UploadData {
-            stream: ingest::source::stdin_stream().map_err(|err| {
+    /// The size for the progress bar (0: unknown).
+    expected: u64,
+}
+
+impl Source {
+    fn open(file: &Path, declared: Option<u64>) -> Result<Source, CliError> {
+        if file == Path::new("-") {
+            let stream = ingest::source::stdin_stream().map_err(|err| {
                 CliError::Usage(format!("cannot start reading standard input: {err}"))
-            })?,
-            declared_size: declared,
-        };
-        let mut bar = ProgressBar::new(declared.unwrap_or(0));
-        let image = uploader
-            .upload(&session.ctx, id, data, &mut |n| bar.set(n))
-            .await;
-        bar.finish();
-        image?
-    } else {
+            })?;
+            return Ok(Source {
+                stream,
+                declared,
+                expected: declared.unwrap_or(0),
+            });
+        }
         let (stream, len) = ingest::source::file_stream(file)
             .map_err(|err| CliError::Usage(format!("cannot read {}: {err}", file.display())))?;
-        let data = UploadData {
+        Ok(Source {
             stream,
-            declared_size: Some(declared.unwrap_or(len)),
-        };
-        let mut bar = ProgressBar::new(len);
-        let image = uploader
-            .upload(&session.ctx, id, data, &mut |n| bar.set(n))
-            .await;
-        bar.finish();
-        image?
+            declared: Some(declared.unwrap_or(len)),
+            expected: len,
+        })
+    }
+}
+
+/// Uploads `source` to the queued image `id`.
+async fn upload(session: &Session, id: &ImageId, source: Source) -> Result<Done, CliError> {
+    let data = UploadData {
+        stream: source.stream,
+        declared_size: source.declared,
     };
-    Ok(Done::Image(Box::new(image)))
+    let mut bar = ProgressBar::new(source.expected);
+    let image = session
+        .data
+        .uploader
+        .upload(&session.ctx, id, data, &mut |n| bar.set(n))
+        .await;
+    bar.finish();
+    Ok(Done::Image(Box::new(image?)))
 }
 
 /// A progress bar on stderr, only when it is a terminal and the data is large.
@@ -619,9 +640,34 @@ fn print_done(format: OutputFormat, done: Done) {
             print_json(&serde_json::json!({ "images": images }));
         }
         // The data itself went to stdout: the summary goes to stderr.
-        (OutputFormat::Json, Done::Message(document, _, true)) => eprintln!("{document:#}"),
-        (OutputFormat::Text, Done::Message(_, line, true)) => eprintln!("{line}"),
-        (OutputFormat::Json, Done::Message(document, _, false)) => println!("{document:#}"),
+        (
+            OutputFormat::Json,
+            Done::Downloaded {
+                summary,
+                to_stdout: true,
+                ..
+            },
+        ) => {
+            eprintln!("{summary:#}")
+        }
+        (
+            OutputFormat::Text,
+            Done::Downloaded {
+                line,
+                to_stdout: true,
+                ..
+            },
+        ) => eprintln!("{line}"),
+        (
+            OutputFormat::Json,
+            Done::Downloaded {
+                summary,
+                to_stdout: false,
+                ..
+            },
+        ) => {
+            println!("{summary:#}")
+        }
         (OutputFormat::Text, Done::Image(image)) => print_image_text(&image),
         (OutputFormat::Text, Done::Images(images)) => {
             for image in &images {
@@ -637,7 +683,14 @@ fn print_done(format: OutputFormat, done: Done) {
                 );
             }
         }
-        (OutputFormat::Text, Done::Message(_, line, false)) => println!("{line}"),
+        (
+            OutputFormat::Text,
+            Done::Downloaded {
+                line,
+                to_stdout: false,
+                ..
+            },
+        ) => println!("{line}"),
     }
 }
 

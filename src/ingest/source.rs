@@ -19,6 +19,9 @@ use tokio::sync::mpsc;
 /// Chunk size for files and stdin: 1 MiB, as glanceclient sends.
 pub const CHUNK_SIZE: usize = 1 << 20;
 
+/// A boxed stream of chunks, whatever its source.
+pub type ChunkStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
+
 /// How many chunks may wait between the reader thread and the pipeline.
 pub const SOURCE_DEPTH: usize = 2;
 
@@ -26,12 +29,7 @@ pub const SOURCE_DEPTH: usize = 2;
 ///
 /// Fails when the file cannot be opened or is not a regular file, or when
 /// the OS cannot start the reader thread.
-pub fn file_stream(
-    path: &Path,
-) -> io::Result<(
-    impl Stream<Item = Result<Bytes, io::Error>> + Unpin + Send + use<>,
-    u64,
-)> {
+pub fn file_stream(path: &Path) -> io::Result<(ChunkStream, u64)> {
     let file = std::fs::File::open(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
@@ -46,7 +44,7 @@ pub fn file_stream(
 /// Standard input as a stream of chunks (size unknown).
 ///
 /// Fails when the OS cannot start the reader thread.
-pub fn stdin_stream() -> io::Result<impl Stream<Item = Result<Bytes, io::Error>> + Unpin + Send> {
+pub fn stdin_stream() -> io::Result<ChunkStream> {
     reader_stream(io::stdin())
 }
 
@@ -54,9 +52,7 @@ pub fn stdin_stream() -> io::Result<impl Stream<Item = Result<Bytes, io::Error>>
 ///
 /// The thread stops at end of input, at the first read error (which it
 /// passes on), or when the stream is dropped.
-pub fn reader_stream<R: Read + Send + 'static>(
-    mut reader: R,
-) -> io::Result<impl Stream<Item = Result<Bytes, io::Error>> + Unpin + Send + use<R>> {
+pub fn reader_stream<R: Read + Send + 'static>(mut reader: R) -> io::Result<ChunkStream> {
     let (sender, receiver) = mpsc::channel::<Result<Bytes, io::Error>>(SOURCE_DEPTH);
     std::thread::Builder::new()
         .name("portcullis-read".to_owned())

@@ -647,6 +647,13 @@ mod tests {
         assert!(text.contains(r#""tags":["t1"]"#), "{text}");
         assert!(!text.contains("file:///secret"), "{text}");
         assert!(!text.contains("locations"), "{text}");
+        // A stored property named like a base attribute never shadows it.
+        image
+            .properties
+            .insert("status".into(), "active-ish".into());
+        let text = serde_json::to_string(&ImageJson(&image)).unwrap();
+        assert_eq!(text.matches(r#""status":"#).count(), 1, "{text}");
+        assert!(!text.contains("active-ish"), "{text}");
     }
 
     #[test]

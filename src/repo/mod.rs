@@ -129,6 +129,67 @@ pub trait ImageRepo: Send + Sync {
     ) -> impl Future<Output = Result<Image, Error>> + Send;
 }
 
+/// A shared repository is a repository: an `Arc<Stack>` can be handed to
+/// anything generic over [`ImageRepo`] (a server's handlers, ingest).
+impl<R: ImageRepo> ImageRepo for Arc<R> {
+    fn get(
+        &self,
+        ctx: &RequestContext,
+        id: ImageId,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).get(ctx, id)
+    }
+
+    fn list(
+        &self,
+        ctx: &RequestContext,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<Vec<Image>, Error>> + Send {
+        (**self).list(ctx, query)
+    }
+
+    fn add(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).add(ctx, image)
+    }
+
+    fn save(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        from: Option<Status>,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).save(ctx, image, from)
+    }
+
+    fn remove(
+        &self,
+        ctx: &RequestContext,
+        id: ImageId,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).remove(ctx, id)
+    }
+
+    fn prepare_upload(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+    ) -> impl Future<Output = Result<UploadAllowance, Error>> + Send {
+        (**self).prepare_upload(ctx, image)
+    }
+
+    fn prepare_download(
+        &self,
+        ctx: &RequestContext,
+        id: ImageId,
+    ) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).prepare_download(ctx, id)
+    }
+}
+
 /// How much data an upload may bring, as decided by every layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadAllowance {
@@ -360,6 +421,15 @@ pub enum QuotaResource {
 }
 
 impl QuotaResource {
+    /// The unit usage and limits are counted in (`image_size_total` is
+    /// configured in MiB but checked in bytes).
+    pub fn unit(self) -> &'static str {
+        match self {
+            QuotaResource::ImageCountTotal | QuotaResource::ImageCountUploading => "images",
+            QuotaResource::ImageSizeTotal => "bytes",
+        }
+    }
+
     /// Glance's limit name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -448,7 +518,8 @@ pub enum Error {
     },
     /// A quota limit would be exceeded.
     #[error(
-        "project {project} is over its {resource} quota: {usage} in use, {requested} more requested, limit {limit}"
+        "project {project} is over its {resource} quota: {usage} {unit} in use, {requested} more requested, limit {limit} {unit}",
+        unit = resource.unit()
     )]
     QuotaExceeded {
         /// The owning project.

@@ -252,7 +252,10 @@ mod tests {
             }
             other => panic!("expected a quota error, got {other}"),
         }
-        assert!(err.to_string().contains("image_count_total"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "project p1 is over its image_count_total quota: 2 images in use, 1 more requested, limit 2 images"
+        );
         // Other projects and per-project overrides have their own counts.
         quota.add(&ctx, &queued(Some("p2"))).await.unwrap();
         for _ in 0..3 {

@@ -483,23 +483,38 @@ async fn write_children(conn: &mut SqliteConnection, image: &Image) -> Result<()
     Ok(())
 }
 
-/// The column values of an image, converted for binding.
-struct Columns {
-    size: Option<i64>,
-    virtual_size: Option<i64>,
-}
+/// A query under construction on SQLite.
+type ImageQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
 
-fn columns(image: &Image) -> Result<Columns, Error> {
-    Ok(Columns {
-        size: image
-            .size
-            .map(|value| to_i64(image.id, "size", value))
-            .transpose()?,
-        virtual_size: image
-            .virtual_size
-            .map(|value| to_i64(image.id, "virtual_size", value))
-            .transpose()?,
-    })
+/// Binds the fields `add` and `save` both write, as `$1`..`$15` in this
+/// order: name, status, visibility, protected, os_hidden, owner,
+/// disk_format, container_format, min_disk, min_ram, size, virtual_size,
+/// checksum, os_hash_algo, os_hash_value.
+fn bind_fields<'q>(query: ImageQuery<'q>, image: &'q Image) -> Result<ImageQuery<'q>, Error> {
+    let size = image
+        .size
+        .map(|value| to_i64(image.id, "size", value))
+        .transpose()?;
+    let virtual_size = image
+        .virtual_size
+        .map(|value| to_i64(image.id, "virtual_size", value))
+        .transpose()?;
+    Ok(query
+        .bind(&image.name)
+        .bind(image.status.as_str())
+        .bind(image.visibility.as_str())
+        .bind(image.protected)
+        .bind(image.os_hidden)
+        .bind(&image.owner)
+        .bind(image.disk_format.map(|format| format.as_str()))
+        .bind(image.container_format.map(|format| format.as_str()))
+        .bind(i64::from(image.min_disk))
+        .bind(i64::from(image.min_ram))
+        .bind(size)
+        .bind(virtual_size)
+        .bind(&image.checksum)
+        .bind(&image.os_hash_algo)
+        .bind(&image.os_hash_value))
 }
 
 impl SqlRepo {
@@ -590,7 +605,6 @@ impl ImageRepo for SqlRepo {
                 status: image.status,
             });
         }
-        let values = columns(image)?;
         let mut tx = self.begin().await?;
         // Deleted rows keep their id: Glance never reuses an image id.
         let taken: Option<i64> = sqlx::query_scalar("SELECT 1 FROM images WHERE id = $1")
@@ -601,33 +615,19 @@ impl ImageRepo for SqlRepo {
         if taken.is_some() {
             return Err(Error::AlreadyExists { id: image.id });
         }
-        sqlx::query(
-            "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, \
+        let insert = sqlx::query(
+            "INSERT INTO images (name, status, visibility, protected, os_hidden, owner, \
              disk_format, container_format, min_disk, min_ram, size, virtual_size, checksum, \
-             os_hash_algo, os_hash_value, created_at, updated_at) \
+             os_hash_algo, os_hash_value, id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(image.id.to_string())
-        .bind(&image.name)
-        .bind(image.status.as_str())
-        .bind(image.visibility.as_str())
-        .bind(image.protected)
-        .bind(image.os_hidden)
-        .bind(&image.owner)
-        .bind(image.disk_format.map(|format| format.as_str()))
-        .bind(image.container_format.map(|format| format.as_str()))
-        .bind(i64::from(image.min_disk))
-        .bind(i64::from(image.min_ram))
-        .bind(values.size)
-        .bind(values.virtual_size)
-        .bind(&image.checksum)
-        .bind(&image.os_hash_algo)
-        .bind(&image.os_hash_value)
-        .bind(micros(image.created_at))
-        .bind(micros(image.updated_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db("adding an image"))?;
+        );
+        bind_fields(insert, image)?
+            .bind(image.id.to_string())
+            .bind(micros(image.created_at))
+            .bind(micros(image.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db("adding an image"))?;
         write_children(&mut tx, image).await?;
         let stored = load_image(&mut tx, image.id)
             .await?
@@ -642,7 +642,6 @@ impl ImageRepo for SqlRepo {
         image: &Image,
         from: Option<Status>,
     ) -> Result<Image, Error> {
-        let values = columns(image)?;
         let id = image.id;
         let mut tx = self.begin().await?;
         let current = load_status(&mut tx, id)
@@ -669,33 +668,19 @@ impl ImageRepo for SqlRepo {
         }
         // 2. The whole record; `WHERE status = expected` keeps this a real
         //    compare-and-swap on databases without SQLite's write lock.
-        let updated = sqlx::query(
+        let update = sqlx::query(
             "UPDATE images SET name = $1, status = $2, visibility = $3, protected = $4, \
              os_hidden = $5, owner = $6, disk_format = $7, container_format = $8, min_disk = $9, \
              min_ram = $10, size = $11, virtual_size = $12, checksum = $13, os_hash_algo = $14, \
              os_hash_value = $15, updated_at = $16 WHERE id = $17 AND status = $18",
-        )
-        .bind(&image.name)
-        .bind(image.status.as_str())
-        .bind(image.visibility.as_str())
-        .bind(image.protected)
-        .bind(image.os_hidden)
-        .bind(&image.owner)
-        .bind(image.disk_format.map(|format| format.as_str()))
-        .bind(image.container_format.map(|format| format.as_str()))
-        .bind(i64::from(image.min_disk))
-        .bind(i64::from(image.min_ram))
-        .bind(values.size)
-        .bind(values.virtual_size)
-        .bind(&image.checksum)
-        .bind(&image.os_hash_algo)
-        .bind(&image.os_hash_value)
-        .bind(micros(self.now()))
-        .bind(id.to_string())
-        .bind(expected.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db("saving an image"))?;
+        );
+        let updated = bind_fields(update, image)?
+            .bind(micros(self.now()))
+            .bind(id.to_string())
+            .bind(expected.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db("saving an image"))?;
         if updated.rows_affected() == 0 {
             let actual = load_status(&mut tx, id)
                 .await?

@@ -104,6 +104,7 @@ macro_rules! conformance {
                 remove_marks_deleted_and_respects_protected,
                 list_filters_like_glance,
                 list_pages_cover_every_sort_without_gaps_or_overlap,
+                list_pages_with_identical_timestamps_fall_back_to_ids,
                 list_scope_limits_what_a_project_sees,
                 prepare_upload_only_for_queued_images,
             );
@@ -617,6 +618,35 @@ async fn list_pages_cover_every_sort_without_gaps_or_overlap<R: ImageRepo>(f: Fi
     ));
 }
 
+async fn list_pages_with_identical_timestamps_fall_back_to_ids<R: ImageRepo>(f: Fixture<R>) {
+    // A pinned clock (PORTCULLIS_NOW) gives every image the same created_at.
+    let at = f.clock.now();
+    let mut all = Vec::new();
+    for _ in 0..7 {
+        let mut image = f.new_image(Some("same"), None);
+        image.created_at = at;
+        image.updated_at = at;
+        all.push(f.add(&image).await);
+    }
+    let mut expected: Vec<ImageId> = all.iter().map(|i| i.id).collect();
+    expected.sort_by_key(|id| std::cmp::Reverse(id.to_string()));
+    let mut walked = Vec::new();
+    let mut marker = None;
+    loop {
+        let query = ListQuery {
+            limit: Some(3),
+            marker,
+            ..ListQuery::default()
+        };
+        let page = f.repo.list(&ctx(), &query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        marker = Some(last.id);
+        walked.extend(page.iter().map(|i| i.id));
+        assert!(walked.len() <= all.len());
+    }
+    assert_eq!(walked, expected);
+}
+
 async fn list_scope_limits_what_a_project_sees<R: ImageRepo>(f: Fixture<R>) {
     let mut images = Vec::new();
     for owner in ["p1", "p2"] {
@@ -906,7 +936,12 @@ async fn the_embedded_stack_runs_every_layer() {
         .unwrap();
     assert!(data_dir.join("portcullis.db").is_file());
     assert!(data_dir.join("images").is_dir() && data_dir.join("staging").is_dir());
+    // Through the Arc, as a server or ingest would share it.
     let repo = &embedded.repo;
+    fn shared<R: ImageRepo>(repo: &R) -> &R {
+        repo
+    }
+    let repo = shared(repo);
     let p1 = RequestContext::for_project("p1", &["member"]);
 
     // Create (authz: own project; policy: member; property protection: x_ may be created).

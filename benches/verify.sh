@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: `portcullis verify` against `openssl dgst -verify` on the same
 # 1 GiB file, RSA-PSS (RSA-2048) with SHA-256 and SHA-512. Prints MB/s for each
-# (best of RUNS, page cache warm) and the ratio portcullis / openssl.
+# (best of RUNS interleaved runs, page cache warm) and the ratio portcullis / openssl.
 # Target: ratio >= 0.95 for both hashes.
 #
 # Usage: benches/verify.sh            (SIZE_MIB=1024 RUNS=3 by default)
@@ -34,18 +34,14 @@ fi
 # Warm the page cache so both tools read from memory.
 cat "$DATA" > /dev/null
 
-best_seconds() { # command... -> best wall time of RUNS runs, in seconds
-    local best=""
-    for _ in $(seq 1 "$RUNS"); do
-        local start end elapsed
-        start=$(date +%s.%N)
-        "$@" > /dev/null 2>&1 || { echo "command failed: $*" >&2; exit 1; }
-        end=$(date +%s.%N)
-        elapsed=$(echo "$end - $start" | bc -l)
-        if [ -z "$best" ] || [ "$(echo "$elapsed < $best" | bc -l)" = 1 ]; then best=$elapsed; fi
-    done
-    echo "$best"
+seconds() { # command... -> wall time in seconds
+    local start end
+    start=$(date +%s.%N)
+    "$@" > /dev/null 2>&1 || { echo "command failed: $*" >&2; exit 1; }
+    end=$(date +%s.%N)
+    echo "$end - $start" | bc -l
 }
+min() { if [ -z "$1" ] || [ "$(echo "$2 < $1" | bc -l)" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 
 MB=$(echo "$SIZE_MIB * 1048576 / 1000000" | bc -l)
 printf '%-8s %14s %14s %8s\n' hash "portcullis MB/s" "openssl MB/s" ratio
@@ -54,10 +50,15 @@ for hash in sha256 sha512; do
     openssl dgst "-$hash" -sign "$KEY" -sigopt rsa_padding_mode:pss -out "$SIG" "$DATA"
     B64=$(openssl base64 -A < "$SIG")
     METHOD="SHA-${hash#sha}"
-    t_ours=$(best_seconds "$BIN" verify "$DATA" --cert-dir "$DIR/certs" \
-        --signature "$B64" --hash-method "$METHOD" --key-type RSA-PSS --cert-uuid "$ID")
-    t_openssl=$(best_seconds openssl dgst "-$hash" -verify "$PUB" -sigopt rsa_padding_mode:pss \
-        -signature "$SIG" "$DATA")
+    # Interleave the two tools so a change in machine load hits both alike.
+    t_ours=""
+    t_openssl=""
+    for _ in $(seq 1 "$RUNS"); do
+        t_ours=$(min "$t_ours" "$(seconds "$BIN" verify "$DATA" --cert-dir "$DIR/certs" \
+            --signature "$B64" --hash-method "$METHOD" --key-type RSA-PSS --cert-uuid "$ID")")
+        t_openssl=$(min "$t_openssl" "$(seconds openssl dgst "-$hash" -verify "$PUB" \
+            -sigopt rsa_padding_mode:pss -signature "$SIG" "$DATA")")
+    done
     ours=$(echo "$MB / $t_ours" | bc -l)
     theirs=$(echo "$MB / $t_openssl" | bc -l)
     ratio=$(echo "$ours / $theirs" | bc -l)

@@ -107,6 +107,14 @@ basicConstraints = critical,CA:TRUE
 keyUsage = critical,keyCertSign,digitalSignature
 EOF
 
+# A request config that encodes names as PrintableString (the default is UTF8String).
+cat > "$WORK/printable.cnf" <<'EOF'
+[ req ]
+distinguished_name = dn
+string_mask = nombstr
+[ dn ]
+EOF
+
 # issue NAME SUBJECT_KEY "CN" EXT ISSUER_NAME|self [START END [extra ca args...]]
 issue() {
     local name=$1 key=$2 cn=$3 ext=$4 issuer=$5 start=${6:-$START} end=${7:-$END}
@@ -117,14 +125,15 @@ issue() {
     mkdir -p "$CADIR"
     : > "$CADIR/index.txt"
     printf '%s\n' "$(printf '%s' "$name" | md5sum | cut -c1-16)" > "$CADIR/serial"
-    openssl req -new -key "keys/$key.pem" -subj "/CN=$cn/O=portcullis tests" -out "$CADIR/req.csr"
+    openssl req -new -key "keys/$key.pem" -subj "/CN=$cn/O=portcullis tests" ${REQ_CONFIG:+-config "$REQ_CONFIG"} \
+        -out "$CADIR/req.csr"
     local signer=()
     if [ "$issuer" = self ]; then
         signer=(-selfsign -keyfile "keys/$key.pem")
     else
         signer=(-cert "$WORK/$issuer.crt" -keyfile "keys/$(cat "$WORK/$issuer.key")")
     fi
-    openssl ca -batch -notext -config "$WORK/ca.cnf" "${signer[@]}" -in "$CADIR/req.csr" \
+    openssl ca -batch -notext -preserveDN -config "$WORK/ca.cnf" "${signer[@]}" -in "$CADIR/req.csr" \
         -startdate "$start" -enddate "$end" -extensions "$ext" -out "$out" "$@" 2>/dev/null
     cp "$out" "$WORK/$name.crt"
     echo "$key.pem" > "$WORK/$name.key"
@@ -149,6 +158,9 @@ issue chain-leaf-expired chainleaf "chain leaf expired" leaf root-ca 20200101000
 issue chain-leaf-future chainleaf "chain leaf future" leaf root-ca 20400101000000Z 20450101000000Z
 issue inter-expired inter-ca "Expired Intermediate CA" ext_ca root-ca 20200101000000Z 20210101000000Z
 issue chain-leaf-under-expired chainleaf "chain leaf under expired" leaf inter-expired
+# Name comparison: case matters, the string type (UTF8 vs Printable) does not.
+issue root-ca-lowercase root-ca "test root ca" ext_ca self
+REQ_CONFIG="$WORK/printable.cnf" issue root-ca-printable root-ca "Test Root CA" ext_ca self
 # pathLen: root (pathlen 0) -> intermediate -> leaf breaks the constraint.
 issue root-pl0 root-pl0 "PathLen0 Root" ca_pl0 self
 issue inter-pl inter-pl "PathLen Intermediate" ext_ca root-pl0

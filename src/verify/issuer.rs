@@ -14,7 +14,7 @@ use sha2::Digest as _;
 
 use super::cert::Cert;
 use super::dersig;
-use super::key::{EcKey, PublicKey};
+use super::key::{self, EcKey, PublicKey};
 use super::tlv;
 
 /// How issuer signatures are checked.
@@ -407,26 +407,14 @@ fn verify_pkcs1(key: &rsa::PublicKey, hash: CertHash, tbs: &[u8], signature: &[u
 }
 
 fn verify_pss(key: &rsa::PublicKey, params: &PssParams, tbs: &[u8], signature: &[u8]) -> bool {
-    fn check<D>(key: &rsa::PublicKey, salt_len: usize, digest: &[u8], signature: &[u8]) -> bool
-    where
-        D: digest::Digest + digest::FixedOutputReset,
-    {
-        let Ok(signature) =
-            rsa::pss::Signature::from_bytes_with_max_len(signature, signature.len())
-        else {
-            return false;
-        };
-        rsa::pss::VerifyingKey::<D>::new_with_salt_len(key.clone(), salt_len)
-            .verify_prehash(digest, &signature)
-            .is_ok()
-    }
     let digest = params.hash.digest(tbs);
+    let salt = Some(params.salt_len);
     match params.hash {
         CertHash::Md5 | CertHash::Sha1 => false,
-        CertHash::Sha224 => check::<sha2::Sha224>(key, params.salt_len, &digest, signature),
-        CertHash::Sha256 => check::<sha2::Sha256>(key, params.salt_len, &digest, signature),
-        CertHash::Sha384 => check::<sha2::Sha384>(key, params.salt_len, &digest, signature),
-        CertHash::Sha512 => check::<sha2::Sha512>(key, params.salt_len, &digest, signature),
+        CertHash::Sha224 => key::verify_pss::<sha2::Sha224>(key, salt, &digest, signature),
+        CertHash::Sha256 => key::verify_pss::<sha2::Sha256>(key, salt, &digest, signature),
+        CertHash::Sha384 => key::verify_pss::<sha2::Sha384>(key, salt, &digest, signature),
+        CertHash::Sha512 => key::verify_pss::<sha2::Sha512>(key, salt, &digest, signature),
     }
 }
 
@@ -447,15 +435,7 @@ fn verify_ecdsa(key: &EcKey, digest: &[u8], signature: &[u8]) -> Result<(), Ecds
     where
         C: ecdsa::EcdsaCurve + ecdsa::elliptic_curve::CurveArithmetic,
     {
-        use ecdsa::elliptic_curve::array::typenum::Unsigned as _;
-        let size = <C as ecdsa::elliptic_curve::Curve>::FieldBytesSize::USIZE;
-        if r.len() > size || s.len() > size {
-            return Err(EcdsaFailure::Invalid);
-        }
-        let mut bytes = vec![0u8; 2 * size];
-        bytes[size - r.len()..size].copy_from_slice(r);
-        bytes[2 * size - s.len()..].copy_from_slice(s);
-        let sig = ecdsa::Signature::<C>::from_slice(&bytes).map_err(|_| EcdsaFailure::Invalid)?;
+        let sig = key::ecdsa_signature::<C>(r, s).ok_or(EcdsaFailure::Invalid)?;
         key.verify_prehash(digest, &sig)
             .map_err(|_| EcdsaFailure::Invalid)
     }

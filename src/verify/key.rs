@@ -155,14 +155,20 @@ impl PublicKey {
         let (q, rest) = positive_integer(rest)?;
         let (g, _) = positive_integer(rest)?;
         let (y, _) = positive_integer(key_bytes)?;
+        // OpenSSL (and so cursive) only verifies with q of 160, 224 or 256
+        // bits and p up to 10000 bits; other sizes are refused here too,
+        // which also keeps degenerate parameters away from the arithmetic.
+        let (p_bits, q_bits) = (bit_length(p), bit_length(q));
+        if ![160, 224, 256].contains(&q_bits) || !(512..=10_000).contains(&p_bits) {
+            return Err(format!(
+                "DSA parameters with a {p_bits}-bit p and a {q_bits}-bit q are not supported (q must have 160, 224 or 256 bits)"
+            ));
+        }
         let components = dsa::Components::from_components_unchecked(boxed(p), boxed(q), boxed(g))
             .map_err(|_| "invalid DSA parameters".to_owned())?;
         let key = dsa::VerifyingKey::from_components(components, boxed(y))
             .map_err(|_| "invalid DSA public key".to_owned())?;
-        Ok(PublicKey::Dsa {
-            key,
-            p_bits: bit_length(p),
-        })
+        Ok(PublicKey::Dsa { key, p_bits })
     }
 
     fn ec(spki: &[u8], params: &[u8], point: &[u8]) -> Result<PublicKey, String> {
@@ -362,7 +368,7 @@ fn left_pad(magnitude: &[u8], len: usize) -> Option<Vec<u8>> {
 
 /// Builds an ECDSA signature from DER magnitudes for a RustCrypto curve;
 /// `None` when r or s is zero or not below the group order.
-fn ecdsa_signature<C>(r: &[u8], s: &[u8]) -> Option<ecdsa::Signature<C>>
+pub(crate) fn ecdsa_signature<C>(r: &[u8], s: &[u8]) -> Option<ecdsa::Signature<C>>
 where
     C: ecdsa::EcdsaCurve + elliptic_curve::CurveArithmetic,
 {
@@ -473,23 +479,100 @@ fn verify_pss_auto_salt(
     digest: &[u8],
     signature: &[u8],
 ) -> bool {
-    fn check<D>(key: &rsa::PublicKey, digest: &[u8], signature: &[u8]) -> bool
-    where
-        D: digest::Digest + digest::FixedOutputReset,
-    {
-        let Ok(signature) =
-            rsa::pss::Signature::from_bytes_with_max_len(signature, signature.len())
-        else {
-            return false;
-        };
-        rsa::pss::VerifyingKey::<D>::new_with_auto_salt_len(key.clone())
-            .verify_prehash(digest, &signature)
-            .is_ok()
-    }
     match hash_method {
-        HashMethod::Sha224 => check::<sha2::Sha224>(key, digest, signature),
-        HashMethod::Sha256 => check::<sha2::Sha256>(key, digest, signature),
-        HashMethod::Sha384 => check::<sha2::Sha384>(key, digest, signature),
-        HashMethod::Sha512 => check::<sha2::Sha512>(key, digest, signature),
+        HashMethod::Sha224 => verify_pss::<sha2::Sha224>(key, None, digest, signature),
+        HashMethod::Sha256 => verify_pss::<sha2::Sha256>(key, None, digest, signature),
+        HashMethod::Sha384 => verify_pss::<sha2::Sha384>(key, None, digest, signature),
+        HashMethod::Sha512 => verify_pss::<sha2::Sha512>(key, None, digest, signature),
+    }
+}
+
+/// RSASSA-PSS over a precomputed `D` digest, MGF1 with `D`; `salt_len`
+/// `None` recovers the salt length from the signature.
+pub(crate) fn verify_pss<D>(
+    key: &rsa::PublicKey,
+    salt_len: Option<usize>,
+    digest: &[u8],
+    signature: &[u8],
+) -> bool
+where
+    D: digest::Digest + digest::FixedOutputReset,
+{
+    let Ok(signature) = rsa::pss::Signature::from_bytes_with_max_len(signature, signature.len())
+    else {
+        return false;
+    };
+    let verifier = match salt_len {
+        Some(salt_len) => rsa::pss::VerifyingKey::<D>::new_with_salt_len(key.clone(), salt_len),
+        None => rsa::pss::VerifyingKey::<D>::new_with_auto_salt_len(key.clone()),
+    };
+    verifier.verify_prehash(digest, &signature).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::cert::Cert;
+    use crate::verify::issuer::{IssuerPolicy, check_issued_by};
+    use crate::verify::pem;
+    use proptest::prelude::*;
+
+    /// DER of every certificate fixture.
+    fn fixture_certificates() -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/certs");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            for block in pem::blocks(&text).into_iter().flatten() {
+                if block.label == "CERTIFICATE"
+                    && let Ok(der) = block.decode()
+                {
+                    out.push(der);
+                }
+            }
+        }
+        assert!(out.len() > 40, "fixtures missing");
+        out
+    }
+
+    #[test]
+    fn every_fixture_key_parses() {
+        for der in fixture_certificates() {
+            let Ok(cert) = Cert::parse("x", der) else {
+                continue; // store-garbage
+            };
+            let key = PublicKey::from_spki(&cert.spki_der().unwrap()).unwrap();
+            assert!(!key.description().is_empty());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn mutated_certificates_never_panic(index in any::<prop::sample::Index>(), pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let all = fixture_certificates();
+            let mut der = all[index.index(all.len())].clone();
+            let at = pos.index(der.len());
+            der[at] = byte;
+            if let Ok(cert) = Cert::parse("x", der) {
+                let _ = cert.basic_constraints();
+                let _ = cert.key_usage();
+                let _ = cert.summary();
+                if let Ok(key) = cert.spki_der().and_then(|spki| PublicKey::from_spki(&spki)) {
+                    // A self-check exercises the issuer-signature paths on damaged input.
+                    let _ = check_issued_by(&cert, &key, IssuerPolicy::Strict);
+                    let _ = check_issued_by(&cert, &key, IssuerPolicy::Cursive);
+                    for key_type in KeyType::ALL {
+                        let _ = PreparedSignature::new("x", &key, *key_type, &[0x30, 0x06, 2, 1, 1, 2, 1, 1]);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_spki_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = PublicKey::from_spki(&bytes);
+        }
     }
 }

@@ -249,12 +249,32 @@ impl DirKeyStore {
     }
 }
 
+/// Entries larger than this are not certificates (and are not read whole).
+const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
+
+fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= MAX_ENTRY_BYTES).then_some(bytes))
+}
+
 impl CertificateSource for DirKeyStore {
     fn certificate(&self, id: &CertificateId) -> Result<Vec<u8>, SourceError> {
         let candidates = self.candidates(id);
         for path in &candidates {
-            match std::fs::read(path) {
-                Ok(bytes) => return classify(id, &bytes),
+            match read_bounded(path) {
+                Ok(None) => {
+                    return Err(SourceError::Unparseable {
+                        id: id.to_string(),
+                        reason: format!(
+                            "{} is larger than {MAX_ENTRY_BYTES} bytes, too large for a certificate",
+                            path.display()
+                        ),
+                    });
+                }
+                Ok(Some(bytes)) => return classify(id, &bytes),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(err) => {
                     return Err(SourceError::Unavailable {

@@ -161,7 +161,8 @@ impl Warning {
     }
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
+/// Formats a time as RFC 3339 (`2026-06-01T00:00:00Z`) for messages and output.
+pub fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| at.to_string())
 }

@@ -144,22 +144,35 @@ const HASHES: [(&str, &str); 4] = [
     ("sha512", "SHA-512"),
 ];
 
+/// Key fixtures with a Glance key type, pure Rust and binary curves.
+const PURE_RUST_KEYS: [(&str, &str); 4] = [
+    ("rsa2048", "RSA-PSS"),
+    ("p384", "ECC_SECP384R1"),
+    ("p521", "ECC_SECP521R1"),
+    ("dsa2048", "DSA"),
+];
+const BINARY_CURVE_KEYS: [(&str, &str); 4] = [
+    ("sect409k1", "ECC_SECT409K1"),
+    ("sect409r1", "ECC_SECT409R1"),
+    ("sect571k1", "ECC_SECT571K1"),
+    ("sect571r1", "ECC_SECT571R1"),
+];
+
+/// The signature of `key` over data.bin with `hash`, checked against its own certificate.
+fn own_case(key: &str, hash: &str, method: &str, key_type: &str) -> Case {
+    case(
+        &format!("{key}.{hash}"),
+        method,
+        key_type,
+        &format!("cert-{key}"),
+    )
+}
+
 #[test]
 fn every_pure_rust_key_type_and_hash_verifies_in_both_modes() {
     for (hash, method) in HASHES {
-        for (key, key_type) in [
-            ("rsa2048", "RSA-PSS"),
-            ("p384", "ECC_SECP384R1"),
-            ("p521", "ECC_SECP521R1"),
-            ("dsa2048", "DSA"),
-        ] {
-            let case = case(
-                &format!("{key}.{hash}"),
-                method,
-                key_type,
-                &format!("cert-{key}"),
-            );
-            check_both(&case, Ok(()));
+        for (key, key_type) in PURE_RUST_KEYS {
+            check_both(&own_case(key, hash, method, key_type), Ok(()));
         }
     }
 }
@@ -168,19 +181,8 @@ fn every_pure_rust_key_type_and_hash_verifies_in_both_modes() {
 #[test]
 fn every_binary_curve_and_hash_verifies_in_both_modes() {
     for (hash, method) in HASHES {
-        for (key, key_type) in [
-            ("sect409k1", "ECC_SECT409K1"),
-            ("sect409r1", "ECC_SECT409R1"),
-            ("sect571k1", "ECC_SECT571K1"),
-            ("sect571r1", "ECC_SECT571R1"),
-        ] {
-            let case = case(
-                &format!("{key}.{hash}"),
-                method,
-                key_type,
-                &format!("cert-{key}"),
-            );
-            check_both(&case, Ok(()));
+        for (key, key_type) in BINARY_CURVE_KEYS {
+            check_both(&own_case(key, hash, method, key_type), Ok(()));
         }
     }
 }
@@ -201,18 +203,8 @@ fn binary_curve_under_another_ecc_name_only_in_cursive_mode() {
 #[cfg(not(feature = "binary-curves"))]
 #[test]
 fn binary_curves_are_not_supported_by_this_build() {
-    for (key, key_type) in [
-        ("sect409k1", "ECC_SECT409K1"),
-        ("sect409r1", "ECC_SECT409R1"),
-        ("sect571k1", "ECC_SECT571K1"),
-        ("sect571r1", "ECC_SECT571R1"),
-    ] {
-        let case = case(
-            &format!("{key}.sha256"),
-            "SHA-256",
-            key_type,
-            &format!("cert-{key}"),
-        );
+    for (key, key_type) in BINARY_CURVE_KEYS {
+        let case = own_case(key, "sha256", "SHA-256", key_type);
         for mode in BOTH {
             let outcome = check(&case, mode, Err("unsupported_by_build"));
             assert!(
@@ -448,8 +440,19 @@ fn properties_names_and_order() {
     check(&case, Mode::Cursive, Err("unsupported_hash_method"));
     // An empty signature is reported after the certificate is fetched.
     let mut case = base.clone();
+    for empty in ["", " \r\n\t "] {
+        case.signature = empty.to_owned();
+        check_both(&case, Err("empty_signature"));
+    }
+    // "====" is misplaced padding to the strict decoder, nothing at all to cursive's.
+    case.signature = "====".to_owned();
+    check(&case, Mode::Strict, Err("bad_encoding"));
+    let outcome = check(&case, Mode::Cursive, Err("empty_signature"));
+    assert_eq!(
+        outcome.json["error"]["cursive_message"],
+        "Signature verification for the image failed: Error occurred while creating the verifier."
+    );
     case.signature = String::new();
-    check_both(&case, Err("empty_signature"));
     case.cert_uuid = "00000000-0000-4000-8000-000000000000".to_owned();
     check_both(&case, Err("certificate_not_found"));
 }
@@ -617,6 +620,15 @@ fn chains_in_both_modes() {
         &chain_case("chain-leaf-under-expired", &["root-ca", "inter-expired"]),
         Err("untrusted_chain"),
     );
+    // Names: the string type (UTF8 vs Printable) is ignored, case is not.
+    check_both(
+        &chain_case("chain-leaf-direct", &["root-ca-printable"]),
+        Ok(()),
+    );
+    check_both(
+        &chain_case("chain-leaf-direct", &["root-ca-lowercase"]),
+        Err("untrusted_chain"),
+    );
     // pathLen 0 on the root, an intermediate below it.
     check_both(
         &chain_case("chain-leaf-pl", &["root-pl0", "inter-pl"]),
@@ -686,7 +698,7 @@ fn strict_chain_deviations() {
     let outcome = check(&case, Mode::Cursive, Err("untrusted_chain"));
     assert_eq!(
         outcome.json["error"]["cursive_message"],
-        format!("certificate '{}'", cert_id("chain-leaf-bt"))
+        format!("certificate '{}'", cert_id("inter-bt-orphan"))
     );
 }
 
@@ -945,6 +957,26 @@ fn exit_codes_for_odd_inputs() {
         assert_eq!(json["error"]["kind"], kind, "{args:?}: {json:#}");
         assert_eq!(json["verified"], false);
     }
+    // cursive names only the first missing property, and the uuid under a wrong name.
+    let output = sample_cmd()
+        .args([
+            image,
+            "--cert-dir",
+            "certs",
+            "--compat",
+            "cursive",
+            "--format",
+            "json",
+            "--properties",
+        ])
+        .arg(&partial)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        json["error"]["cursive_message"],
+        "Signature verification for the image failed: Required image properties for signature verification do not exist. Cannot verify signature. Missing property: img_signature_uuid."
+    );
     // The partial set names every missing property.
     sample_cmd()
         .args([image, "--cert-dir", "certs", "--properties"])
@@ -1048,4 +1080,21 @@ fn library_streaming_and_shared_digest() {
             .contains("img_signature, img_signature_key_type"),
         "{err}"
     );
+}
+
+#[test]
+fn ecdsa_high_s_is_accepted() {
+    // cursive (OpenSSL) has no low-S rule: s and n - s both verify.
+    let base = case("p384.sha512", "SHA-512", "ECC_SECP384R1", "cert-p384");
+    let der = decode(&base.signature);
+    let sig = p384::ecdsa::Signature::from_der(&der).unwrap();
+    let (r, s) = sig.split_scalars();
+    use p384::elliptic_curve::PrimeField as _;
+    let flipped = p384::ecdsa::Signature::from_scalars(r.to_repr(), (-s).to_repr()).unwrap();
+    let flipped = flipped.to_der().as_bytes().to_vec();
+    assert_ne!(flipped, der);
+    let mut case = base.clone();
+    case.signature = encode(&flipped);
+    check_both(&base, Ok(()));
+    check_both(&case, Ok(()));
 }

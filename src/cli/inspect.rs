@@ -8,7 +8,7 @@
 //! rejected; 2: usage or I/O error.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
@@ -69,7 +69,7 @@ pub(crate) fn run(args: InspectArgs) -> Exit {
 }
 
 /// Streams the file through a fresh inspector.
-fn inspect(path: &PathBuf) -> Result<Report, String> {
+fn inspect(path: &Path) -> Result<Report, String> {
     let stdin = path.as_os_str() == "-";
     let mut source: Box<dyn Read> = if stdin {
         Box::new(std::io::stdin().lock())

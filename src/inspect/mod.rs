@@ -356,6 +356,26 @@ struct Seen<'a> {
 /// It never seeks, never fails and holds at most [`MAX_HELD_BYTES`] of
 /// image data; the report depends only on the bytes, not on how they were
 /// chunked.
+///
+/// ```
+/// use portcullis::image::DiskFormat;
+/// use portcullis::inspect::{Check, Format, Inspector, policy::FormatPolicy};
+///
+/// // A qcow2 header too short for oslo.utils, naming a backing file.
+/// let mut header = vec![0u8; 300];
+/// header[..4].copy_from_slice(b"QFI\xfb");
+/// header[7] = 2; // version 2
+/// header[15] = 200; // backing file name at offset 200
+/// let mut inspector = Inspector::new();
+/// for chunk in header.chunks(7) {
+///     inspector.update(chunk);
+/// }
+/// let report = inspector.finish();
+/// assert_eq!(report.format(), Some(Format::Qcow2));
+/// assert!(report.failures().contains_key(&Check::BackingFile));
+/// let decision = FormatPolicy::default().decide(&report, DiskFormat::Raw, report.n_bytes());
+/// assert_eq!(decision.unwrap_err().kind(), "safety_check_failed");
+/// ```
 #[derive(Debug, Clone)]
 pub struct Inspector {
     n_bytes: u64,

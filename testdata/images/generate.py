@@ -22,7 +22,7 @@ import tempfile
 import uuid
 
 OUT = os.path.dirname(os.path.abspath(__file__))
-KEEP = {"README.md", "generate.py"}
+KEEP = {"README.md", "generate.py", "compare-oslo.py"}
 MIB = 1 << 20
 
 
@@ -361,7 +361,8 @@ def main():
         vhdx_images()
         vmdk_images(tmp)
         disc_and_partition_images()
-    print(f"wrote {len(os.listdir(OUT)) - len(KEEP)} images to {OUT}")
+    images = [name for name in os.listdir(OUT) if name not in KEEP]
+    print(f"wrote {len(images)} images to {OUT}")
 
 
 if __name__ == "__main__":

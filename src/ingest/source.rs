@@ -16,8 +16,13 @@ use bytes::Bytes;
 use futures_core::Stream;
 use tokio::sync::mpsc;
 
-/// Chunk size for files and stdin: 1 MiB, as glanceclient sends.
-pub const CHUNK_SIZE: usize = 1 << 20;
+/// Chunk size for files and stdin: 256 KiB. Measured on a 1 GiB ingest
+/// (CPU seconds, user + sys, three runs each on a busy 2-core machine):
+/// 1 MiB 3.87–4.07, 256 KiB 3.87–4.01, 128 KiB 3.95–4.07. Smaller chunks
+/// stay in the hashing threads' caches (less user time) but cost more
+/// syscalls and task hops (more system time); 256 KiB had the best wall
+/// times and keeps the queues' memory at a few MiB.
+pub const CHUNK_SIZE: usize = 1 << 18;
 
 /// A boxed stream of chunks, whatever its source.
 pub type ChunkStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
@@ -48,7 +53,7 @@ pub fn stdin_stream() -> io::Result<ChunkStream> {
     reader_stream(io::stdin())
 }
 
-/// Reads `reader` on a thread of its own into 1 MiB chunks.
+/// Reads `reader` on a thread of its own into [`CHUNK_SIZE`] chunks.
 ///
 /// The thread stops at end of input, at the first read error (which it
 /// passes on), or when the stream is dropped.

@@ -826,7 +826,10 @@ fn usage_errors_exit_2() {
     let output = env.ingest(&env.path("missing.raw"), "x").output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     // The file is opened before the image is created: nothing is left behind.
-    assert_eq!(ids_with_status(&env.data_dir(), "queued"), Vec::<String>::new());
+    assert_eq!(
+        ids_with_status(&env.data_dir(), "queued"),
+        Vec::<String>::new()
+    );
     let output = env
         .cmd()
         .args([

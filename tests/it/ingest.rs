@@ -349,7 +349,11 @@ fn an_unsigned_image_becomes_active_with_its_hashes() {
 #[test]
 fn signed_images_become_active_whether_or_not_the_digest_is_shared() {
     let env = Env::new();
-    for hash_method in ["SHA-512", "SHA-256"] {
+    for (hash_method, compat) in [
+        ("SHA-512", "strict"),
+        ("SHA-256", "strict"),
+        ("SHA-384", "cursive"),
+    ] {
         let bytes = data(2 * 1024 * 1024 + 5, 2);
         let file = env.file(&format!("signed-{hash_method}.raw"), &bytes);
         let properties = env.signed_properties(hash_method, &bytes, hash_method);
@@ -357,7 +361,13 @@ fn signed_images_become_active_whether_or_not_the_digest_is_shared() {
             .ingest(&file, "signed")
             .arg("--properties")
             .arg(&properties)
-            .args(["--format", "json", "--require-signature"])
+            .args([
+                "--format",
+                "json",
+                "--require-signature",
+                "--compat",
+                compat,
+            ])
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(0), "{hash_method}: {output:?}");
@@ -1127,4 +1137,57 @@ fn the_readme_sample_ingests_into_a_fresh_data_directory() {
     let default_dir = env.path("portcullis-data");
     assert_eq!(db_row(&default_dir, id).unwrap().status, "active");
     assert!(default_dir.join("images").join(id).is_file());
+}
+
+mod recovery {
+    //! Recovery of a death between the store commit and the database
+    //! transaction: the image is `saving` and its data sits, committed but
+    //! unrecorded, under its final name.
+
+    use std::sync::Arc;
+
+    use portcullis::clock::{Clock, FixedClock};
+    use portcullis::config::{Config, Overrides};
+    use portcullis::context::RequestContext;
+    use portcullis::image::{ContainerFormat, DiskFormat, Image, ImageId, Status};
+    use portcullis::repo::{ImageRepo, SqlRepo};
+    use portcullis::store::Store;
+
+    use super::{DB_FILE_NAME, Env, data};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_but_unrecorded_data_is_removed() {
+        let env = Env::new();
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock(
+            portcullis::clock::parse_rfc3339(super::NOW).unwrap(),
+        ));
+        std::fs::create_dir_all(env.data_dir()).unwrap();
+        let sql = SqlRepo::open_sqlite(&env.data_dir().join(DB_FILE_NAME), clock.clone())
+            .await
+            .unwrap();
+        let store = Store::filesystem(env.data_dir()).unwrap();
+        let ctx = RequestContext::local_admin();
+        let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
+        image.disk_format = Some(DiskFormat::Raw);
+        image.container_format = Some(ContainerFormat::Bare);
+        let image = sql.add(&ctx, &image).await.unwrap();
+        let mut saving = image.clone();
+        saving.status = Status::Saving;
+        sql.save(&ctx, &saving, Some(Status::Queued)).await.unwrap();
+        // The dead upload got as far as committing its data.
+        let mut staged = store.stage(image.id).await.unwrap();
+        staged.write(&data(10_000, 50)).await.unwrap();
+        staged.commit().await.unwrap();
+        // And left a second, uncommitted staging file from an earlier try.
+        let mut leftover = store.stage(image.id).await.unwrap();
+        leftover.write(&data(5_000, 51)).await.unwrap();
+        std::mem::forget(leftover); // as if the process died: no Drop cleanup
+        let id = image.id.to_string();
+        assert_eq!(env.store_files().len(), 2, "{:?}", env.store_files());
+        sql.close().await;
+
+        let config = Config::load(&env.data_dir(), &Overrides::default()).unwrap();
+        let _opened = portcullis::ingest::open(&config, clock).await.unwrap();
+        super::assert_rolled_back(&env, &id);
+    }
 }

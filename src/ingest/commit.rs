@@ -36,7 +36,7 @@ use crate::verify::{self, SignatureParams, Verifier};
 use super::error::Error;
 use super::limit::{Limit, LimitKind};
 use super::pump::{ChunkSink, Observe, PumpError, pump};
-use super::workers::HashPlan;
+use super::workers::{HashPlan, WorkerError};
 
 /// Everything the uploads into one data directory share.
 pub struct Uploader<R> {
@@ -169,11 +169,21 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         };
 
         // 6. The signature, against the digest computed once in the pass.
-        if let (Some(verifier), Some(digest)) = (verifier, pass.digests.signature.as_ref())
-            && let Err(source) = verifier.finish_with_digest(digest)
-        {
-            guard.rollback().await;
-            return Err(Error::Signature { id: *id, source });
+        //    Fail closed: a signed image without its digest is not verified.
+        if let Some(verifier) = verifier {
+            let verdict = match pass.digests.signature.as_ref() {
+                Some(digest) => verifier
+                    .finish_with_digest(digest)
+                    .map_err(|source| Error::Signature { id: *id, source }),
+                None => Err(Error::Worker {
+                    id: *id,
+                    source: WorkerError::Died,
+                }),
+            };
+            if let Err(err) = verdict {
+                guard.rollback().await;
+                return Err(err);
+            }
         }
         // 6b. The format inspector's verdict (Glance's upload policy), before anything is committed.
         let virtual_size = match inspector {

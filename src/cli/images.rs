@@ -247,8 +247,15 @@ struct Session {
 enum Done {
     /// One image.
     Image(Box<Image>),
-    /// A page of images.
-    Images(Vec<Image>),
+    /// A page of images, with the query that asked for it.
+    Images {
+        /// The page.
+        images: Vec<Image>,
+        /// The filters as query parameters (for Glance's `first`/`next` links).
+        params: Vec<(String, String)>,
+        /// The page size asked for (`None`: everything).
+        limit: Option<u32>,
+    },
     /// Data written somewhere (download).
     Downloaded {
         /// The JSON summary.
@@ -377,6 +384,23 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
             limit,
             marker,
         } => {
+            // The query as Glance's `GET /v2/images` would carry it, for the
+            // page's `first` and `next` links.
+            let mut params: Vec<(String, String)> = Vec::new();
+            let mut param = |key: &str, value: Option<&String>| {
+                if let Some(value) = value {
+                    params.push((key.to_owned(), value.clone()));
+                }
+            };
+            param("status", status.as_ref());
+            param("name", name.as_ref());
+            param("owner", owner.as_ref());
+            param("visibility", visibility.as_ref());
+            for tag in &tags {
+                param("tag", Some(tag));
+            }
+            param("limit", limit.map(|limit| limit.to_string()).as_ref());
+            param("marker", marker.as_ref());
             let query = ListQuery {
                 status: status
                     .map(|status| status.parse::<Status>())
@@ -393,7 +417,11 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
                 marker: marker.map(|marker| parse_id(&marker)).transpose()?,
                 ..ListQuery::default()
             };
-            Ok(Done::Images(repo.list(ctx, &query).await?))
+            Ok(Done::Images {
+                images: repo.list(ctx, &query).await?,
+                params,
+                limit,
+            })
         }
         ImagesCommand::Show { id } => {
             Ok(Done::Image(Box::new(repo.get(ctx, parse_id(&id)?).await?)))
@@ -634,11 +662,18 @@ fn usage(err: impl std::error::Error) -> CliError {
 fn print_done(format: OutputFormat, done: Done) {
     match (format, done) {
         (OutputFormat::Json, Done::Image(image)) => print_json(&crate::wire::ImageJson(&image)),
-        (OutputFormat::Json, Done::Images(images)) => {
-            let images: Vec<crate::wire::ImageJson<'_>> =
-                images.iter().map(crate::wire::ImageJson).collect();
-            print_json(&serde_json::json!({ "images": images }));
-        }
+        (
+            OutputFormat::Json,
+            Done::Images {
+                images,
+                params,
+                limit,
+            },
+        ) => print_json(&crate::wire::ImagesPage::new(
+            &images,
+            &params,
+            limit.unwrap_or(u32::MAX),
+        )),
         // The data itself went to stdout: the summary goes to stderr.
         (
             OutputFormat::Json,
@@ -669,7 +704,7 @@ fn print_done(format: OutputFormat, done: Done) {
             println!("{summary:#}")
         }
         (OutputFormat::Text, Done::Image(image)) => print_image_text(&image),
-        (OutputFormat::Text, Done::Images(images)) => {
+        (OutputFormat::Text, Done::Images { images, .. }) => {
             for image in &images {
                 println!(
                     "{}  {:<12} {:>12}  {}",

@@ -222,7 +222,15 @@ fn list_filters_and_pages() {
         .map(|image| image["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(first_ids.len(), 2);
+    // Glance's page shape: first, schema, and next while the page is full.
+    assert_eq!(first_page["first"], "/v2/images?limit=2");
+    assert_eq!(first_page["schema"], "/v2/schemas/images");
+    assert_eq!(
+        first_page["next"],
+        format!("/v2/images?limit=2&marker={}", first_ids[1])
+    );
     let (_, second_page) = images(&env, &["list", "--limit", "2", "--marker", &first_ids[1]]);
+    assert!(second_page.get("next").is_none(), "{second_page}");
     let mut seen = first_ids.clone();
     seen.extend(ids(&second_page));
     assert_eq!(sorted(seen), sorted(vec![a, b, c]));

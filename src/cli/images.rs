@@ -226,6 +226,15 @@ pub(crate) fn run_ingest(args: IngestArgs) -> Exit {
     let result = session.block_on(async {
         let image = new_image(&args.fields, &session.ctx, session.clock.as_ref())?;
         let source = Source::open(&args.file, args.upload.size)?;
+        // A signed image needs certificates: say so before creating anything.
+        if crate::verify::Presence::of(&image.properties) == crate::verify::Presence::Complete
+            && session.data.uploader.settings.cert_dir.is_none()
+        {
+            return Err(CliError::Usage(
+                "the image is signed but no certificate directory is configured (--cert-dir or cert_dir)"
+                    .to_owned(),
+            ));
+        }
         let repo = &session.data.uploader.repo;
         let image = repo.add(&session.ctx, &image).await?;
         created = Some(image.id);

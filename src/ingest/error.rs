@@ -130,7 +130,7 @@ pub enum Error {
         source: crate::store::Error,
     },
     /// The repository refused or failed (not found, forbidden, quota, database).
-    #[error("image {id}: repository")]
+    #[error("upload to image {id}")]
     Repo {
         /// The image.
         id: ImageId,

@@ -96,6 +96,11 @@ fn boxed(magnitude: &[u8]) -> BoxedUint {
     BoxedUint::from_be_slice_vartime(magnitude)
 }
 
+/// Compares two minimal big-endian magnitudes (no leading zero bytes).
+fn less_than(a: &[u8], b: &[u8]) -> bool {
+    (a.len(), a) < (b.len(), b)
+}
+
 fn bit_length(magnitude: &[u8]) -> usize {
     match magnitude.first() {
         None => 0,
@@ -164,9 +169,21 @@ impl PublicKey {
                 "DSA parameters with a {p_bits}-bit p and a {q_bits}-bit q are not supported (q must have 160, 224 or 256 bits)"
             ));
         }
-        let components = dsa::Components::from_components_unchecked(boxed(p), boxed(q), boxed(g))
-            .map_err(|_| "invalid DSA parameters".to_owned())?;
-        let key = dsa::VerifyingKey::from_components(components, boxed(y))
+        // g and y are residues mod p: anything else is not a DSA key, and
+        // the modular arithmetic below needs them at p's precision (a
+        // narrower or wider integer trips crypto-bigint's precision checks).
+        if !less_than(g, p) || !less_than(y, p) {
+            return Err("invalid DSA key: g and y must be smaller than p".to_owned());
+        }
+        let p = boxed(p);
+        let at_p_precision = |magnitude: &[u8]| {
+            BoxedUint::from_be_slice(magnitude, p.bits_precision())
+                .map_err(|_| "invalid DSA key: a component is wider than p".to_owned())
+        };
+        let components =
+            dsa::Components::from_components_unchecked(p.clone(), boxed(q), at_p_precision(g)?)
+                .map_err(|_| "invalid DSA parameters".to_owned())?;
+        let key = dsa::VerifyingKey::from_components(components, at_p_precision(y)?)
             .map_err(|_| "invalid DSA public key".to_owned())?;
         Ok(PublicKey::Dsa { key, p_bits })
     }
@@ -544,6 +561,47 @@ mod tests {
             let key = PublicKey::from_spki(&cert.spki_der().unwrap()).unwrap();
             assert!(!key.description().is_empty());
         }
+    }
+
+    /// Regression: a DSA public value narrower or wider than p reached
+    /// crypto-bigint's precision assertion (found by the mutation proptest).
+    #[test]
+    fn dsa_public_values_out_of_range_are_errors_not_panics() {
+        let mut n_dsa = 0;
+        for der in fixture_certificates() {
+            let Ok(spki) = Cert::parse("x", der).and_then(|cert| cert.spki_der()) else {
+                continue;
+            };
+            if !matches!(PublicKey::from_spki(&spki), Ok(PublicKey::Dsa { .. })) {
+                continue;
+            }
+            n_dsa += 1;
+            let (outer, _) = tlv::expect(&spki, tlv::SEQUENCE).unwrap();
+            let (algorithm, _) = tlv::expect(outer.value, tlv::SEQUENCE).unwrap();
+            let (params, _) = tlv::expect(algorithm.value, tlv::OID)
+                .map(|(_, rest)| rest)
+                .and_then(|rest| tlv::expect(rest, tlv::SEQUENCE))
+                .unwrap();
+            let (p, _) = positive_integer(params.value).unwrap();
+            let mut too_wide = vec![0x01];
+            too_wide.extend_from_slice(p);
+            for y in [vec![0x05], vec![0x7f, 0xff], p.to_vec(), too_wide] {
+                let mut integer = Vec::new();
+                tlv::encode(tlv::INTEGER, &y, &mut integer);
+                let mut bits = vec![0];
+                bits.extend_from_slice(&integer);
+                let mut body = Vec::new();
+                tlv::encode(tlv::SEQUENCE, algorithm.value, &mut body);
+                tlv::encode(tlv::BIT_STRING, &bits, &mut body);
+                let mut mutated = Vec::new();
+                tlv::encode(tlv::SEQUENCE, &body, &mut mutated);
+                assert!(
+                    PublicKey::from_spki(&mutated).is_err(),
+                    "y = {y:02x?} accepted"
+                );
+            }
+        }
+        assert!(n_dsa >= 3, "DSA fixtures missing");
     }
 
     proptest! {

@@ -1,1 +1,330 @@
-//! (being built)
+//! Typed settings: the config file (`<data-dir>/portcullis.toml` or
+//! `--config FILE`) merged with command-line flags, lowered once into
+//! [`Config`].
+//!
+//! This module owns the file format and the precedence (flag > file >
+//! Glance's default). It must not do anything with the settings, and the
+//! root [`Config`] has no `Default`: every command says where its data
+//! directory is.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::hash::HashAlgorithm;
+use crate::inspect::policy::FormatPolicy;
+use crate::repo::RepoOptions;
+
+/// The data directory when neither `--data-dir` nor `PORTCULLIS_DATA_DIR` is given.
+pub const DEFAULT_DATA_DIR: &str = "./portcullis-data";
+
+/// The config file looked for inside the data directory.
+pub const CONFIG_FILE_NAME: &str = "portcullis.toml";
+
+/// Glance's default `image_size_cap`: 1 TiB.
+pub const DEFAULT_IMAGE_SIZE_CAP: u64 = 1 << 40;
+
+/// How signatures are checked (the same two modes as `portcullis verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compat {
+    /// portcullis's strict mode (default).
+    Strict,
+    /// Reproduce cursive exactly.
+    Cursive,
+}
+
+/// Everything an upload needs to know besides the image and its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// Largest image accepted, in bytes (Glance's `image_size_cap`).
+    pub image_size_cap: u64,
+    /// The `os_hash_algo` (Glance's `hashing_algorithm`).
+    pub os_hash_algo: HashAlgorithm,
+    /// Refuse images without a complete `img_signature*` set.
+    pub require_signature: bool,
+    /// Where certificates are looked up (`<uuid>.pem`); none: signed images are refused.
+    pub cert_dir: Option<PathBuf>,
+    /// Trusted certificate ids: when set (even empty), the signing
+    /// certificate's chain must end at one of them.
+    pub trusted_certificates: Option<Vec<String>>,
+    /// Signature-checking mode.
+    pub compat: Compat,
+    /// Glance's upload format policy for bare containers (`[image_format]`).
+    pub format: FormatPolicy,
+}
+
+/// The settings of one command run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The data directory (database, store, locks, config file).
+    pub data_dir: PathBuf,
+    /// Upload settings.
+    pub ingest: IngestSettings,
+    /// The repository layers' settings (`[repo]`: policy, property
+    /// protection, quotas, notifications).
+    pub repo: RepoOptions,
+}
+
+/// The config file, as written. Every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    image_size_cap: Option<u64>,
+    hashing_algorithm: Option<String>,
+    require_signature: Option<bool>,
+    cert_dir: Option<PathBuf>,
+    trusted_certificates: Option<Vec<String>>,
+    trusted_list: Option<PathBuf>,
+    compat: Option<Compat>,
+    image_format: Option<FormatPolicy>,
+    repo: Option<RepoOptions>,
+}
+
+/// Settings given on the command line; `None` leaves the file's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--config FILE`: must exist when given.
+    pub config_file: Option<PathBuf>,
+    /// `--size-cap BYTES`.
+    pub image_size_cap: Option<u64>,
+    /// `--require-signature` (can only switch the check on).
+    pub require_signature: bool,
+    /// `--cert-dir DIR`.
+    pub cert_dir: Option<PathBuf>,
+    /// `--trusted-list FILE`.
+    pub trusted_list: Option<PathBuf>,
+    /// `--compat cursive`.
+    pub compat: Option<Compat>,
+}
+
+/// A config file or flag that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file named by `--config` or found in the data directory cannot be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown key or a wrong type.
+    #[error("config file {path} is invalid")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error, naming the key.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// `hashing_algorithm` names an algorithm portcullis does not compute.
+    #[error("config file {path}: hashing_algorithm")]
+    HashingAlgorithm {
+        /// The file.
+        path: PathBuf,
+        /// Which name.
+        #[source]
+        source: crate::hash::UnknownHashAlgorithm,
+    },
+    /// A trusted list file cannot be read.
+    #[error("cannot read trusted list {path}")]
+    TrustedList {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `image_size_cap` is zero.
+    #[error("image_size_cap must be at least 1 byte")]
+    ZeroSizeCap,
+}
+
+/// Reads a trusted list: one certificate id per line; blank lines and lines
+/// starting with `#` are skipped. An empty file means "validate the chain,
+/// trust nothing" (which rejects every signed image).
+///
+/// Fails when the file cannot be read.
+pub fn read_trusted_list(path: &Path) -> Result<Vec<String>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::TrustedList {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(crate::verify::trusted_ids_from_text(&text))
+}
+
+impl Config {
+    /// Loads the settings for `data_dir`: the config file (`overrides.config_file`,
+    /// else `<data_dir>/portcullis.toml` when it exists), then the flags.
+    ///
+    /// Relative paths in the config file are relative to the file's directory.
+    /// Fails on an unreadable or invalid file, an unknown key, an unknown
+    /// hashing algorithm, or an unreadable trusted list.
+    pub fn load(data_dir: &Path, overrides: &Overrides) -> Result<Config, Error> {
+        let (file, file_dir) = match &overrides.config_file {
+            Some(path) => (read_file(path)?, parent_of(path)),
+            None => {
+                let path = data_dir.join(CONFIG_FILE_NAME);
+                if path.is_file() {
+                    (read_file(&path)?, data_dir.to_owned())
+                } else {
+                    (ConfigFile::default(), data_dir.to_owned())
+                }
+            }
+        };
+        let file_path = overrides
+            .config_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join(CONFIG_FILE_NAME));
+
+        let os_hash_algo = match &file.hashing_algorithm {
+            Some(name) => name.parse().map_err(|source| Error::HashingAlgorithm {
+                path: file_path.clone(),
+                source,
+            })?,
+            None => HashAlgorithm::Sha512,
+        };
+        let image_size_cap = overrides
+            .image_size_cap
+            .or(file.image_size_cap)
+            .unwrap_or(DEFAULT_IMAGE_SIZE_CAP);
+        if image_size_cap == 0 {
+            return Err(Error::ZeroSizeCap);
+        }
+        let trusted_certificates = match (&overrides.trusted_list, &file.trusted_list) {
+            (Some(path), _) => Some(read_trusted_list(path)?),
+            (None, Some(path)) => {
+                let mut ids = read_trusted_list(&file_dir.join(path))?;
+                ids.extend(file.trusted_certificates.iter().flatten().cloned());
+                Some(ids)
+            }
+            (None, None) => file.trusted_certificates.clone(),
+        };
+        let ingest = IngestSettings {
+            image_size_cap,
+            os_hash_algo,
+            require_signature: overrides.require_signature
+                || file.require_signature.unwrap_or(false),
+            cert_dir: overrides
+                .cert_dir
+                .clone()
+                .or_else(|| file.cert_dir.as_ref().map(|dir| file_dir.join(dir))),
+            trusted_certificates,
+            compat: overrides.compat.or(file.compat).unwrap_or(Compat::Strict),
+            format: file.image_format.clone().unwrap_or_default(),
+        };
+        Ok(Config {
+            data_dir: data_dir.to_owned(),
+            ingest,
+            repo: file.repo.clone().unwrap_or_default(),
+        })
+    }
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| Error::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(file: &str, overrides: Overrides) -> Result<Config, Error> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE_NAME), file).unwrap();
+        std::fs::write(dir.path().join("trusted.txt"), "# roots\nabc\n\n def \n").unwrap();
+        let config = Config::load(dir.path(), &overrides);
+        config.map(|mut config| {
+            // Paths point into the temporary directory; keep only their tails.
+            config.ingest.cert_dir = config
+                .ingest
+                .cert_dir
+                .map(|dir| dir.file_name().map(PathBuf::from).unwrap_or_default());
+            config
+        })
+    }
+
+    #[test]
+    fn defaults_are_glances() {
+        let config = load_with("", Overrides::default()).unwrap();
+        assert_eq!(config.ingest.image_size_cap, 1 << 40);
+        assert_eq!(config.ingest.os_hash_algo, HashAlgorithm::Sha512);
+        assert!(!config.ingest.require_signature);
+        assert_eq!(config.ingest.trusted_certificates, None);
+        assert_eq!(config.ingest.compat, Compat::Strict);
+        assert!(config.ingest.format.require_image_format_match);
+    }
+
+    #[test]
+    fn image_format_section() {
+        let file = "[image_format]\nrequire_image_format_match = false\n";
+        let config = load_with(file, Overrides::default()).unwrap();
+        assert!(!config.ingest.format.require_image_format_match);
+        let err =
+            load_with("[image_format]\nrequire_format = 1\n", Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }));
+    }
+
+    #[test]
+    fn file_values_then_flags() {
+        let file = "image_size_cap = 1000\nhashing_algorithm = \"sha256\"\nrequire_signature = true\n\
+                    cert_dir = \"certs\"\ntrusted_list = \"trusted.txt\"\ncompat = \"cursive\"\n";
+        let config = load_with(file, Overrides::default()).unwrap();
+        assert_eq!(config.ingest.image_size_cap, 1000);
+        assert_eq!(config.ingest.os_hash_algo, HashAlgorithm::Sha256);
+        assert!(config.ingest.require_signature);
+        assert_eq!(config.ingest.cert_dir, Some(PathBuf::from("certs")));
+        assert_eq!(
+            config.ingest.trusted_certificates,
+            Some(vec!["abc".to_owned(), "def".to_owned()])
+        );
+        assert_eq!(config.ingest.compat, Compat::Cursive);
+
+        let flags = Overrides {
+            image_size_cap: Some(5),
+            cert_dir: Some(PathBuf::from("/elsewhere/flagcerts")),
+            compat: Some(Compat::Strict),
+            ..Overrides::default()
+        };
+        let config = load_with(file, flags).unwrap();
+        assert_eq!(config.ingest.image_size_cap, 5);
+        assert_eq!(config.ingest.cert_dir, Some(PathBuf::from("flagcerts")));
+        assert_eq!(config.ingest.compat, Compat::Strict);
+    }
+
+    #[test]
+    fn bad_files_name_the_problem() {
+        let err = load_with("image_size_kap = 3\n", Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }));
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("image_size_kap"), "{source}");
+        let err = load_with("hashing_algorithm = \"sha3\"\n", Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::HashingAlgorithm { .. }), "{err:?}");
+        let err = load_with("image_size_cap = 0\n", Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::ZeroSizeCap));
+        let missing = Overrides {
+            config_file: Some(PathBuf::from("/nonexistent/portcullis.toml")),
+            ..Overrides::default()
+        };
+        assert!(matches!(
+            load_with("", missing).unwrap_err(),
+            Error::Read { .. }
+        ));
+    }
+}

@@ -1,6 +1,8 @@
 //! The integration-test binary: every test that drives the real `portcullis`
 //! binary or a real database, store or server lives in a module here.
 
+mod images;
+mod ingest;
 mod inspect;
 mod repo;
 mod sign;

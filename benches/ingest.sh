@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmark: ingest a 1 GiB signed image (RSA-PSS SHA-512, os_hash sha512)
+# with the release binary and compare with the hashes it has to compute.
+#
+# Prints: portcullis MB/s and peak RSS; md5sum + sha512sum run one after the
+# other on the same file; single-core `openssl speed -evp md5` and
+# `-evp sha512` (64 KiB blocks), the slowest of which is the limit; ratios.
+# Targets (issue 3): portcullis >= 0.85x the slowest required hash, peak RSS < 64 MiB.
+#
+# Self-contained and rerunnable: makes its key, certificate, signature and
+# input under $BENCH_DIR (default /tmp/portcullis-bench; the 1 GiB input is
+# reused when present). The data directory is on $BENCH_DATA_ROOT (default
+# /dev/shm, so the figure is the pipeline's, not the disk's; set it to a disk
+# path to include the disk). Needs: cargo, openssl, md5sum, sha512sum, /usr/bin/time.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BENCH_DIR=${BENCH_DIR:-/tmp/portcullis-bench}
+BENCH_DATA_ROOT=${BENCH_DATA_ROOT:-/dev/shm}
+SIZE_MIB=${SIZE_MIB:-1024}
+mkdir -p "$BENCH_DIR/certs"
+
+input="$BENCH_DIR/input-${SIZE_MIB}MiB.bin"
+if [[ ! -f $input ]]; then
+    echo "making $input" >&2
+    openssl rand -out "$input" $((SIZE_MIB * 1024 * 1024))
+fi
+bytes=$(stat -c %s "$input")
+
+cert_uuid=6b2c3a1e-0f4d-4e8a-9c1b-2d3e4f5a6b7c
+if [[ ! -f $BENCH_DIR/key.pem ]]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$BENCH_DIR/key.pem" 2>/dev/null
+    openssl req -new -x509 -key "$BENCH_DIR/key.pem" -subj "/CN=portcullis bench" -days 3650 \
+        -out "$BENCH_DIR/certs/$cert_uuid.pem" 2>/dev/null
+fi
+if [[ ! -f $BENCH_DIR/properties.json || $input -nt $BENCH_DIR/properties.json ]]; then
+    signature=$(openssl dgst -sha512 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:-2 \
+        -sign "$BENCH_DIR/key.pem" "$input" | base64 -w0)
+    cat > "$BENCH_DIR/properties.json" <<JSON
+{"img_signature": "$signature", "img_signature_hash_method": "SHA-512",
+ "img_signature_key_type": "RSA-PSS", "img_signature_certificate_uuid": "$cert_uuid"}
+JSON
+fi
+
+cargo build --release --quiet
+bin=target/release/portcullis
+
+now() { date +%s.%N; }
+mbps() { python3 -c "print(f'{$bytes / ($2 - $1) / 1e6:.0f}')"; }
+speed() { # single-core openssl speed in MB/s for 64 KiB blocks, wall clock
+    # (-elapsed: by default openssl divides by its CPU time, which would
+    # flatter it against the wall-clock figures above on a busy machine)
+    openssl speed -elapsed -seconds 3 -bytes 65536 -evp "$1" 2>/dev/null | awk -v a="$1" '$1 == a { sub(/k$/, "", $2); printf "%.0f", $2 * 1000 / 1e6 }'
+}
+
+data_dir=$(mktemp -d "$BENCH_DATA_ROOT/portcullis-bench-data.XXXXXX")
+trap 'rm -rf "$data_dir"' EXIT
+
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+# Warm the page cache so every contender reads from memory.
+cat "$input" > /dev/null
+
+t0=$(now)
+/usr/bin/time -f '%M %U %S' -o "$BENCH_DIR/rss.txt" "$bin" ingest "$input" --data-dir "$data_dir" \
+    --name bench --disk-format raw --container-format bare \
+    --properties "$BENCH_DIR/properties.json" --cert-dir "$BENCH_DIR/certs" --format json > "$BENCH_DIR/ingest.json"
+t1=$(now)
+grep -q '"status": *"active"' "$BENCH_DIR/ingest.json" || { echo "ingest did not end active" >&2; cat "$BENCH_DIR/ingest.json" >&2; exit 1; }
+read -r rss_kib user_s sys_s < <(tail -1 "$BENCH_DIR/rss.txt")
+
+t2=$(now); md5sum "$input" > /dev/null; t3=$(now); sha512sum "$input" > /dev/null; t4=$(now)
+ours=$(mbps "$t0" "$t1")
+md5sum_mbps=$(mbps "$t2" "$t3")
+sha512sum_mbps=$(mbps "$t3" "$t4")
+sequential=$(mbps "$t2" "$t4")
+ossl_md5=$(speed md5)
+ossl_sha512=$(speed sha512)
+limit=$(( ossl_md5 < ossl_sha512 ? ossl_md5 : ossl_sha512 ))
+
+printf '%-44s %8s\n' "input" "$SIZE_MIB MiB, RSA-PSS SHA-512, os_hash sha512"
+printf '%-44s %8s MB/s\n' "portcullis ingest (end to end)" "$ours"
+printf '%-44s %8s MiB\n' "portcullis peak RSS" "$((rss_kib / 1024))"
+printf '%-44s %8s s\n' "portcullis CPU time (user + sys)" "$(python3 -c "print(f'{$user_s + $sys_s:.2f}')")"
+printf '%-44s %8s\n' "load average before the run" "$load_before"
+printf '%-44s %8s MB/s\n' "md5sum" "$md5sum_mbps"
+printf '%-44s %8s MB/s\n' "sha512sum" "$sha512sum_mbps"
+printf '%-44s %8s MB/s\n' "md5sum + sha512sum, one after the other" "$sequential"
+printf '%-44s %8s MB/s\n' "openssl speed -evp md5 (1 core)" "$ossl_md5"
+printf '%-44s %8s MB/s\n' "openssl speed -evp sha512 (1 core)" "$ossl_sha512"
+python3 - <<PY
+ours, limit, sequential, rss = $ours, $limit, $sequential, $rss_kib / 1024
+print(f"{'ratio portcullis / slowest hash (target >= 0.85)':<44} {ours / limit:8.2f}")
+print(f"{'ratio portcullis / md5sum+sha512sum':<44} {ours / sequential:8.2f}")
+print(f"{'peak RSS target < 64 MiB':<44} {'ok' if rss < 64 else 'MISSED':>8}")
+print(f"{'throughput target':<44} {'ok' if ours >= 0.85 * limit else 'MISSED':>8}")
+PY

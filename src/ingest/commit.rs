@@ -1,0 +1,450 @@
+//! The commit protocol of one upload: from a `queued` image and a stream of
+//! bytes to an `active` image, or back to `queued` with nothing stored.
+//!
+//! Order (every failure after step 4 goes through the drop guard (`Guard`), which removes
+//! the staged data and returns the image to `queued`):
+//! 1. the image must be `queued`; signature policy (a partial `img_signature*`
+//!    set is refused, `require_signature` refuses unsigned images);
+//! 2. the verifier is built (certificate fetched, chain checked) before any byte;
+//! 3. `prepare_upload` (authorization, policy, quota allowance);
+//! 4. the upload lock, then the compare-and-swap `queued → saving`;
+//! 5. one pass: limit → hashes → inspector → staged write;
+//! 6. verify the signature against the shared digest, then the inspector's verdict;
+//! 7. commit the store write;
+//! 8. one database transaction: size, checksum, os_hash, virtual_size, locations, `active`.
+//!
+//! This module must not read the data twice; it is the only place that sets
+//! `Status::Active`.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::clock::Clock;
+use crate::config::{Compat, IngestSettings};
+use crate::context::RequestContext;
+use crate::image::ContainerFormat;
+use crate::image::{Image, ImageId, Location, Status};
+use crate::inspect::Inspector;
+use crate::repo::Error as RepoError;
+use crate::repo::ImageRepo;
+use crate::store::{Staged, Store, UploadLock};
+use crate::verify::{self, SignatureParams, Verifier};
+
+use super::error::Error;
+use super::limit::{Limit, LimitKind};
+use super::pump::{ChunkSink, Observe, PumpError, pump};
+use super::workers::{HashPlan, WorkerError};
+
+/// Everything the uploads into one data directory share.
+pub struct Uploader<R> {
+    /// The repository stack.
+    pub repo: Arc<R>,
+    /// The data store.
+    pub store: Store,
+    /// Upload settings.
+    pub settings: IngestSettings,
+    /// The clock for certificate checks and timestamps.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The data of one upload.
+pub struct UploadData<S> {
+    /// The bytes, in chunks.
+    pub stream: S,
+    /// The size the client announced (`x-openstack-image-size`, a file's
+    /// length); enforced exactly when given.
+    pub declared_size: Option<u64>,
+}
+
+/// Progress callback: told the byte count after each chunk.
+pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
+
+impl<R: ImageRepo + 'static> Uploader<R> {
+    /// Uploads `data` to the queued image `id` and makes it `active`.
+    ///
+    /// On any failure the image is left `queued` (or untouched when the
+    /// failure came before step 4) and nothing it wrote remains in the store.
+    pub async fn upload<S>(
+        &self,
+        ctx: &RequestContext,
+        id: &ImageId,
+        data: UploadData<S>,
+        progress: Progress<'_>,
+    ) -> Result<Image, Error>
+    where
+        S: Stream<Item = Result<Bytes, io::Error>> + Unpin,
+    {
+        let repo_error = |source| Error::Repo { id: *id, source };
+
+        // 1. The image and the signature policy.
+        let queued = self.repo.get(ctx, *id).await.map_err(repo_error)?;
+        if queued.status != Status::Queued {
+            return Err(Error::NotQueued {
+                id: *id,
+                status: queued.status,
+            });
+        }
+        let Some(disk_format) = queued
+            .disk_format
+            .filter(|_| queued.container_format.is_some())
+        else {
+            return Err(Error::FormatsUnset { id: *id });
+        };
+        let params = self.signature_params(&queued)?;
+        if params.is_none() && self.settings.require_signature {
+            return Err(Error::SignatureRequired { id: *id });
+        }
+
+        // 2. The verifier, before any byte: a missing certificate fails here.
+        let verifier = match params {
+            Some(params) => Some(self.verifier(id, &params)?),
+            None => None,
+        };
+
+        // 3. Authorization, policy and quota, and how many bytes may come.
+        let allowance = self
+            .repo
+            .prepare_upload(ctx, &queued)
+            .await
+            .map_err(repo_error)?
+            .max_bytes;
+
+        // 4. The lock (liveness for crash recovery), then queued → saving.
+        let lock = self
+            .store
+            .try_lock_upload(*id)
+            .map_err(|source| Error::Store { id: *id, source })?
+            .ok_or(Error::Conflict { id: *id })?;
+        let mut saving = queued.clone();
+        saving.status = Status::Saving;
+        saving.updated_at = self.clock.now();
+        let saving = match self.repo.save(ctx, &saving, Some(Status::Queued)).await {
+            Ok(saving) => saving,
+            Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
+            Err(err) => return Err(repo_error(err)),
+        };
+        let staged = match self.store.stage(*id).await {
+            Ok(staged) => staged,
+            Err(source) => {
+                let guard = Guard::new(self, ctx, saving, None, lock);
+                guard.rollback().await;
+                return Err(Error::Store { id: *id, source });
+            }
+        };
+        let mut guard = Guard::new(self, ctx, saving.clone(), Some(staged), lock);
+
+        // 5. One pass over the data.
+        let plan = HashPlan {
+            os_hash: self.settings.os_hash_algo,
+            signature: verifier.as_ref().map(Verifier::hash_algorithm),
+        };
+        let limit = Limit::new(self.settings.image_size_cap, allowance, data.declared_size);
+        // Glance inspects bare containers only; the inspector watches the
+        // chunk path and decides after the pass.
+        let mut inspector =
+            (queued.container_format == Some(ContainerFormat::Bare)).then(Inspector::new);
+        let mut observers: Vec<&mut dyn Observe> = Vec::new();
+        if let Some(inspector) = inspector.as_mut() {
+            observers.push(inspector);
+        }
+        let mut sink = StagedSink(guard.staged_mut());
+        let pass = match pump(
+            data.stream,
+            limit,
+            plan,
+            &mut observers,
+            &mut sink,
+            progress,
+        )
+        .await
+        {
+            Ok(pass) => pass,
+            Err(err) => {
+                guard.rollback().await;
+                return Err(pump_error(id, err));
+            }
+        };
+
+        // 6. The signature, against the digest computed once in the pass.
+        //    Fail closed: a signed image without its digest is not verified.
+        if let Some(verifier) = verifier {
+            let verdict = match pass.digests.signature.as_ref() {
+                Some(digest) => verifier
+                    .finish_with_digest(digest)
+                    .map_err(|source| Error::Signature { id: *id, source }),
+                None => Err(Error::Worker {
+                    id: *id,
+                    source: WorkerError::Died,
+                }),
+            };
+            if let Err(err) = verdict {
+                guard.rollback().await;
+                return Err(err);
+            }
+        }
+        // 6b. The format inspector's verdict (Glance's upload policy), before anything is committed.
+        let virtual_size = match inspector {
+            Some(inspector) => {
+                let report = inspector.finish();
+                match self
+                    .settings
+                    .format
+                    .decide(&report, disk_format, pass.n_bytes)
+                {
+                    Ok(accepted) => {
+                        for warning in &accepted.warnings {
+                            tracing::warn!(image = %id, "{warning}");
+                        }
+                        accepted.virtual_size
+                    }
+                    Err(source) => {
+                        guard.rollback().await;
+                        return Err(Error::Format { id: *id, source });
+                    }
+                }
+            }
+            None => None,
+        };
+
+        // 7. The store write becomes the image's data.
+        let location = match guard.commit_store().await {
+            Ok(location) => location,
+            Err(source) => {
+                guard.rollback().await;
+                return Err(Error::Store { id: *id, source });
+            }
+        };
+
+        // 8. One transaction: the data fields and `active`, from `saving`.
+        let mut active = saving;
+        active.status = Status::Active;
+        active.size = Some(pass.n_bytes);
+        active.virtual_size = virtual_size;
+        active.checksum = Some(pass.digests.checksum.to_hex());
+        active.os_hash_algo = Some(pass.digests.os_hash.algorithm().hashlib_name().to_owned());
+        active.os_hash_value = Some(pass.digests.os_hash.to_hex());
+        active.locations = vec![location];
+        active.updated_at = self.clock.now();
+        match self.repo.save(ctx, &active, Some(Status::Saving)).await {
+            Ok(active) => {
+                guard.disarm();
+                Ok(active)
+            }
+            Err(err) => {
+                guard.rollback().await;
+                Err(repo_error(err))
+            }
+        }
+    }
+
+    /// Parses the signature properties: `None` for an unsigned image.
+    fn signature_params(&self, image: &Image) -> Result<Option<SignatureParams>, Error> {
+        SignatureParams::from_properties(&image.properties, self.mode()).map_err(|source| {
+            Error::Signature {
+                id: image.id,
+                source: source.into(),
+            }
+        })
+    }
+
+    fn mode(&self) -> verify::Mode {
+        match self.settings.compat {
+            Compat::Strict => verify::Mode::Strict,
+            Compat::Cursive => verify::Mode::CompatCursive,
+        }
+    }
+
+    fn verifier(&self, id: &ImageId, params: &SignatureParams) -> Result<Verifier, Error> {
+        let cert_dir = self
+            .settings
+            .cert_dir
+            .as_ref()
+            .ok_or(Error::NoCertDir { id: *id })?;
+        let key_store = verify::DirKeyStore::open(cert_dir).map_err(|source| Error::CertDir {
+            id: *id,
+            path: cert_dir.clone(),
+            source,
+        })?;
+        let options = verify::VerifyOptions {
+            mode: self.mode(),
+            trusted_certificate_ids: self.settings.trusted_certificates.as_deref(),
+            clock: self.clock.as_ref(),
+        };
+        Verifier::new(params, &key_store, &options)
+            .map_err(|source| Error::Signature { id: *id, source })
+    }
+}
+
+fn pump_error(id: &ImageId, err: PumpError<crate::store::Error>) -> Error {
+    match err {
+        PumpError::Exceeded(exceeded) if exceeded.kind == LimitKind::Declared => {
+            Error::SizeExceedsDeclared {
+                id: *id,
+                declared: exceeded.limit,
+                received: exceeded.attempted,
+            }
+        }
+        PumpError::Exceeded(exceeded) => Error::TooLarge {
+            id: *id,
+            kind: exceeded.kind,
+            limit: exceeded.limit,
+        },
+        PumpError::Short { declared, received } => Error::SizeMismatch {
+            id: *id,
+            declared,
+            received,
+        },
+        PumpError::Stream { received, source } => Error::Stream {
+            id: *id,
+            received,
+            source,
+        },
+        PumpError::Sink(source) => Error::Store { id: *id, source },
+        PumpError::Worker(source) => Error::Worker { id: *id, source },
+    }
+}
+
+impl Observe for Inspector {
+    fn update(&mut self, chunk: &[u8]) {
+        Inspector::update(self, chunk);
+    }
+}
+
+/// The staged write as the pump's sink.
+struct StagedSink<'a>(&'a mut Staged);
+
+impl ChunkSink for StagedSink<'_> {
+    type Error = crate::store::Error;
+    async fn write(&mut self, chunk: Bytes) -> Result<(), Self::Error> {
+        self.0.write(&chunk).await
+    }
+}
+
+/// Owns an upload from `saving` until it ends: on rollback (or drop, on any
+/// early return or cancellation) it aborts the staged write, deletes a
+/// committed-but-unrecorded location, and returns the image to `queued`.
+struct Guard<'a, R: ImageRepo + 'static> {
+    uploader: &'a Uploader<R>,
+    ctx: &'a RequestContext,
+    /// The image as it is while `saving`; rollback saves it back as `queued`.
+    saving: Image,
+    staged: Option<Staged>,
+    committed: Option<Location>,
+    lock: Option<UploadLock>,
+}
+
+impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
+    fn new(
+        uploader: &'a Uploader<R>,
+        ctx: &'a RequestContext,
+        saving: Image,
+        staged: Option<Staged>,
+        lock: UploadLock,
+    ) -> Guard<'a, R> {
+        Guard {
+            uploader,
+            ctx,
+            saving,
+            staged,
+            committed: None,
+            lock: Some(lock),
+        }
+    }
+
+    fn staged_mut(&mut self) -> &mut Staged {
+        self.staged
+            .as_mut()
+            .expect("the guard holds the staged write until commit")
+    }
+
+    async fn commit_store(&mut self) -> Result<Location, crate::store::Error> {
+        let staged = self.staged.take().expect("the store is committed once");
+        let location = staged.commit().await?;
+        self.committed = Some(location.clone());
+        Ok(location)
+    }
+
+    /// The first half of a rollback: the data goes.
+    async fn remove_data(&mut self) {
+        if let Some(staged) = self.staged.take()
+            && let Err(err) = staged.abort().await
+        {
+            tracing::error!(image = %self.saving.id, error = %err, "cannot remove staged data");
+        }
+        if let Some(location) = self.committed.take()
+            && let Err(err) = self.uploader.store.delete(&location).await
+        {
+            tracing::error!(image = %self.saving.id, error = %err, "cannot remove stored data");
+        }
+    }
+
+    /// Removes the data and returns the image to `queued`, then releases the lock.
+    async fn rollback(mut self) {
+        self.remove_data().await;
+        let mut queued = self.saving.clone();
+        queued.status = Status::Queued;
+        queued.updated_at = self.uploader.clock.now();
+        if let Err(err) = self
+            .uploader
+            .repo
+            .save(self.ctx, &queued, Some(Status::Saving))
+            .await
+        {
+            // Recovery at the next start returns it to queued (the lock dies with us).
+            tracing::error!(image = %queued.id, error = %err, "cannot return the image to queued");
+        }
+        self.lock.take();
+    }
+
+    /// The upload succeeded: nothing to undo.
+    fn disarm(mut self) {
+        self.staged = None;
+        self.committed = None;
+        self.lock.take();
+    }
+}
+
+impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
+    fn drop(&mut self) {
+        if self.staged.is_none() && self.committed.is_none() && self.lock.is_none() {
+            return;
+        }
+        // Cancelled mid-upload (the future was dropped) or a panic: the staged
+        // write removes itself when dropped (synchronously, in the store); a
+        // committed but unrecorded write and the status reset need awaiting,
+        // so they run as a task that keeps the lock until it is done. Without
+        // a runtime, recovery at the next start does both (the lock dies
+        // with the process).
+        drop(self.staged.take());
+        let committed = self.committed.take();
+        let lock = self.lock.take();
+        let mut queued = self.saving.clone();
+        queued.status = Status::Queued;
+        queued.updated_at = self.uploader.clock.now();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let repo = self.uploader.repo.clone();
+                let store = self.uploader.store.clone();
+                let ctx = self.ctx.clone();
+                runtime.spawn(async move {
+                    if let Some(location) = committed
+                        && let Err(err) = store.delete(&location).await
+                    {
+                        tracing::error!(image = %queued.id, error = %err, "cannot remove stored data");
+                    }
+                    if let Err(err) = repo.save(&ctx, &queued, Some(Status::Saving)).await {
+                        tracing::error!(image = %queued.id, error = %err, "cannot return the image to queued");
+                    }
+                    drop(lock);
+                });
+            }
+            Err(_) => tracing::warn!(
+                image = %queued.id,
+                "upload cancelled; the image stays saving until the next recovery returns it to queued"
+            ),
+        }
+    }
+}

@@ -13,7 +13,9 @@
 //! Differences from oslo.policy, all failing closed: an unknown rule name is
 //! false; a generic check where either side is missing (no project, no
 //! owner) is false rather than comparing the text "None" to "None"; a check
-//! string that does not parse is a configuration error, not a silent false.
+//! string that does not parse is a configuration error, not a silent false;
+//! rules that refer to each other in a cycle deny the whole decision (a
+//! `not` above the cycle cannot turn it into an allow).
 //! Roles imply each other as in Keystone's default role hierarchy
 //! (admin ⇒ member ⇒ reader), because Keystone puts implied roles in the
 //! token and the CLI's `--roles` does not.
@@ -71,6 +73,10 @@ const GLANCE_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// How deeply checks may nest (rule references, `and`/`or`/`not`) before
+/// a check is undecidable and denies: a cycle of rules must not recurse forever.
+const MAX_RULE_DEPTH: usize = 32;
+
 /// Keystone's default implied roles: holding the key grants the values.
 const IMPLIED_ROLES: &[(&str, &[&str])] =
     &[("admin", &["member", "reader"]), ("member", &["reader"])];
@@ -110,7 +116,10 @@ impl Rules {
     pub fn allows(&self, action: &str, target: &Target, ctx: &RequestContext) -> bool {
         let credentials = Credentials::from(ctx);
         match self.rules.get(action).or_else(|| self.rules.get("default")) {
-            Some(check) => self.eval(check, target, &credentials, 0),
+            // An undecidable check (rules referring to each other in a cycle)
+            // denies as a whole: deciding it inside would let a `not` turn
+            // the cut-off into an allow.
+            Some(check) => self.eval(check, target, &credentials, 0).unwrap_or(false),
             None => false,
         }
     }
@@ -132,41 +141,60 @@ impl Rules {
         }
     }
 
-    fn eval(&self, check: &Check, target: &Target, creds: &Credentials, depth: usize) -> bool {
-        // Rules referring to each other in a cycle deny instead of recursing forever.
-        if depth > 32 {
-            return false;
+    /// Evaluates `check`; `None` when it cannot be decided because rule
+    /// references nest deeper than [`MAX_RULE_DEPTH`] (a cycle).
+    fn eval(
+        &self,
+        check: &Check,
+        target: &Target,
+        creds: &Credentials,
+        depth: usize,
+    ) -> Option<bool> {
+        if depth > MAX_RULE_DEPTH {
+            return None;
         }
+        let next = depth + 1;
         match check {
-            Check::True => true,
-            Check::False => false,
-            Check::Rule(name) => self
-                .rules
-                .get(name)
-                .is_some_and(|inner| self.eval(inner, target, creds, depth + 1)),
-            Check::Role(role) => match substitute(role, target) {
+            Check::True => Some(true),
+            Check::False => Some(false),
+            Check::Rule(name) => match self.rules.get(name) {
+                Some(inner) => self.eval(inner, target, creds, next),
+                // An unknown rule is false, as in oslo.policy.
+                None => Some(false),
+            },
+            Check::Role(role) => Some(match substitute(role, target) {
                 Some(role) => creds
                     .roles
                     .iter()
                     .any(|held| held.eq_ignore_ascii_case(&role)),
                 None => false,
-            },
+            }),
             Check::Generic { kind, value } => {
                 let Some(wanted) = substitute(value, target) else {
-                    return false;
+                    return Some(false);
                 };
-                match kind {
+                Some(match kind {
                     Kind::Literal(literal) => *literal == wanted,
                     Kind::Credential(key) => creds.get(key).is_some_and(|held| held == wanted),
-                }
+                })
             }
-            Check::And(all) => all
-                .iter()
-                .all(|inner| self.eval(inner, target, creds, depth + 1)),
-            Check::Or(any) => any
-                .iter()
-                .any(|inner| self.eval(inner, target, creds, depth + 1)),
-            Check::Not(inner) => !self.eval(inner, target, creds, depth + 1),
+            Check::And(all) => {
+                for inner in all {
+                    if !self.eval(inner, target, creds, next)? {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            }
+            Check::Or(any) => {
+                for inner in any {
+                    if self.eval(inner, target, creds, next)? {
+                        return Some(true);
+                    }
+                }
+                Some(false)
+            }
+            Check::Not(inner) => self.eval(inner, target, creds, next).map(|value| !value),
         }
     }
 }
@@ -762,6 +790,31 @@ mod tests {
         assert!(rules.allows("unknown_rule", &target, &manager));
         rules.set("default", "!").unwrap();
         assert!(!rules.allows("unknown_rule", &target, &manager));
+    }
+
+    #[test]
+    fn a_cycle_of_rules_denies_even_under_not() {
+        // A cycle cut off at the depth limit used to read as "false" at the
+        // cut, which a `not` above it turned into an allow.
+        let mut rules = rules();
+        for (name, check) in [
+            ("flip", "not rule:flip"),
+            ("flop", "not not rule:flop"),
+            ("a", "not rule:b"),
+            ("b", "rule:a"),
+            ("either", "role:nobody or not rule:either"),
+        ] {
+            rules.set(name, check).unwrap();
+        }
+        for action in ["flip", "flop", "a", "b", "either"] {
+            assert!(
+                !rules.allows(action, &Target::default(), &admin()),
+                "{action} must deny"
+            );
+        }
+        // A missing rule is still plain false, so `not` of it is true (oslo).
+        rules.set("not_missing", "not rule:missing").unwrap();
+        assert!(rules.allows("not_missing", &Target::default(), &admin()));
     }
 
     #[tokio::test]

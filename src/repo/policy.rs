@@ -441,6 +441,7 @@ fn parse(text: &str) -> Result<Check, ParseError> {
     let mut parser = Parser {
         tokens: &tokens,
         position: 0,
+        nesting: 0,
         text,
     };
     let check = parser.or()?;
@@ -453,6 +454,9 @@ fn parse(text: &str) -> Result<Check, ParseError> {
 struct Parser<'a> {
     tokens: &'a [Token],
     position: usize,
+    /// Open parentheses and `not`s around the current position: bounded so
+    /// that a hostile or broken policy file cannot overflow the stack.
+    nesting: usize,
     text: &'a str,
 }
 
@@ -494,10 +498,23 @@ impl Parser<'_> {
         })
     }
 
+    /// Enters one level of nesting; fails past [`MAX_RULE_DEPTH`] (deeper
+    /// checks could never be evaluated anyway).
+    fn descend(&mut self) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_RULE_DEPTH {
+            return Err(self.malformed("parentheses and 'not' nest too deeply"));
+        }
+        Ok(())
+    }
+
     fn not(&mut self) -> Result<Check, ParseError> {
         if self.peek() == Some(&Token::Not) {
             self.position += 1;
-            return Ok(Check::Not(Box::new(self.not()?)));
+            self.descend()?;
+            let inner = self.not()?;
+            self.nesting -= 1;
+            return Ok(Check::Not(Box::new(inner)));
         }
         self.atom()
     }
@@ -506,11 +523,13 @@ impl Parser<'_> {
         match self.tokens.get(self.position).cloned() {
             Some(Token::Open) => {
                 self.position += 1;
+                self.descend()?;
                 let inner = self.or()?;
                 if self.peek() != Some(&Token::Close) {
                     return Err(self.malformed("missing closing parenthesis"));
                 }
                 self.position += 1;
+                self.nesting -= 1;
                 Ok(inner)
             }
             Some(Token::Check(check)) => {
@@ -790,6 +809,19 @@ mod tests {
         assert!(rules.allows("unknown_rule", &target, &manager));
         rules.set("default", "!").unwrap();
         assert!(!rules.allows("unknown_rule", &target, &manager));
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+        let depth = 200_000;
+        let parens = format!("{}role:a{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(matches!(parse(&parens), Err(ParseError::Malformed { .. })));
+        let nots = format!("{}role:a", "not ".repeat(depth));
+        assert!(matches!(parse(&nots), Err(ParseError::Malformed { .. })));
+        // Ordinary nesting still parses.
+        let ten = format!("{}role:a{}", "(".repeat(10), ")".repeat(10));
+        assert_eq!(parse(&ten).unwrap(), Check::Role("a".into()));
+        assert!(parse("not not (role:a and (not role:b or role:c))").is_ok());
     }
 
     #[test]

@@ -962,4 +962,30 @@ mod tests {
             "forbidden"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Check strings built from the language's own pieces never panic
+        /// the parser or the evaluator.
+        #[test]
+        fn any_check_string_parses_or_fails_cleanly(
+            text in "((\\(|\\)|and|or|not|@|!|role:[a-z%()]{0,4}|rule:[a-z]{0,2}|'[a-z]{0,2}':%\\([a-z_]{0,10}\\)s|project_id:%\\(owner\\)s|is_admin:True|[a-z:'\"%()]{0,6}) ){0,12}"
+        ) {
+            if let Ok(check) = parse(&text) {
+                let mut rules = rules();
+                rules.rules.insert("x".to_owned(), check.clone());
+                rules.rules.insert("a".to_owned(), check);
+                let mut target = Target::image(&queued(Some("p1")));
+                target.set("owner", "p1");
+                let _ = rules.allows("x", &target, &member("p1"));
+                let _ = rules.allows("x", &Target::default(), &admin());
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,64}") {
+            let _ = parse(&text);
+        }
+    }
 }

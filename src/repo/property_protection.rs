@@ -690,4 +690,26 @@ delete = admin
             Some("900150983cd24fb0d6963f7d28e17f72")
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Files built from INI pieces, and arbitrary text, parse or fail
+        /// with an error; parsed rules answer every question without panicking.
+        #[test]
+        fn any_file_parses_or_fails_cleanly(
+            lines in proptest::collection::vec(
+                "(\\[[a-z^.*()\\[\\]_]{0,6}\\]|(create|read|update|delete|junk) ?[=:] ?[a-z@!, ]{0,8}|# .{0,4}|;|\\PC{0,10})",
+                0..8,
+            ),
+            name in "[a-z_]{0,8}",
+        ) {
+            if let Ok(rules) = Rules::parse(&lines.join("\n")) {
+                for operation in Operation::ALL {
+                    let _ = rules.allows(&name, operation, &admin());
+                    let _ = rules.allows(&name, operation, &member("p1"));
+                }
+            }
+        }
+    }
 }

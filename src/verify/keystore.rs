@@ -404,4 +404,29 @@ mod tests {
             Err(SourceError::Unparseable { .. })
         ));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Ids (hrefs, braces, prefixes, multi-byte text) parse or fail
+        /// cleanly, and a parsed id always names a UUID file inside the store.
+        #[test]
+        fn any_id_parses_or_fails_cleanly(
+            text in "(https://kms/v1/secrets/|\\.\\./|urn:|uuid:|\\{|\\}|/|-|[0-9a-fA-F]{0,32}|é|\\PC{0,4}){0,8}"
+        ) {
+            if let Ok(id) = CertificateId::parse(&text) {
+                let store = DirKeyStore { dir: PathBuf::from("/keys") };
+                for path in store.candidates(&id) {
+                    proptest::prop_assert_eq!(path.parent(), Some(Path::new("/keys")));
+                }
+            }
+        }
+
+        /// Entry bytes of any shape classify without panicking.
+        #[test]
+        fn any_entry_classifies_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96)) {
+            let id = CertificateId::parse("6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55").unwrap();
+            let _ = classify(&id, &bytes);
+        }
+    }
 }

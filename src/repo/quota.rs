@@ -6,9 +6,16 @@
 //! returns the bytes the owner has left, so ingest stops reading at the
 //! limit; the `saving → active` commit is checked again with the real size,
 //! so two concurrent uploads of one project cannot both slip under the
-//! limit. Usage comes straight from the SQL backend ([`SqlRepo::usage`]).
+//! limit. Usage comes straight from the SQL backend ([`SqlRepo::usage`]);
+//! because reading it and writing the record are two transactions, every
+//! check that precedes a write (add, commit, owner change) holds one gate
+//! shared by all clones of the layer until the write is done. That covers
+//! every caller in one process (a server); two processes sharing a data
+//! directory can still race between the check and the write.
 //! Images without an owner count against nobody. It must not decide who
 //! may do what (authorization, policy).
+
+use std::sync::Arc;
 
 use super::options::{EffectiveLimits, Limit, QuotaOptions};
 use super::sql::{SqlRepo, Usage};
@@ -24,6 +31,8 @@ pub struct QuotaRepo<R> {
     inner: R,
     options: QuotaOptions,
     usage: SqlRepo,
+    /// Held from a usage check to the end of the write it allows.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<R> QuotaRepo<R> {
@@ -34,6 +43,7 @@ impl<R> QuotaRepo<R> {
             inner,
             options,
             usage,
+            gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -99,6 +109,11 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
     }
 
     async fn add(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+        let _gate = if image.owner.is_some() {
+            Some(self.gate.lock().await)
+        } else {
+            None
+        };
         if let Some(project) = &image.owner {
             let (limits, usage) = self.usage_of(project).await?;
             check(
@@ -121,6 +136,12 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
         let stored = self.inner.get(ctx, image.id).await?;
         let committing = from == Some(Status::Saving) && image.status == Status::Active;
         let changing_owner = image.owner != stored.owner;
+        let checked = image.owner.is_some() && (committing || changing_owner);
+        let _gate = if checked {
+            Some(self.gate.lock().await)
+        } else {
+            None
+        };
         if let Some(project) = &image.owner
             && (committing || changing_owner)
         {
@@ -352,5 +373,52 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_cannot_both_slip_under_the_size_limit() {
+        // Each commit fits alone (600 KiB of 1 MiB) but not both together.
+        // The usage check and the write are separate statements, so two
+        // commits racing used to both see the other's size as zero.
+        for _ in 0..8 {
+            let repo = temp_repo().await;
+            let quota = QuotaRepo::new(repo.sql.clone(), options(-1, 1, -1), repo.sql.clone());
+            let ctx = member("p1");
+            let mut commits = Vec::new();
+            for _ in 0..2 {
+                let image = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+                let mut saving = image.clone();
+                saving.status = Status::Saving;
+                let mut active = quota
+                    .save(&ctx, &saving, Some(Status::Queued))
+                    .await
+                    .unwrap();
+                active.status = Status::Active;
+                active.size = Some(600 * 1024);
+                commits.push(active);
+            }
+            let (a, b) = tokio::join!(
+                quota.save(&ctx, &commits[0], Some(Status::Saving)),
+                quota.save(&ctx, &commits[1], Some(Status::Saving)),
+            );
+            let n_active = [&a, &b].iter().filter(|result| result.is_ok()).count();
+            assert_eq!(n_active, 1, "{a:?} / {b:?}");
+            let usage = repo.sql.usage("p1").await.unwrap();
+            assert_eq!(usage.stored_bytes, 600 * 1024);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_adds_cannot_both_slip_under_the_count_limit() {
+        for _ in 0..8 {
+            let repo = temp_repo().await;
+            let quota = QuotaRepo::new(repo.sql.clone(), options(1, -1, -1), repo.sql.clone());
+            let ctx = member("p1");
+            let (first, second) = (queued(Some("p1")), queued(Some("p1")));
+            let (a, b) = tokio::join!(quota.add(&ctx, &first), quota.add(&ctx, &second));
+            let n_added = [&a, &b].iter().filter(|result| result.is_ok()).count();
+            assert_eq!(n_added, 1, "{a:?} / {b:?}");
+            assert_eq!(repo.sql.usage("p1").await.unwrap().image_count, 1);
+        }
     }
 }

@@ -6,9 +6,11 @@
 //! returns the bytes the owner has left, so ingest stops reading at the
 //! limit; the `saving → active` commit is checked again with the real size,
 //! so two concurrent uploads of one project cannot both slip under the
-//! limit. Usage comes straight from the SQL backend ([`SqlRepo::usage`]);
+//! limit; likewise `queued → saving` re-checks `image_count_uploading`,
+//! which `prepare_upload` checked before. Usage comes straight from the
+//! SQL backend ([`SqlRepo::usage`]);
 //! because reading it and writing the record are two transactions, every
-//! check that precedes a write (add, commit, owner change) holds one gate
+//! check that precedes a write (add, upload start, commit, owner change) holds one gate
 //! shared by all clones of the layer until the write is done. That covers
 //! every caller in one process (a server); two processes sharing a data
 //! directory can still race between the check and the write.
@@ -134,18 +136,30 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
         from: Option<Status>,
     ) -> Result<Image, Error> {
         let stored = self.inner.get(ctx, image.id).await?;
+        let starting = from == Some(Status::Queued) && image.status == Status::Saving;
         let committing = from == Some(Status::Saving) && image.status == Status::Active;
         let changing_owner = image.owner != stored.owner;
-        let checked = image.owner.is_some() && (committing || changing_owner);
+        let checked = image.owner.is_some() && (starting || committing || changing_owner);
         let _gate = if checked {
             Some(self.gate.lock().await)
         } else {
             None
         };
         if let Some(project) = &image.owner
-            && (committing || changing_owner)
+            && checked
         {
             let (limits, usage) = self.usage_of(project).await?;
+            if starting {
+                // `prepare_upload` checked this too, but another upload of
+                // the project may have started since: the limit holds here.
+                check(
+                    project,
+                    QuotaResource::ImageCountUploading,
+                    limits.image_count_uploading,
+                    usage.uploading,
+                    1,
+                )?;
+            }
             if changing_owner {
                 check(
                     project,
@@ -155,17 +169,19 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
                     1,
                 )?;
             }
-            // The stored record of an image being committed has no size
-            // yet, so `usage` excludes it; an image changing hands brings
-            // its stored size along.
-            let requested = image.size.unwrap_or(0);
-            check(
-                project,
-                QuotaResource::ImageSizeTotal,
-                size_limit_bytes(&limits),
-                usage.stored_bytes,
-                requested,
-            )?;
+            if committing || changing_owner {
+                // The stored record of an image being committed has no size
+                // yet, so `usage` excludes it; an image changing hands brings
+                // its stored size along.
+                let requested = image.size.unwrap_or(0);
+                check(
+                    project,
+                    QuotaResource::ImageSizeTotal,
+                    size_limit_bytes(&limits),
+                    usage.stored_bytes,
+                    requested,
+                )?;
+            }
         }
         self.inner.save(ctx, image, from).await
     }
@@ -372,6 +388,46 @@ mod tests {
                 }
             ),
             "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_upload_that_starts_after_another_one_is_rechecked() {
+        // Both uploads were allowed to prepare while nothing was uploading;
+        // the second to start must still find the limit taken.
+        let repo = temp_repo().await;
+        let quota = QuotaRepo::new(repo.sql.clone(), options(-1, -1, 1), repo.sql.clone());
+        let ctx = member("p1");
+        let a = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        let b = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        quota.prepare_upload(&ctx, &a).await.unwrap();
+        quota.prepare_upload(&ctx, &b).await.unwrap();
+        let mut saving = a.clone();
+        saving.status = Status::Saving;
+        quota
+            .save(&ctx, &saving, Some(Status::Queued))
+            .await
+            .unwrap();
+        let mut saving = b.clone();
+        saving.status = Status::Saving;
+        let err = quota
+            .save(&ctx, &saving, Some(Status::Queued))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::QuotaExceeded {
+                    resource: QuotaResource::ImageCountUploading,
+                    usage: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            repo.sql.get(&ctx, b.id).await.unwrap().status,
+            Status::Queued
         );
     }
 

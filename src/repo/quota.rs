@@ -94,6 +94,21 @@ fn check(
     }
 }
 
+/// Fails when `project` cannot own one more image (`image_count_total`).
+fn check_one_more_image(
+    project: &str,
+    limits: &EffectiveLimits,
+    usage: &Usage,
+) -> Result<(), Error> {
+    check(
+        project,
+        QuotaResource::ImageCountTotal,
+        limits.image_count_total,
+        usage.image_count,
+        1,
+    )
+}
+
 fn size_limit_bytes(limits: &EffectiveLimits) -> Limit {
     match limits.image_size_total_mib {
         Limit::Max(mib) => Limit::Max(mib.saturating_mul(MIB)),
@@ -118,13 +133,7 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
         };
         if let Some(project) = &image.owner {
             let (limits, usage) = self.usage_of(project).await?;
-            check(
-                project,
-                QuotaResource::ImageCountTotal,
-                limits.image_count_total,
-                usage.image_count,
-                1,
-            )?;
+            check_one_more_image(project, &limits, &usage)?;
         }
         self.inner.add(ctx, image).await
     }
@@ -161,13 +170,7 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
                 )?;
             }
             if changing_owner {
-                check(
-                    project,
-                    QuotaResource::ImageCountTotal,
-                    limits.image_count_total,
-                    usage.image_count,
-                    1,
-                )?;
+                check_one_more_image(project, &limits, &usage)?;
             }
             if committing || changing_owner {
                 // The stored record of an image being committed has no size

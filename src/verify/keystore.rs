@@ -254,6 +254,14 @@ const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
 
 fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
+    // Opening a FIFO blocks until a writer appears, and a device never
+    // ends: only regular files (symlinks followed) are read.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
     file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?;
@@ -368,6 +376,33 @@ mod tests {
         ] {
             assert!(CertificateId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = CertificateId::parse("6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55").unwrap();
+        let fifo = dir.path().join(format!("{}.pem", id.uuid().hyphenated()));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let store = DirKeyStore::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                store
+                    .certificate(&id)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            );
+        });
+        let outcome = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO in the key store blocked");
+        let message = outcome.unwrap_err();
+        assert!(message.contains("could not be retrieved"), "{message}");
     }
 
     #[test]

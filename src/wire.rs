@@ -870,4 +870,25 @@ mod tests {
         assert_eq!(payload["deleted_at"], "2026-11-28T00:00:00Z");
         assert!(!value.to_string().contains("file:///secret"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Create bodies of any shape are accepted or refused with an error.
+        #[test]
+        fn any_create_body_parses_or_fails_cleanly(
+            body in "\\{(\"(name|owner|visibility|protected|os_hidden|min_disk|min_ram|tags|kernel_id|disk_format|container_format|id|status|x)\": ?(null|true|-?[0-9]{1,20}|\"[a-z0-9é-]{0,8}\"|\\[(\"[a-z]{0,3}\",?|1,?){0,3}\\]|\\{\\}),? ?){0,6}\\}"
+        ) {
+            if let Ok(request) = parse_create(body.as_bytes()) {
+                let _ = request.into_image(ImageId::new_random(), None, at("2026-01-01T00:00:00Z"));
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_create_parser(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)
+        ) {
+            let _ = parse_create(&bytes);
+        }
+    }
 }

@@ -53,6 +53,25 @@ pub(crate) fn run(args: SignArgs) -> Exit {
     }
 }
 
+/// `--property k=v` words for a shell command line; a value with anything
+/// but plainly safe characters is single-quoted, so that pasting the line
+/// (a Barbican href may hold `&` or `;`) runs nothing but glance.
+fn glance_args(properties: &std::collections::BTreeMap<String, String>) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "+/=-_.:@,%".contains(c);
+    let words: Vec<String> = properties
+        .iter()
+        .map(|(name, value)| {
+            let word = format!("{name}={value}");
+            if word.chars().all(safe) {
+                format!("--property {word}")
+            } else {
+                format!("--property '{}'", word.replace('\'', r"'\''"))
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+
 fn sign(args: &SignArgs) -> Result<(), String> {
     let hash_method = HashMethod::from_name(&args.hash_method).ok_or_else(|| {
         format!(
@@ -74,13 +93,29 @@ fn sign(args: &SignArgs) -> Result<(), String> {
                 .map_err(|err| format!("cannot render JSON: {err}"))?;
             println!("{text}");
         }
-        SignFormat::GlanceArgs => {
-            let words: Vec<String> = properties
-                .iter()
-                .map(|(name, value)| format!("--property {name}={value}"))
-                .collect();
-            println!("{}", words.join(" "));
-        }
+        SignFormat::GlanceArgs => println!("{}", glance_args(&properties)),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glance_args_quote_what_a_shell_would_interpret() {
+        let properties = std::collections::BTreeMap::from([
+            ("img_signature".to_owned(), "QUJD+/8=".to_owned()),
+            (
+                "img_signature_certificate_uuid".to_owned(),
+                "https://kms/v1/secrets;touch x&'y'/6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55"
+                    .to_owned(),
+            ),
+        ]);
+        assert_eq!(
+            glance_args(&properties),
+            "--property img_signature=QUJD+/8= \
+             --property 'img_signature_certificate_uuid=https://kms/v1/secrets;touch x&'\\''y'\\''/6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55'"
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! they point at.
 //!
 //! Locations are set exactly once, by the upload commit (`saving → active`),
-//! and only to data inside the configured store; an ordinary save cannot add,
+//! and only to the image's own data inside the configured store; an ordinary save cannot add,
 //! change or drop them. Removing an image deletes its data from the store
 //! after the record is marked deleted, so a failure can leave unreferenced
 //! bytes behind (logged) but never an active record without data. It must
@@ -73,10 +73,13 @@ impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
                     Some(image.id),
                 ));
             }
+            // Only this image's own data: a location naming another image's
+            // file would make removing this image delete that one's data.
+            let own = self.store.location_of(image.id);
             if let Some(foreign) = image
                 .locations
                 .iter()
-                .find(|location| !self.store.owns(location))
+                .find(|location| !self.store.owns(location) || location.url != own.url)
             {
                 return Err(Error::ForeignLocation {
                     id: image.id,
@@ -234,6 +237,20 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "foreign_location", "{err}");
+        // Another image's data, though inside the store: refused too
+        // (removing this image would delete it).
+        let other = layer.add(&admin(), &queued(Some("p1"))).await.unwrap();
+        let other = upload(&layer, &repo.store, &other).await;
+        let mut borrowed = saving.clone();
+        borrowed.status = Status::Active;
+        borrowed.size = Some(10);
+        borrowed.locations = other.locations.clone();
+        let err = layer
+            .save(&admin(), &borrowed, Some(Status::Saving))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "foreign_location", "{err}");
+        assert!(repo.store_path(&other).exists());
         // Active without data: refused.
         let mut empty = saving.clone();
         empty.status = Status::Active;

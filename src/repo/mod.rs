@@ -547,8 +547,8 @@ pub enum Error {
         /// The marker.
         id: ImageId,
     },
-    /// A location that does not belong to the configured store.
-    #[error("image {id}: location {url:?} is not in the configured store")]
+    /// A location that is not the image's own data in the configured store.
+    #[error("image {id}: location {url:?} is not this image's data in the configured store")]
     ForeignLocation {
         /// The image.
         id: ImageId,

@@ -78,12 +78,12 @@ impl PolicyOptions {
                 path: path.clone(),
                 source,
             })?;
-            let from_file: BTreeMap<String, String> =
+            let from_file: PolicyFile =
                 serde_json::from_str(&text).map_err(|source| OptionsError::PolicyJson {
                     path: path.clone(),
                     source,
                 })?;
-            for (name, check) in &from_file {
+            for (name, check) in &from_file.0 {
                 rules
                     .set(name, check)
                     .map_err(|source| OptionsError::PolicyRule {
@@ -103,6 +103,39 @@ impl PolicyOptions {
                 })?;
         }
         Ok(rules)
+    }
+}
+
+/// A policy file's rules in file order. A rule named twice is an error:
+/// JSON parsers (Python's, serde_json's maps) keep the last one silently,
+/// which would let a forgotten line at the end widen a rule.
+struct PolicyFile(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for PolicyFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rules;
+        impl<'de> serde::de::Visitor<'de> for Rules {
+            type Value = PolicyFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object mapping rule names to check strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PolicyFile, A::Error> {
+                let mut rules: Vec<(String, String)> = Vec::new();
+                while let Some((name, check)) = map.next_entry::<String, String>()? {
+                    if rules.iter().any(|(seen, _)| *seen == name) {
+                        return Err(serde::de::Error::custom(format!(
+                            "rule {name:?} appears twice"
+                        )));
+                    }
+                    rules.push((name, check));
+                }
+                Ok(PolicyFile(rules))
+            }
+        }
+        deserializer.deserialize_map(Rules)
     }
 }
 
@@ -278,6 +311,33 @@ mod tests {
             Limit::Max(10)
         );
         assert_eq!(RepoOptions::default(), toml::from_str("").unwrap());
+    }
+
+    #[test]
+    fn a_rule_named_twice_in_the_policy_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        std::fs::write(
+            &path,
+            r#"{"publicize_image": "rule:context_is_admin", "get_image": "role:admin", "publicize_image": ""}"#,
+        )
+        .unwrap();
+        let options = PolicyOptions {
+            file: Some(path.clone()),
+            ..PolicyOptions::default()
+        };
+        let err = options.load().unwrap_err();
+        assert!(matches!(err, OptionsError::PolicyJson { .. }), "{err}");
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(
+            cause.contains("\"publicize_image\" appears twice"),
+            "{cause}"
+        );
+        // Distinct rules still load, in file order.
+        std::fs::write(&path, r#"{"publicize_image": "role:admin or role:x"}"#).unwrap();
+        let rules = options.load().unwrap();
+        let x = crate::context::RequestContext::for_project("p", &["x"]);
+        assert!(rules.allows("publicize_image", &policy::Target::default(), &x));
     }
 
     #[test]

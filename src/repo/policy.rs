@@ -13,7 +13,9 @@
 //! Differences from oslo.policy, all failing closed: an unknown rule name is
 //! false; a generic check where either side is missing (no project, no
 //! owner) is false rather than comparing the text "None" to "None"; a check
-//! string that does not parse is a configuration error, not a silent false.
+//! string that does not parse is a configuration error, not a silent false;
+//! rules that refer to each other in a cycle deny the whole decision (a
+//! `not` above the cycle cannot turn it into an allow).
 //! Roles imply each other as in Keystone's default role hierarchy
 //! (admin ⇒ member ⇒ reader), because Keystone puts implied roles in the
 //! token and the CLI's `--roles` does not.
@@ -71,6 +73,10 @@ const GLANCE_DEFAULTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// How deeply checks may nest (rule references, `and`/`or`/`not`) before
+/// a check is undecidable and denies: a cycle of rules must not recurse forever.
+const MAX_RULE_DEPTH: usize = 32;
+
 /// Keystone's default implied roles: holding the key grants the values.
 const IMPLIED_ROLES: &[(&str, &[&str])] =
     &[("admin", &["member", "reader"]), ("member", &["reader"])];
@@ -110,7 +116,10 @@ impl Rules {
     pub fn allows(&self, action: &str, target: &Target, ctx: &RequestContext) -> bool {
         let credentials = Credentials::from(ctx);
         match self.rules.get(action).or_else(|| self.rules.get("default")) {
-            Some(check) => self.eval(check, target, &credentials, 0),
+            // An undecidable check (rules referring to each other in a cycle)
+            // denies as a whole: deciding it inside would let a `not` turn
+            // the cut-off into an allow.
+            Some(check) => self.eval(check, target, &credentials, 0).unwrap_or(false),
             None => false,
         }
     }
@@ -132,41 +141,60 @@ impl Rules {
         }
     }
 
-    fn eval(&self, check: &Check, target: &Target, creds: &Credentials, depth: usize) -> bool {
-        // Rules referring to each other in a cycle deny instead of recursing forever.
-        if depth > 32 {
-            return false;
+    /// Evaluates `check`; `None` when it cannot be decided because rule
+    /// references nest deeper than [`MAX_RULE_DEPTH`] (a cycle).
+    fn eval(
+        &self,
+        check: &Check,
+        target: &Target,
+        creds: &Credentials,
+        depth: usize,
+    ) -> Option<bool> {
+        if depth > MAX_RULE_DEPTH {
+            return None;
         }
+        let next = depth + 1;
         match check {
-            Check::True => true,
-            Check::False => false,
-            Check::Rule(name) => self
-                .rules
-                .get(name)
-                .is_some_and(|inner| self.eval(inner, target, creds, depth + 1)),
-            Check::Role(role) => match substitute(role, target) {
+            Check::True => Some(true),
+            Check::False => Some(false),
+            Check::Rule(name) => match self.rules.get(name) {
+                Some(inner) => self.eval(inner, target, creds, next),
+                // An unknown rule is false, as in oslo.policy.
+                None => Some(false),
+            },
+            Check::Role(role) => Some(match substitute(role, target) {
                 Some(role) => creds
                     .roles
                     .iter()
                     .any(|held| held.eq_ignore_ascii_case(&role)),
                 None => false,
-            },
+            }),
             Check::Generic { kind, value } => {
                 let Some(wanted) = substitute(value, target) else {
-                    return false;
+                    return Some(false);
                 };
-                match kind {
+                Some(match kind {
                     Kind::Literal(literal) => *literal == wanted,
                     Kind::Credential(key) => creds.get(key).is_some_and(|held| held == wanted),
-                }
+                })
             }
-            Check::And(all) => all
-                .iter()
-                .all(|inner| self.eval(inner, target, creds, depth + 1)),
-            Check::Or(any) => any
-                .iter()
-                .any(|inner| self.eval(inner, target, creds, depth + 1)),
-            Check::Not(inner) => !self.eval(inner, target, creds, depth + 1),
+            Check::And(all) => {
+                for inner in all {
+                    if !self.eval(inner, target, creds, next)? {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            }
+            Check::Or(any) => {
+                for inner in any {
+                    if self.eval(inner, target, creds, next)? {
+                        return Some(true);
+                    }
+                }
+                Some(false)
+            }
+            Check::Not(inner) => self.eval(inner, target, creds, next).map(|value| !value),
         }
     }
 }
@@ -413,6 +441,7 @@ fn parse(text: &str) -> Result<Check, ParseError> {
     let mut parser = Parser {
         tokens: &tokens,
         position: 0,
+        nesting: 0,
         text,
     };
     let check = parser.or()?;
@@ -425,6 +454,9 @@ fn parse(text: &str) -> Result<Check, ParseError> {
 struct Parser<'a> {
     tokens: &'a [Token],
     position: usize,
+    /// Open parentheses and `not`s around the current position: bounded so
+    /// that a hostile or broken policy file cannot overflow the stack.
+    nesting: usize,
     text: &'a str,
 }
 
@@ -466,10 +498,23 @@ impl Parser<'_> {
         })
     }
 
+    /// Enters one level of nesting; fails past [`MAX_RULE_DEPTH`] (deeper
+    /// checks could never be evaluated anyway).
+    fn descend(&mut self) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_RULE_DEPTH {
+            return Err(self.malformed("parentheses and 'not' nest too deeply"));
+        }
+        Ok(())
+    }
+
     fn not(&mut self) -> Result<Check, ParseError> {
         if self.peek() == Some(&Token::Not) {
             self.position += 1;
-            return Ok(Check::Not(Box::new(self.not()?)));
+            self.descend()?;
+            let inner = self.not()?;
+            self.nesting -= 1;
+            return Ok(Check::Not(Box::new(inner)));
         }
         self.atom()
     }
@@ -478,11 +523,13 @@ impl Parser<'_> {
         match self.tokens.get(self.position).cloned() {
             Some(Token::Open) => {
                 self.position += 1;
+                self.descend()?;
                 let inner = self.or()?;
                 if self.peek() != Some(&Token::Close) {
                     return Err(self.malformed("missing closing parenthesis"));
                 }
                 self.position += 1;
+                self.nesting -= 1;
                 Ok(inner)
             }
             Some(Token::Check(check)) => {
@@ -764,6 +811,44 @@ mod tests {
         assert!(!rules.allows("unknown_rule", &target, &manager));
     }
 
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+        let depth = 200_000;
+        let parens = format!("{}role:a{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(matches!(parse(&parens), Err(ParseError::Malformed { .. })));
+        let nots = format!("{}role:a", "not ".repeat(depth));
+        assert!(matches!(parse(&nots), Err(ParseError::Malformed { .. })));
+        // Ordinary nesting still parses.
+        let ten = format!("{}role:a{}", "(".repeat(10), ")".repeat(10));
+        assert_eq!(parse(&ten).unwrap(), Check::Role("a".into()));
+        assert!(parse("not not (role:a and (not role:b or role:c))").is_ok());
+    }
+
+    #[test]
+    fn a_cycle_of_rules_denies_even_under_not() {
+        // A cycle cut off at the depth limit used to read as "false" at the
+        // cut, which a `not` above it turned into an allow.
+        let mut rules = rules();
+        for (name, check) in [
+            ("flip", "not rule:flip"),
+            ("flop", "not not rule:flop"),
+            ("a", "not rule:b"),
+            ("b", "rule:a"),
+            ("either", "role:nobody or not rule:either"),
+        ] {
+            rules.set(name, check).unwrap();
+        }
+        for action in ["flip", "flop", "a", "b", "either"] {
+            assert!(
+                !rules.allows(action, &Target::default(), &admin()),
+                "{action} must deny"
+            );
+        }
+        // A missing rule is still plain false, so `not` of it is true (oslo).
+        rules.set("not_missing", "not rule:missing").unwrap();
+        assert!(rules.allows("not_missing", &Target::default(), &admin()));
+    }
+
     #[tokio::test]
     async fn the_layer_enforces_rules_around_a_real_database() {
         let repo = temp_repo().await;
@@ -876,5 +961,31 @@ mod tests {
                 .kind(),
             "forbidden"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Check strings built from the language's own pieces never panic
+        /// the parser or the evaluator.
+        #[test]
+        fn any_check_string_parses_or_fails_cleanly(
+            text in "((\\(|\\)|and|or|not|@|!|role:[a-z%()]{0,4}|rule:[a-z]{0,2}|'[a-z]{0,2}':%\\([a-z_]{0,10}\\)s|project_id:%\\(owner\\)s|is_admin:True|[a-z:'\"%()]{0,6}) ){0,12}"
+        ) {
+            if let Ok(check) = parse(&text) {
+                let mut rules = rules();
+                rules.rules.insert("x".to_owned(), check.clone());
+                rules.rules.insert("a".to_owned(), check);
+                let mut target = Target::image(&queued(Some("p1")));
+                target.set("owner", "p1");
+                let _ = rules.allows("x", &target, &member("p1"));
+                let _ = rules.allows("x", &Target::default(), &admin());
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,64}") {
+            let _ = parse(&text);
+        }
     }
 }

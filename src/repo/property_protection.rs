@@ -127,6 +127,17 @@ pub enum ParseError {
         /// The key.
         key: String,
     },
+    /// The same operation twice in one section (Python's configparser,
+    /// which Glance reads the file with, refuses this too).
+    #[error("line {line}: operation {key} appears twice in section [{pattern}]")]
+    DuplicateOperation {
+        /// 1-based line number of the second occurrence.
+        line: usize,
+        /// The operation.
+        key: String,
+        /// The section name.
+        pattern: String,
+    },
     /// `@` and `!` together.
     #[error("line {line}: '@' and '!' are mutually exclusive in {key} = {value}")]
     EveryoneAndNobody {
@@ -145,7 +156,7 @@ impl Rules {
     /// roles, `@` for everyone, `!` for nobody).
     ///
     /// Fails on any malformed line, bad regular expression, duplicate section
-    /// or `@` combined with `!`. An operation missing from a section allows
+    /// or operation, or `@` combined with `!`. An operation missing from a section allows
     /// nobody (as Glance, which logs a warning).
     pub fn parse(text: &str) -> Result<Rules, ParseError> {
         struct Pending {
@@ -188,6 +199,15 @@ impl Rules {
             let Some(slot) = Operation::ALL.iter().position(|op| op.as_str() == key) else {
                 return Err(ParseError::UnknownOperation { line, key });
             };
+            // Taking the last value silently could widen a rule the first
+            // line narrowed.
+            if section.operations[slot].is_some() {
+                return Err(ParseError::DuplicateOperation {
+                    line,
+                    key,
+                    pattern: section.pattern.clone(),
+                });
+            }
             let roles: Vec<String> = value
                 .split(',')
                 .map(|role| role.trim().to_ascii_lowercase())
@@ -515,6 +535,10 @@ delete = admin
             ("[a]\njunk\n", "not a [section]"),
             ("[a]\nread = @\n[a]\nread = @\n", "twice"),
             ("[(?=x)]\nread = @\n", "regular expression"),
+            (
+                "[a]\nread = admin\nRead = @\n",
+                "appears twice in section [a]",
+            ),
         ] {
             let err = Rules::parse(text).unwrap_err();
             assert!(err.to_string().contains(expect), "{text:?}: {err}");
@@ -689,5 +713,27 @@ delete = admin
             stored.checksum.as_deref(),
             Some("900150983cd24fb0d6963f7d28e17f72")
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Files built from INI pieces, and arbitrary text, parse or fail
+        /// with an error; parsed rules answer every question without panicking.
+        #[test]
+        fn any_file_parses_or_fails_cleanly(
+            lines in proptest::collection::vec(
+                "(\\[[a-z^.*()\\[\\]_]{0,6}\\]|(create|read|update|delete|junk) ?[=:] ?[a-z@!, ]{0,8}|# .{0,4}|;|\\PC{0,10})",
+                0..8,
+            ),
+            name in "[a-z_]{0,8}",
+        ) {
+            if let Ok(rules) = Rules::parse(&lines.join("\n")) {
+                for operation in Operation::ALL {
+                    let _ = rules.allows(&name, operation, &admin());
+                    let _ = rules.allows(&name, operation, &member("p1"));
+                }
+            }
+        }
     }
 }

@@ -6,9 +6,18 @@
 //! returns the bytes the owner has left, so ingest stops reading at the
 //! limit; the `saving → active` commit is checked again with the real size,
 //! so two concurrent uploads of one project cannot both slip under the
-//! limit. Usage comes straight from the SQL backend ([`SqlRepo::usage`]).
+//! limit; likewise `queued → saving` re-checks `image_count_uploading`,
+//! which `prepare_upload` checked before. Usage comes straight from the
+//! SQL backend ([`SqlRepo::usage`]);
+//! because reading it and writing the record are two transactions, every
+//! check that precedes a write (add, upload start, commit, owner change) holds one gate
+//! shared by all clones of the layer until the write is done. That covers
+//! every caller in one process (a server); two processes sharing a data
+//! directory can still race between the check and the write.
 //! Images without an owner count against nobody. It must not decide who
 //! may do what (authorization, policy).
+
+use std::sync::Arc;
 
 use super::options::{EffectiveLimits, Limit, QuotaOptions};
 use super::sql::{SqlRepo, Usage};
@@ -24,6 +33,8 @@ pub struct QuotaRepo<R> {
     inner: R,
     options: QuotaOptions,
     usage: SqlRepo,
+    /// Held from a usage check to the end of the write it allows.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<R> QuotaRepo<R> {
@@ -34,6 +45,7 @@ impl<R> QuotaRepo<R> {
             inner,
             options,
             usage,
+            gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -82,6 +94,21 @@ fn check(
     }
 }
 
+/// Fails when `project` cannot own one more image (`image_count_total`).
+fn check_one_more_image(
+    project: &str,
+    limits: &EffectiveLimits,
+    usage: &Usage,
+) -> Result<(), Error> {
+    check(
+        project,
+        QuotaResource::ImageCountTotal,
+        limits.image_count_total,
+        usage.image_count,
+        1,
+    )
+}
+
 fn size_limit_bytes(limits: &EffectiveLimits) -> Limit {
     match limits.image_size_total_mib {
         Limit::Max(mib) => Limit::Max(mib.saturating_mul(MIB)),
@@ -99,15 +126,14 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
     }
 
     async fn add(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+        let _gate = if image.owner.is_some() {
+            Some(self.gate.lock().await)
+        } else {
+            None
+        };
         if let Some(project) = &image.owner {
             let (limits, usage) = self.usage_of(project).await?;
-            check(
-                project,
-                QuotaResource::ImageCountTotal,
-                limits.image_count_total,
-                usage.image_count,
-                1,
-            )?;
+            check_one_more_image(project, &limits, &usage)?;
         }
         self.inner.add(ctx, image).await
     }
@@ -119,32 +145,46 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
         from: Option<Status>,
     ) -> Result<Image, Error> {
         let stored = self.inner.get(ctx, image.id).await?;
+        let starting = from == Some(Status::Queued) && image.status == Status::Saving;
         let committing = from == Some(Status::Saving) && image.status == Status::Active;
         let changing_owner = image.owner != stored.owner;
+        let checked = image.owner.is_some() && (starting || committing || changing_owner);
+        let _gate = if checked {
+            Some(self.gate.lock().await)
+        } else {
+            None
+        };
         if let Some(project) = &image.owner
-            && (committing || changing_owner)
+            && checked
         {
             let (limits, usage) = self.usage_of(project).await?;
-            if changing_owner {
+            if starting {
+                // `prepare_upload` checked this too, but another upload of
+                // the project may have started since: the limit holds here.
                 check(
                     project,
-                    QuotaResource::ImageCountTotal,
-                    limits.image_count_total,
-                    usage.image_count,
+                    QuotaResource::ImageCountUploading,
+                    limits.image_count_uploading,
+                    usage.uploading,
                     1,
                 )?;
             }
-            // The stored record of an image being committed has no size
-            // yet, so `usage` excludes it; an image changing hands brings
-            // its stored size along.
-            let requested = image.size.unwrap_or(0);
-            check(
-                project,
-                QuotaResource::ImageSizeTotal,
-                size_limit_bytes(&limits),
-                usage.stored_bytes,
-                requested,
-            )?;
+            if changing_owner {
+                check_one_more_image(project, &limits, &usage)?;
+            }
+            if committing || changing_owner {
+                // The stored record of an image being committed has no size
+                // yet, so `usage` excludes it; an image changing hands brings
+                // its stored size along.
+                let requested = image.size.unwrap_or(0);
+                check(
+                    project,
+                    QuotaResource::ImageSizeTotal,
+                    size_limit_bytes(&limits),
+                    usage.stored_bytes,
+                    requested,
+                )?;
+            }
         }
         self.inner.save(ctx, image, from).await
     }
@@ -331,26 +371,90 @@ mod tests {
         let ctx = member("p1");
         let a = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
         let b = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
-        assert_eq!(
-            quota.prepare_upload(&ctx, &a).await.unwrap().max_bytes,
-            None
-        );
+        // Both may prepare while nothing is uploading...
+        for image in [&a, &b] {
+            assert_eq!(
+                quota.prepare_upload(&ctx, image).await.unwrap().max_bytes,
+                None
+            );
+        }
         let mut saving = a.clone();
         saving.status = Status::Saving;
         quota
             .save(&ctx, &saving, Some(Status::Queued))
             .await
             .unwrap();
-        let err = quota.prepare_upload(&ctx, &b).await.unwrap_err();
-        assert!(
+        // ...but once one has started, the other can neither prepare nor
+        // start (the start is re-checked: it may have prepared earlier).
+        let is_uploading_quota = |err: &Error| {
             matches!(
                 err,
                 Error::QuotaExceeded {
                     resource: QuotaResource::ImageCountUploading,
+                    usage: 1,
                     ..
                 }
-            ),
-            "{err}"
+            )
+        };
+        let err = quota.prepare_upload(&ctx, &b).await.unwrap_err();
+        assert!(is_uploading_quota(&err), "{err}");
+        let mut saving = b.clone();
+        saving.status = Status::Saving;
+        let err = quota
+            .save(&ctx, &saving, Some(Status::Queued))
+            .await
+            .unwrap_err();
+        assert!(is_uploading_quota(&err), "{err}");
+        assert_eq!(
+            repo.sql.get(&ctx, b.id).await.unwrap().status,
+            Status::Queued
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_cannot_both_slip_under_the_size_limit() {
+        // Each commit fits alone (600 KiB of 1 MiB) but not both together.
+        // The usage check and the write are separate statements, so two
+        // commits racing used to both see the other's size as zero.
+        for _ in 0..8 {
+            let repo = temp_repo().await;
+            let quota = QuotaRepo::new(repo.sql.clone(), options(-1, 1, -1), repo.sql.clone());
+            let ctx = member("p1");
+            let mut commits = Vec::new();
+            for _ in 0..2 {
+                let image = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+                let mut saving = image.clone();
+                saving.status = Status::Saving;
+                let mut active = quota
+                    .save(&ctx, &saving, Some(Status::Queued))
+                    .await
+                    .unwrap();
+                active.status = Status::Active;
+                active.size = Some(600 * 1024);
+                commits.push(active);
+            }
+            let (a, b) = tokio::join!(
+                quota.save(&ctx, &commits[0], Some(Status::Saving)),
+                quota.save(&ctx, &commits[1], Some(Status::Saving)),
+            );
+            let n_active = [&a, &b].iter().filter(|result| result.is_ok()).count();
+            assert_eq!(n_active, 1, "{a:?} / {b:?}");
+            let usage = repo.sql.usage("p1").await.unwrap();
+            assert_eq!(usage.stored_bytes, 600 * 1024);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_adds_cannot_both_slip_under_the_count_limit() {
+        for _ in 0..8 {
+            let repo = temp_repo().await;
+            let quota = QuotaRepo::new(repo.sql.clone(), options(1, -1, -1), repo.sql.clone());
+            let ctx = member("p1");
+            let (first, second) = (queued(Some("p1")), queued(Some("p1")));
+            let (a, b) = tokio::join!(quota.add(&ctx, &first), quota.add(&ctx, &second));
+            let n_added = [&a, &b].iter().filter(|result| result.is_ok()).count();
+            assert_eq!(n_added, 1, "{a:?} / {b:?}");
+            assert_eq!(repo.sql.usage("p1").await.unwrap().image_count, 1);
+        }
     }
 }

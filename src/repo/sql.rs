@@ -165,12 +165,7 @@ impl SqlRepo {
             .fetch_all(&mut *conn)
             .await
             .map_err(db("listing images by status"))?;
-        let mut images = rows
-            .iter()
-            .map(image_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        load_children(&mut conn, &mut images).await?;
-        Ok(images)
+        images_from_rows(&mut conn, &rows).await
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -316,6 +311,19 @@ fn image_from_row(row: &SqliteRow) -> Result<Image, Error> {
         locations: Vec::new(),
         properties: Properties::new(),
     })
+}
+
+/// Decodes `images` rows and attaches their children.
+async fn images_from_rows(
+    conn: &mut SqliteConnection,
+    rows: &[SqliteRow],
+) -> Result<Vec<Image>, Error> {
+    let mut images = rows
+        .iter()
+        .map(image_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    load_children(conn, &mut images).await?;
+    Ok(images)
 }
 
 /// Attaches properties, tags and locations to `images` (by id).
@@ -590,12 +598,7 @@ impl ImageRepo for SqlRepo {
             .fetch_all(&mut *conn)
             .await
             .map_err(db("listing images"))?;
-        let mut images = rows
-            .iter()
-            .map(image_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        load_children(&mut conn, &mut images).await?;
-        Ok(images)
+        images_from_rows(&mut conn, &rows).await
     }
 
     async fn add(&self, _ctx: &RequestContext, image: &Image) -> Result<Image, Error> {

@@ -84,6 +84,7 @@ impl FsStore {
             file: Some(file),
             n_bytes: 0,
             state: StagedState::Open,
+            renamed: false,
         })
     }
 
@@ -264,6 +265,9 @@ pub(crate) struct FsStaged {
     file: Option<tokio::fs::File>,
     n_bytes: u64,
     state: StagedState,
+    /// The data sits under its final name but the commit has not returned
+    /// yet: a commit dropped now (a cancelled task) must remove it too.
+    renamed: bool,
 }
 
 impl FsStaged {
@@ -305,10 +309,12 @@ impl FsStaged {
         if let Err(source) = tokio::fs::rename(&self.staging_path, &self.final_path).await {
             return Err(self.fail("rename", source).await);
         }
+        self.renamed = true;
         // 3. The directory entry must be durable too; if it cannot be made
         //    so, undo the commit rather than report data that may vanish.
         if let Err(err) = sync_dir(&self.images_dir).await {
             self.state = StagedState::Failed;
+            self.renamed = false;
             if let Err(cleanup) = remove_if_present(&self.final_path).await {
                 tracing::warn!(error = %cleanup, "could not remove data after a failed commit");
             }
@@ -352,6 +358,23 @@ impl Drop for FsStaged {
                 error = %err,
                 "could not remove uncommitted staged data; crash recovery will"
             ),
+        }
+        // Dropped between the rename and the end of `commit`: the caller
+        // never received the location, so nothing will ever record or
+        // delete the data under its final name.
+        if self.renamed {
+            match std::fs::remove_file(&self.final_path) {
+                Ok(()) => tracing::debug!(
+                    path = %self.final_path.display(),
+                    "removed data of a commit that was dropped before it returned"
+                ),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => tracing::warn!(
+                    path = %self.final_path.display(),
+                    error = %err,
+                    "could not remove data of a commit that was dropped before it returned"
+                ),
+            }
         }
     }
 }
@@ -468,5 +491,56 @@ mod tests {
                 "{location:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_commit_dropped_after_its_rename_leaves_nothing_behind() {
+        // A cancelled task can drop `commit` while it waits for the
+        // directory sync, after the data got its final name: the caller
+        // never sees the location, so the data must not stay.
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path().to_path_buf()).unwrap();
+        let mut dropped_after_rename = 0;
+        for _ in 0..5 {
+            let id = ImageId::new_random();
+            let final_path = store.images_dir().join(id.to_string());
+            let mut staged = store.stage(id).await.unwrap();
+            staged.write(b"image data").await.unwrap();
+            let mut commit = Box::pin(staged.commit());
+            let finished = loop {
+                let poll =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(commit.as_mut().poll(cx)))
+                        .await;
+                match poll {
+                    std::task::Poll::Ready(result) => break Some(result),
+                    std::task::Poll::Pending if final_path.exists() => break None,
+                    std::task::Poll::Pending => {
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    }
+                }
+            };
+            drop(commit);
+            match finished {
+                None => {
+                    dropped_after_rename += 1;
+                    assert!(
+                        !final_path.exists(),
+                        "data left at {}",
+                        final_path.display()
+                    );
+                }
+                // The whole commit ran between two polls: a real commit, kept.
+                Some(result) => {
+                    result.unwrap();
+                    assert!(final_path.exists());
+                }
+            }
+            let staging: Vec<_> = std::fs::read_dir(store.staging_dir()).unwrap().collect();
+            assert!(staging.is_empty(), "{staging:?}");
+        }
+        assert!(
+            dropped_after_rename > 0,
+            "never caught a commit between rename and sync"
+        );
     }
 }

@@ -190,7 +190,8 @@ impl Staged {
     /// Makes the data durable and moves it to its final location atomically.
     ///
     /// Fails (leaving nothing behind, neither staged nor final) when flushing,
-    /// syncing or renaming fails; disk full is [`Error::DiskFull`].
+    /// syncing or renaming fails; disk full is [`Error::DiskFull`]. A commit
+    /// dropped before it returns (a cancelled task) leaves nothing either.
     pub async fn commit(self) -> Result<Location, Error> {
         match self.inner {
             StagedBackend::Fs(staged) => staged.commit().await,

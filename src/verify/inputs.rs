@@ -26,6 +26,13 @@ pub enum PropertiesFileError {
         /// What was there.
         found: &'static str,
     },
+    /// A top-level `properties` that is not an object: older `openstack image
+    /// show` releases print the properties as one text, from which the
+    /// signature properties would silently go missing.
+    #[error(
+        "the properties file's \"properties\" must be a JSON object of image properties, found {0}; give the properties as an object (openstack image show -f json from a current client prints one)"
+    )]
+    NestedNotAnObject(&'static str),
     /// A property given twice with different values (top level and under `properties`).
     #[error(
         "image property {name} appears both at the top level and under \"properties\" with different values"
@@ -54,6 +61,13 @@ fn collect(
     out: &mut Properties,
 ) -> Result<(), PropertiesFileError> {
     for (name, value) in object {
+        if name == "properties" {
+            // The nested shape, handled by the caller; never a property itself.
+            match value {
+                serde_json::Value::Object(_) | serde_json::Value::Null => continue,
+                other => return Err(PropertiesFileError::NestedNotAnObject(json_type(other))),
+            }
+        }
         let text = match value {
             serde_json::Value::String(text) => text,
             other if name.starts_with("img_signature") => {
@@ -75,9 +89,10 @@ fn collect(
 /// Parses a properties file: a flat object, or `image show -f json` output
 /// (properties at the top level and/or under a `properties` object).
 ///
-/// Fails when the text is not a JSON object, when an `img_signature*`
-/// value is not a string, or when a property appears at both levels with
-/// different values. Other non-string values (sizes, tags, null) are ignored.
+/// Fails when the text is not a JSON object, when a top-level `properties`
+/// is neither an object nor null, when an `img_signature*` value is not a
+/// string, or when a property appears at both levels with different values.
+/// Other non-string values (sizes, tags, null) are ignored.
 pub fn properties_from_json(text: &str) -> Result<Properties, PropertiesFileError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(PropertiesFileError::Json)?;
     let serde_json::Value::Object(object) = value else {
@@ -144,6 +159,27 @@ mod tests {
             properties_from_json(r#"{"a": "1", "properties": {"a": "2"}}"#),
             Err(PropertiesFileError::Conflict { .. })
         ));
+    }
+
+    #[test]
+    fn properties_as_text_is_an_error_not_an_unsigned_image() {
+        // Older openstack clients print `properties` as one string; taking
+        // it as a property named "properties" lost the signature silently.
+        let old_client = r#"{"id": "x", "properties": "img_signature='QUJD', img_signature_hash_method='SHA-256'"}"#;
+        let err = properties_from_json(old_client).unwrap_err();
+        assert!(
+            matches!(err, PropertiesFileError::NestedNotAnObject("a string")),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("\"properties\""), "{err}");
+        for other in [r#"{"properties": ["a"]}"#, r#"{"properties": 5}"#] {
+            assert!(properties_from_json(other).is_err(), "{other}");
+        }
+        // Null and an object are fine, and neither becomes a property.
+        let null = properties_from_json(r#"{"a": "1", "properties": null}"#).unwrap();
+        assert_eq!(null.keys().collect::<Vec<_>>(), ["a"]);
+        let nested = properties_from_json(r#"{"properties": {"b": "2"}}"#).unwrap();
+        assert_eq!(nested.keys().collect::<Vec<_>>(), ["b"]);
     }
 
     #[test]

@@ -254,6 +254,14 @@ const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
 
 fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
+    // Opening a FIFO blocks until a writer appears, and a device never
+    // ends: only regular files (symlinks followed) are read.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
     file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?;
@@ -371,6 +379,33 @@ mod tests {
     }
 
     #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = CertificateId::parse("6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55").unwrap();
+        let fifo = dir.path().join(format!("{}.pem", id.uuid().hyphenated()));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let store = DirKeyStore::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                store
+                    .certificate(&id)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            );
+        });
+        let outcome = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO in the key store blocked");
+        let message = outcome.unwrap_err();
+        assert!(message.contains("could not be retrieved"), "{message}");
+    }
+
+    #[test]
     fn classify_follows_castellan() {
         let id = CertificateId::parse("6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55").unwrap();
         let pem = |label: &str| format!("-----BEGIN {label}-----\nQUJD\n-----END {label}-----\n");
@@ -403,5 +438,30 @@ mod tests {
             classify(&id, b"garbage"),
             Err(SourceError::Unparseable { .. })
         ));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Ids (hrefs, braces, prefixes, multi-byte text) parse or fail
+        /// cleanly, and a parsed id always names a UUID file inside the store.
+        #[test]
+        fn any_id_parses_or_fails_cleanly(
+            text in "(https://kms/v1/secrets/|\\.\\./|urn:|uuid:|\\{|\\}|/|-|[0-9a-fA-F]{0,32}|é|\\PC{0,4}){0,8}"
+        ) {
+            if let Ok(id) = CertificateId::parse(&text) {
+                let store = DirKeyStore { dir: PathBuf::from("/keys") };
+                for path in store.candidates(&id) {
+                    proptest::prop_assert_eq!(path.parent(), Some(Path::new("/keys")));
+                }
+            }
+        }
+
+        /// Entry bytes of any shape classify without panicking.
+        #[test]
+        fn any_entry_classifies_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96)) {
+            let id = CertificateId::parse("6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55").unwrap();
+            let _ = classify(&id, &bytes);
+        }
     }
 }

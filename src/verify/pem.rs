@@ -115,4 +115,23 @@ mod tests {
         assert!(bad[0].as_ref().unwrap().decode().is_err());
         assert!(blocks("no pem here").is_empty());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Text made of PEM fragments (markers, labels, base64, headers,
+        /// multi-byte characters) never panics the splitter or the decoder.
+        #[test]
+        fn any_text_splits_and_decodes_cleanly(
+            pieces in proptest::collection::vec(
+                "(-----BEGIN |-----END |-----|CERTIFICATE|PRIVATE KEY|Proc-Type: 4|\\n\\n|\\r\\n|\\n|[A-Za-z0-9+/=]{0,8}|:|é|\\PC{0,3})",
+                0..24,
+            )
+        ) {
+            let text = pieces.concat();
+            for block in blocks(&text).into_iter().flatten() {
+                let _ = block.decode();
+            }
+        }
+    }
 }

@@ -23,8 +23,9 @@ pub const IMAGE_SCHEMA: &str = "/v2/schemas/image";
 /// The schema URL of the images list page.
 pub const IMAGES_SCHEMA: &str = "/v2/schemas/images";
 
-/// Base attributes: never rendered or accepted as additional properties.
-const BASE_ATTRIBUTES: &[&str] = &[
+/// Glance image API v2 base attributes: never rendered, accepted or read
+/// from a properties file as additional properties.
+pub const BASE_ATTRIBUTES: &[&str] = &[
     "id",
     "name",
     "status",

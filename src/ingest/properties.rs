@@ -8,35 +8,7 @@
 //! back as is. This module must not decide anything about signatures.
 
 use crate::image::Properties;
-
-/// Glance image API v2 base attributes: never taken as extra properties.
-pub const BASE_ATTRIBUTES: &[&str] = &[
-    "id",
-    "name",
-    "status",
-    "visibility",
-    "protected",
-    "os_hidden",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "owner",
-    "size",
-    "virtual_size",
-    "container_format",
-    "disk_format",
-    "created_at",
-    "updated_at",
-    "tags",
-    "direct_url",
-    "min_ram",
-    "min_disk",
-    "self",
-    "file",
-    "schema",
-    "locations",
-    "stores",
-];
+use crate::wire::BASE_ATTRIBUTES;
 
 /// Reads image properties from `text` with [`crate::verify::properties_from_json`]
 /// (the exact shapes and errors of `verify --properties`), then drops

@@ -357,3 +357,34 @@ fn deactivate_reactivate_and_delete() {
     let (code, report) = images(&env, &["show", &id]);
     assert_eq!(code, 1, "{report}");
 }
+
+#[test]
+fn download_stops_at_the_recorded_size_when_the_stored_data_grew() {
+    let env = Env::new();
+    let bytes = data(600 * 1024, 28);
+    let id = ingest_bytes(&env, "grown", &bytes, &[]);
+    // Data appended at rest: the record's size no longer matches.
+    let stored = env.data_dir().join("images").join(&id);
+    let mut grown = bytes.clone();
+    grown.extend_from_slice(&data(2 * 1024 * 1024, 29));
+    std::fs::write(&stored, &grown).unwrap();
+
+    let output = env
+        .cmd()
+        .args(["images", "download", &id])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    // Nothing past the recorded size reached standard output.
+    assert!(
+        output.stdout.len() <= bytes.len(),
+        "stdout got {} bytes, the record says {}",
+        output.stdout.len(),
+        bytes.len()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("corrupted") && stderr.contains("size"),
+        "{stderr}"
+    );
+}

@@ -388,3 +388,29 @@ fn download_stops_at_the_recorded_size_when_the_stored_data_grew() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_failed_json_download_to_stdout_reports_on_stderr_not_in_the_data() {
+    let env = Env::new();
+    let bytes = data(300 * 1024, 30);
+    let id = ingest_bytes(&env, "piped", &bytes, &[]);
+    let stored = env.data_dir().join("images").join(&id);
+    let mut corrupted = bytes.clone();
+    corrupted[200_000] ^= 0x01;
+    std::fs::write(&stored, &corrupted).unwrap();
+
+    let output = env
+        .cmd()
+        .args(["images", "download", &id, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    // Standard output holds the data only; the error document is on stderr.
+    assert!(
+        output.stdout == corrupted,
+        "stdout has {} bytes, not just the data",
+        output.stdout.len()
+    );
+    let report: Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(report["error"]["kind"], "corrupted", "{report}");
+}

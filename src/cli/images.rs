@@ -319,6 +319,13 @@ impl Session {
             Err(err) => return Err(fail(error_chain(&err))),
         };
         let ctx = match &repo.project {
+            // An empty id would become a project of its own that owns images.
+            Some(project) if project.trim().is_empty() => {
+                return Err(fail(
+                    "--project must name a project id (it is empty); omit it to act as the local administrator"
+                        .to_owned(),
+                ));
+            }
             Some(project) => {
                 let roles: Vec<&str> = if repo.roles.is_empty() {
                     vec!["member", "reader"]

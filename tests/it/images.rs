@@ -414,3 +414,34 @@ fn a_failed_json_download_to_stdout_reports_on_stderr_not_in_the_data() {
     let report: Value = serde_json::from_slice(&output.stderr).unwrap();
     assert_eq!(report["error"]["kind"], "corrupted", "{report}");
 }
+
+#[test]
+fn an_empty_project_is_a_usage_error_and_creates_nothing() {
+    let env = Env::new();
+    let (code, report) = images(
+        &env,
+        &[
+            "create",
+            "--name",
+            "e",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--project",
+            "",
+        ],
+    );
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(report["error"]["kind"], "usage", "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--project"),
+        "{report}"
+    );
+    let (code, list) = images(&env, &["list"]);
+    assert_eq!(code, 0, "{list}");
+    assert_eq!(list["images"], serde_json::json!([]), "{list}");
+}

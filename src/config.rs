@@ -166,11 +166,16 @@ impl Config {
         let (file, file_dir) = match &overrides.config_file {
             Some(path) => (read_file(path)?, parent_of(path)),
             None => {
+                // Only a config file that is not there at all means "no
+                // settings": one that exists but cannot be read (a dangling
+                // symlink, a directory, no permission) is an error, so
+                // settings such as require_signature are never silently dropped.
                 let path = data_dir.join(CONFIG_FILE_NAME);
-                if path.is_file() {
-                    (read_file(&path)?, data_dir.to_owned())
-                } else {
-                    (ConfigFile::default(), data_dir.to_owned())
+                match std::fs::symlink_metadata(&path) {
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        (ConfigFile::default(), data_dir.to_owned())
+                    }
+                    _ => (read_file(&path)?, data_dir.to_owned()),
                 }
             }
         };
@@ -306,6 +311,30 @@ mod tests {
         assert_eq!(config.ingest.image_size_cap, 5);
         assert_eq!(config.ingest.cert_dir, Some(PathBuf::from("flagcerts")));
         assert_eq!(config.ingest.compat, Compat::Strict);
+    }
+
+    #[test]
+    fn a_config_file_that_exists_but_cannot_be_read_is_an_error() {
+        // A dangling symlink (say, to an unmounted /etc) must not silently
+        // mean "defaults": that would drop require_signature and the rest.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("gone.toml"),
+            dir.path().join(CONFIG_FILE_NAME),
+        )
+        .unwrap();
+        let err = Config::load(dir.path(), &Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::Read { .. }), "{err:?}");
+        assert!(err.to_string().contains(CONFIG_FILE_NAME), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(CONFIG_FILE_NAME)).unwrap();
+        let err = Config::load(dir.path(), &Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::Read { .. }), "{err:?}");
+
+        // No file at all is fine.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Config::load(dir.path(), &Overrides::default()).is_ok());
     }
 
     #[test]

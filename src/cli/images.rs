@@ -209,10 +209,18 @@ pub(crate) fn run(args: ImagesArgs) -> Exit {
         ImagesCommand::Upload { upload, .. } => Some(upload.clone()),
         _ => None,
     };
-    let session = match Session::start(&repo, upload.as_ref(), format) {
+    // A download to standard output owns stdout: a failure reported after
+    // (part of) the data must not be appended to it.
+    let stdout_carries_data = matches!(
+        &command,
+        ImagesCommand::Download { output, .. }
+            if output.as_deref().is_none_or(|path| path == Path::new("-"))
+    );
+    let mut session = match Session::start(&repo, upload.as_ref(), format) {
         Ok(session) => session,
         Err(exit) => return exit,
     };
+    session.stdout_carries_data = stdout_carries_data;
     let result = session.block_on(images_command(&session, command));
     session.finish(result, None)
 }
@@ -250,6 +258,8 @@ struct Session {
     ctx: RequestContext,
     clock: Arc<dyn Clock>,
     format: OutputFormat,
+    /// The command writes image data to stdout: reports go to stderr.
+    stdout_carries_data: bool,
 }
 
 /// What a command has to print on success.
@@ -309,6 +319,13 @@ impl Session {
             Err(err) => return Err(fail(error_chain(&err))),
         };
         let ctx = match &repo.project {
+            // An empty id would become a project of its own that owns images.
+            Some(project) if project.trim().is_empty() => {
+                return Err(fail(
+                    "--project must name a project id (it is empty); omit it to act as the local administrator"
+                        .to_owned(),
+                ));
+            }
             Some(project) => {
                 let roles: Vec<&str> = if repo.roles.is_empty() {
                     vec!["member", "reader"]
@@ -349,6 +366,7 @@ impl Session {
             ctx,
             clock,
             format,
+            stdout_carries_data: false,
         })
     }
 
@@ -361,6 +379,9 @@ impl Session {
             Ok(done) => {
                 print_done(self.format, done);
                 Exit::Success
+            }
+            Err(err) if self.stdout_carries_data => {
+                report_to(Channel::Stderr, self.format, &err, image.as_ref())
             }
             Err(err) => report(self.format, &err, image.as_ref()),
         }
@@ -844,6 +865,25 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// Reports a failure: stderr text, or one JSON document on stdout; the image
 /// id is included when the failure concerns one.
 fn report(format: OutputFormat, err: &CliError, image_id: Option<&ImageId>) -> Exit {
+    report_to(Channel::Stdout, format, err, image_id)
+}
+
+/// Where a JSON error document goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// Standard output (the one JSON document of `--format json`).
+    Stdout,
+    /// Standard error (when standard output carries image data).
+    Stderr,
+}
+
+/// [`report`], with the JSON document sent to `channel`.
+fn report_to(
+    channel: Channel,
+    format: OutputFormat,
+    err: &CliError,
+    image_id: Option<&ImageId>,
+) -> Exit {
     let message = error_chain(err);
     match format {
         OutputFormat::Text => match image_id {
@@ -857,7 +897,10 @@ fn report(format: OutputFormat, err: &CliError, image_id: Option<&ImageId>) -> E
                 "error": { "kind": err.kind(), "message": message },
                 "image_id": image_id.map(ToString::to_string),
             });
-            println!("{document:#}");
+            match channel {
+                Channel::Stdout => println!("{document:#}"),
+                Channel::Stderr => eprintln!("{document:#}"),
+            }
         }
     }
     err.exit()

@@ -41,7 +41,14 @@ pub(crate) fn run(args: InspectArgs) -> Exit {
     let report = match inspect(&args.file) {
         Ok(report) => report,
         Err(message) => {
-            eprintln!("error: {message}");
+            // `--format json` prints one document on stdout, failures included.
+            match args.format {
+                OutputFormat::Text => eprintln!("error: {message}"),
+                OutputFormat::Json => println!(
+                    "{}",
+                    json!({ "error": { "kind": "io", "message": message } })
+                ),
+            }
             return Exit::Error;
         }
     };

@@ -249,6 +249,19 @@ async fn copy_and_check(
             path: "the stored data".to_owned(),
             source,
         })?;
+        // More bytes than the record's size is corruption already: stop
+        // before they reach the output (standard output cannot take them back).
+        let received = n_bytes.saturating_add(chunk.len() as u64);
+        if let Some(size) = image.size
+            && received > size
+        {
+            return Err(Error::Corrupted {
+                id,
+                field: "size",
+                expected: size.to_string(),
+                actual: format!("at least {received}"),
+            });
+        }
         workers
             .feed(&chunk)
             .await

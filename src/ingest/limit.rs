@@ -86,6 +86,33 @@ impl Limit {
         }
     }
 
+    /// Checks a declared size against the size cap and the quota before any
+    /// byte is read: an upload that announces more than it may store is
+    /// refused up front instead of after staging up to the limit.
+    ///
+    /// Fails with the smallest limit the declared size crosses.
+    pub fn check_declared(&self) -> Result<(), Exceeded> {
+        let Some(declared) = self.declared else {
+            return Ok(());
+        };
+        let crossed = [
+            (LimitKind::SizeCap, Some(self.size_cap)),
+            (LimitKind::Quota, self.quota),
+        ]
+        .into_iter()
+        .filter_map(|(kind, limit)| limit.map(|limit| (kind, limit)))
+        .filter(|(_, limit)| declared > *limit)
+        .min_by_key(|(_, limit)| *limit);
+        match crossed {
+            Some((kind, limit)) => Err(Exceeded {
+                kind,
+                limit,
+                attempted: declared,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the end of the stream: with a declared size, the byte count must equal it.
     ///
     /// Returns the declared size on a short upload.

@@ -91,6 +91,8 @@ where
     S: Stream<Item = Result<Bytes, io::Error>> + Unpin,
     K: ChunkSink,
 {
+    // 0. A declared size beyond the limits is refused before any byte.
+    limit.check_declared().map_err(PumpError::Exceeded)?;
     let workers = HashWorkers::start(plan)?;
     while let Some(next) = stream.next().await {
         let chunk = next.map_err(|source| PumpError::Stream {
@@ -198,6 +200,37 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, PumpError::Exceeded(e) if e.kind == LimitKind::SizeCap));
         assert_eq!(sink.0.len(), 4000);
+    }
+
+    #[tokio::test]
+    async fn a_declared_size_beyond_the_limits_is_refused_before_any_byte() {
+        let data = vec![1u8; 10_000];
+        for (limit, kind) in [
+            (Limit::new(4500, None, Some(10_000)), LimitKind::SizeCap),
+            (
+                Limit::new(1 << 20, Some(4500), Some(10_000)),
+                LimitKind::Quota,
+            ),
+        ] {
+            let mut sink = VecSink::default();
+            let mut count = Count::default();
+            let err = pump(
+                futures_util::stream::iter(chunks(&data, 1000)),
+                limit,
+                PLAN,
+                &mut [&mut count],
+                &mut sink,
+                &mut |_| {},
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(err, PumpError::Exceeded(e) if e.kind == kind && e.attempted == 10_000),
+                "{err:?}"
+            );
+            assert_eq!(sink.0.len(), 0, "nothing may be stored");
+            assert_eq!(count.0, 0, "nothing may be inspected");
+        }
     }
 
     #[tokio::test]

@@ -45,42 +45,128 @@ pub async fn recover(
         .await
         .map_err(RecoveryError::Repo)?;
     let mut recovered = Vec::new();
-    for mut image in stuck {
+    for image in stuck {
         let id = image.id;
-        let Some(lock) = store
-            .try_lock_upload(id)
-            .map_err(|source| RecoveryError::Store { id, source })?
-        else {
-            // A live upload holds it.
-            continue;
-        };
-        let removed = store
-            .remove_staged(id)
-            .await
-            .map_err(|source| RecoveryError::Store { id, source })?;
-        // The upload may have died between the store commit and the
-        // database transaction: that data is referenced by nothing.
-        store
-            .delete(&store.location_of(id))
-            .await
-            .map_err(|source| RecoveryError::Store { id, source })?;
-        image.status = Status::Queued;
-        image.updated_at = clock.now();
-        match repo.save(&ctx, &image, Some(Status::Saving)).await {
-            Ok(_) => {
-                tracing::warn!(
-                    image = %id,
-                    staged_files = removed.len(),
-                    staged_bytes = removed.iter().map(|staged| staged.len).sum::<u64>(),
-                    "recovered an interrupted upload: its data was removed and the image is queued again"
-                );
-                recovered.push(id);
-            }
-            // Someone else recovered it between our list and our save.
-            Err(RepoError::Conflict { .. }) => {}
-            Err(err) => return Err(RecoveryError::Repo(err)),
+        if recover_one(repo, store, clock, &ctx, id).await? {
+            recovered.push(id);
         }
-        drop(lock);
     }
     Ok(recovered)
+}
+
+/// Recovers one image listed as `saving`; returns whether it was recovered.
+///
+/// The list is a snapshot: between it and the lock, a live upload may have
+/// committed (made the image `active`) and released its lock. So the image
+/// is re-read under the lock and left alone unless it is still `saving`;
+/// otherwise recovery would delete an active image's data.
+async fn recover_one(
+    repo: &SqlRepo,
+    store: &Store,
+    clock: &dyn Clock,
+    ctx: &RequestContext,
+    id: ImageId,
+) -> Result<bool, RecoveryError> {
+    let Some(lock) = store
+        .try_lock_upload(id)
+        .map_err(|source| RecoveryError::Store { id, source })?
+    else {
+        // A live upload holds it.
+        return Ok(false);
+    };
+    let mut image = match repo.get(ctx, id).await {
+        Ok(image) if image.status == Status::Saving => image,
+        // Finished, rolled back or deleted since the scan: not ours to touch.
+        Ok(_) | Err(RepoError::NotFound { .. }) => return Ok(false),
+        Err(err) => return Err(RecoveryError::Repo(err)),
+    };
+    let removed = store
+        .remove_staged(id)
+        .await
+        .map_err(|source| RecoveryError::Store { id, source })?;
+    // The upload may have died between the store commit and the
+    // database transaction: that data is referenced by nothing.
+    store
+        .delete(&store.location_of(id))
+        .await
+        .map_err(|source| RecoveryError::Store { id, source })?;
+    image.status = Status::Queued;
+    image.updated_at = clock.now();
+    let recovered = match repo.save(ctx, &image, Some(Status::Saving)).await {
+        Ok(_) => {
+            tracing::warn!(
+                image = %id,
+                staged_files = removed.len(),
+                staged_bytes = removed.iter().map(|staged| staged.len).sum::<u64>(),
+                "recovered an interrupted upload: its data was removed and the image is queued again"
+            );
+            true
+        }
+        // Someone else recovered it between our read and our save.
+        Err(RepoError::Conflict { .. }) => false,
+        Err(err) => return Err(RecoveryError::Repo(err)),
+    };
+    drop(lock);
+    Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::image::{ContainerFormat, DiskFormat, Image};
+
+    /// Regression (team note 07:05): an image listed as `saving` whose
+    /// upload committed before recovery took the lock keeps its data.
+    #[tokio::test]
+    async fn an_image_that_became_active_after_the_scan_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock(
+            crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+        ));
+        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock.clone())
+            .await
+            .unwrap();
+        let store = Store::filesystem(dir.path()).unwrap();
+        let ctx = RequestContext::local_admin();
+        let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
+        image.disk_format = Some(DiskFormat::Raw);
+        image.container_format = Some(ContainerFormat::Bare);
+        let image = repo.add(&ctx, &image).await.unwrap();
+        let mut saving = image.clone();
+        saving.status = Status::Saving;
+        let saving = repo
+            .save(&ctx, &saving, Some(Status::Queued))
+            .await
+            .unwrap();
+        // Recovery's scan sees it saving ...
+        let stuck = repo.images_with_status(Status::Saving).await.unwrap();
+        assert_eq!(stuck.len(), 1);
+        // ... then the live upload commits and releases its lock.
+        let mut staged = store.stage(image.id).await.unwrap();
+        staged.write(b"image data").await.unwrap();
+        let location = staged.commit().await.unwrap();
+        let mut active = saving.clone();
+        active.status = Status::Active;
+        active.size = Some(10);
+        active.locations = vec![location.clone()];
+        repo.save(&ctx, &active, Some(Status::Saving))
+            .await
+            .unwrap();
+
+        let recovered = recover_one(&repo, &store, clock.as_ref(), &ctx, stuck[0].id)
+            .await
+            .unwrap();
+        assert!(!recovered);
+        assert_eq!(
+            repo.get(&ctx, image.id).await.unwrap().status,
+            Status::Active
+        );
+        assert!(
+            store.open(&location).await.is_ok(),
+            "the active image's data was deleted"
+        );
+    }
 }

@@ -357,3 +357,91 @@ fn deactivate_reactivate_and_delete() {
     let (code, report) = images(&env, &["show", &id]);
     assert_eq!(code, 1, "{report}");
 }
+
+#[test]
+fn download_stops_at_the_recorded_size_when_the_stored_data_grew() {
+    let env = Env::new();
+    let bytes = data(600 * 1024, 28);
+    let id = ingest_bytes(&env, "grown", &bytes, &[]);
+    // Data appended at rest: the record's size no longer matches.
+    let stored = env.data_dir().join("images").join(&id);
+    let mut grown = bytes.clone();
+    grown.extend_from_slice(&data(2 * 1024 * 1024, 29));
+    std::fs::write(&stored, &grown).unwrap();
+
+    let output = env
+        .cmd()
+        .args(["images", "download", &id])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    // Nothing past the recorded size reached standard output.
+    assert!(
+        output.stdout.len() <= bytes.len(),
+        "stdout got {} bytes, the record says {}",
+        output.stdout.len(),
+        bytes.len()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("corrupted") && stderr.contains("size"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_failed_json_download_to_stdout_reports_on_stderr_not_in_the_data() {
+    let env = Env::new();
+    let bytes = data(300 * 1024, 30);
+    let id = ingest_bytes(&env, "piped", &bytes, &[]);
+    let stored = env.data_dir().join("images").join(&id);
+    let mut corrupted = bytes.clone();
+    corrupted[200_000] ^= 0x01;
+    std::fs::write(&stored, &corrupted).unwrap();
+
+    let output = env
+        .cmd()
+        .args(["images", "download", &id, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    // Standard output holds the data only; the error document is on stderr.
+    assert!(
+        output.stdout == corrupted,
+        "stdout has {} bytes, not just the data",
+        output.stdout.len()
+    );
+    let report: Value = serde_json::from_slice(&output.stderr).unwrap();
+    assert_eq!(report["error"]["kind"], "corrupted", "{report}");
+}
+
+#[test]
+fn an_empty_project_is_a_usage_error_and_creates_nothing() {
+    let env = Env::new();
+    let (code, report) = images(
+        &env,
+        &[
+            "create",
+            "--name",
+            "e",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--project",
+            "",
+        ],
+    );
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(report["error"]["kind"], "usage", "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--project"),
+        "{report}"
+    );
+    let (code, list) = images(&env, &["list"]);
+    assert_eq!(code, 0, "{list}");
+    assert_eq!(list["images"], serde_json::json!([]), "{list}");
+}

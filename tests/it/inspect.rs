@@ -445,3 +445,14 @@ fn usage_and_io_errors_exit_2() {
     let directory = portcullis().arg("inspect").arg(images()).output().unwrap();
     assert_eq!(directory.status.code(), Some(2));
 }
+
+#[test]
+fn a_missing_file_is_one_json_error_document_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.qcow2");
+    let (code, json) = inspect_json(&missing, &[]);
+    assert_eq!(code, 2, "{json}");
+    assert_eq!(json["error"]["kind"], "io", "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("missing.qcow2"), "{message}");
+}

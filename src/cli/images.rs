@@ -478,7 +478,13 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
                 }
             }
             image.updated_at = session.clock.now();
-            Ok(Done::Image(Box::new(repo.save(ctx, &image, None).await?)))
+            // Compare-and-swap on the status read above: an upload that
+            // started or rolled back meanwhile makes this a conflict instead
+            // of writing a stale status back.
+            let status = image.status;
+            Ok(Done::Image(Box::new(
+                repo.save(ctx, &image, Some(status)).await?,
+            )))
         }
         ImagesCommand::Download { id, output } => {
             let image = repo.prepare_download(ctx, parse_id(&id)?).await?;

@@ -198,6 +198,21 @@ pub async fn download(
     drop(sink);
     match (result, partial, output) {
         (Ok(n_bytes), Some(partial), Output::File(target)) => {
+            // The data reaches the disk before the requested name exists, so
+            // a power loss cannot leave a short file under that name.
+            let synced = match tokio::fs::File::open(&partial).await {
+                Ok(file) => file.sync_all().await,
+                Err(err) => Err(err),
+            };
+            if let Err(source) = synced {
+                let _ = std::fs::remove_file(&partial);
+                return Err(Error::Io {
+                    id,
+                    operation: "sync",
+                    path: partial.display().to_string(),
+                    source,
+                });
+            }
             tokio::fs::rename(&partial, target)
                 .await
                 .map_err(|source| {

@@ -126,15 +126,17 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
             Err(err) => return Err(repo_error(err)),
         };
-        let staged = match self.store.stage(*id).await {
-            Ok(staged) => staged,
+        // From here on the guard owns the upload: a failure or a cancelled
+        // future (even while the staged write is being created) returns the
+        // image to `queued`.
+        let mut guard = Guard::new(self, ctx, saving.clone(), None, lock);
+        match self.store.stage(*id).await {
+            Ok(staged) => guard.staged = Some(staged),
             Err(source) => {
-                let guard = Guard::new(self, ctx, saving, None, lock);
                 guard.rollback().await;
                 return Err(Error::Store { id: *id, source });
             }
-        };
-        let mut guard = Guard::new(self, ctx, saving.clone(), Some(staged), lock);
+        }
 
         // 5. One pass over the data.
         let plan = HashPlan {

@@ -857,7 +857,7 @@ impl CliError {
 }
 
 /// Prints `{err:#}`-style text: the error and its causes, colon separated.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -420,13 +420,15 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
 
 /// The key manager of one `verify` run: the directory, or Barbican with the
 /// session of this process's OpenStack client settings.
-enum CliKeyManager {
-    Directory(KeyManager),
-    Barbican {
-        key_manager: KeyManager,
-        session: Session,
-        runtime: tokio::runtime::Runtime,
-    },
+struct CliKeyManager {
+    key_manager: KeyManager,
+    barbican: Option<BarbicanRun>,
+}
+
+/// What reading Barbican from the command line needs besides the client.
+struct BarbicanRun {
+    session: Session,
+    runtime: tokio::runtime::Runtime,
 }
 
 /// Checks the key-manager options and, for Barbican, the client settings
@@ -457,10 +459,9 @@ fn open_key_manager(args: &VerifyArgs) -> Result<CliKeyManager, Failure> {
                 .map_err(|err| {
                     usage("io_error", format!("cannot start the async runtime: {err}"))
                 })?;
-            Ok(CliKeyManager::Barbican {
+            Ok(CliKeyManager {
                 key_manager: KeyManager::Barbican(barbican),
-                session,
-                runtime,
+                barbican: Some(BarbicanRun { session, runtime }),
             })
         }
         (Some(KeyManagerArg::Directory) | None, Some(dir)) => {
@@ -473,7 +474,10 @@ fn open_key_manager(args: &VerifyArgs) -> Result<CliKeyManager, Failure> {
                     ),
                 )
             })?;
-            Ok(CliKeyManager::Directory(KeyManager::Directory(store)))
+            Ok(CliKeyManager {
+                key_manager: KeyManager::Directory(store),
+                barbican: None,
+            })
         }
         (Some(KeyManagerArg::Directory) | None, None) => Err(usage(
             "usage",
@@ -489,17 +493,15 @@ impl CliKeyManager {
         params: &SignatureParams,
         trusted: Option<&[String]>,
     ) -> Result<crate::key_manager::Certificates, Failure> {
-        let (key_manager, caller, runtime) = match self {
-            CliKeyManager::Directory(key_manager) => (key_manager, None, None),
-            CliKeyManager::Barbican {
-                key_manager,
-                session,
-                runtime,
-            } => (key_manager, Some(Caller::Session(session)), Some(runtime)),
-        };
-        let fetch = key_manager.certificates(caller.as_ref(), params.certificate_id(), trusted);
-        let fetched = match runtime {
-            Some(runtime) => runtime.block_on(fetch),
+        let caller = self
+            .barbican
+            .as_ref()
+            .map(|run| Caller::Session(&run.session));
+        let fetch =
+            self.key_manager
+                .certificates(caller.as_ref(), params.certificate_id(), trusted);
+        let fetched = match &self.barbican {
+            Some(run) => run.runtime.block_on(fetch),
             None => futures_util::FutureExt::now_or_never(fetch)
                 .expect("the directory key manager does no IO in certificates()"),
         };

@@ -230,11 +230,14 @@ enum Fetched {
     Unauthorized(BarbicanError),
 }
 
+/// DER by (user and scope, secret UUID).
+type CertificateCache = TtlCache<(String, uuid::Uuid), Arc<Vec<u8>>>;
+
 /// A Barbican client with a certificate cache.
 pub struct Barbican {
     http: reqwest::Client,
     options: BarbicanOptions,
-    cache: Mutex<TtlCache<(String, uuid::Uuid), Arc<Vec<u8>>>>,
+    cache: Mutex<CertificateCache>,
     clock: Arc<dyn Clock>,
 }
 

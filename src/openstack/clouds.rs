@@ -89,7 +89,7 @@ fn clouds_of(file: &Mapping, path: &Path) -> Result<Mapping, SettingsError> {
 }
 
 fn names(clouds: &Mapping) -> Vec<String> {
-    clouds.keys().filter_map(|key| scalar(key)).collect()
+    clouds.keys().filter_map(scalar).collect()
 }
 
 /// The settings of cloud `name`, with secure.yaml merged in, and the file

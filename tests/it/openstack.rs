@@ -8,9 +8,14 @@
 //! exclusive side of [`SERVERS`] and restart it on drop; every other test
 //! holds the shared side.
 
+// Helpers outside #[test] functions unwrap too: a failure is the test's.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -24,18 +29,20 @@ use portcullis::verify::{CertificateId, CertificateSource, SourceError};
 
 use crate::support::{self, testdata};
 
-static SERVERS: RwLock<()> = RwLock::new(());
+/// Shared by tests that use the servers, exclusive for tests that stop one
+/// (tokio's lock: async tests hold it across awaits, sync tests block on it).
+static SERVERS: RwLock<()> = RwLock::const_new(());
 
-fn shared() -> RwLockReadGuard<'static, ()> {
-    SERVERS
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+async fn shared() -> RwLockReadGuard<'static, ()> {
+    SERVERS.read().await
 }
 
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    SERVERS
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+async fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    SERVERS.write().await
+}
+
+fn shared_blocking() -> RwLockReadGuard<'static, ()> {
+    SERVERS.blocking_read()
 }
 
 /// The fixture file `.ci/openstack.sh provision` writes.
@@ -205,7 +212,7 @@ async fn revoke(fixture: &Fixture, token: &Secret) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keystone_token_validates_with_project_and_roles() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared().await;
     let alice = fixture.session("alice");
     let token = token_of(&alice).await;
     let validator = validator(&fixture, Arc::new(SystemClock));
@@ -260,7 +267,7 @@ async fn keystone_token_validates_with_project_and_roles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_revoked_and_expired_tokens_are_rejected() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared().await;
     let validator = validator(&fixture, Arc::new(SystemClock));
     let rejected = |result: Result<_, ValidateError>| match result {
         Err(ValidateError::Rejected(reason)) => reason,
@@ -380,7 +387,7 @@ fn validator_with(fixture: &Fixture, clock: Arc<dyn Clock>) -> TokenValidator {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_token_is_renewed_before_expiry_and_after_rejection() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared().await;
     // Expiry: two minutes before the service token expires, a new one is made.
     let clock = ShiftedClock::new();
     let service =
@@ -419,7 +426,7 @@ async fn the_service_token_is_renewed_before_expiry_and_after_rejection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keystone_down_is_unavailable_not_a_rejection() {
     let Some(fixture) = fixture() else { return };
-    let _servers = exclusive();
+    let _servers = exclusive().await;
     let validator = validator(&fixture, Arc::new(SystemClock));
     let alice = token_of(&fixture.session("alice")).await;
     validator.validate(alice.expose()).await.expect("validates");
@@ -583,7 +590,7 @@ fn env_with(base: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String,
 #[test]
 fn verify_reads_a_certificate_the_openstack_cli_stored_with_os_variables() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
     let output = signed.verify(&fixture, &fixture.os_env("alice"), &["--format", "json"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
@@ -609,7 +616,7 @@ fn verify_reads_a_certificate_the_openstack_cli_stored_with_os_variables() {
 #[test]
 fn verify_with_os_cloud_and_clouds_yaml() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
     let clouds = format!(
         "clouds:\n  alice:\n    auth:\n      auth_url: {}\n      username: alice\n      password: {}\n      \
@@ -650,7 +657,7 @@ fn verify_with_os_cloud_and_clouds_yaml() {
 #[test]
 fn a_user_without_access_is_refused_naming_the_certificate() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
     let output = signed.verify(&fixture, &fixture.os_env("bob"), &[]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
@@ -678,7 +685,7 @@ fn a_user_without_access_is_refused_naming_the_certificate() {
 #[test]
 fn secrets_that_are_not_certificates_or_not_there_are_refused_as_cursive_refuses_them() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
     let private = fixture.str("/private_key_href");
     let output = signed.verify(
@@ -735,7 +742,7 @@ fn secrets_that_are_not_certificates_or_not_there_are_refused_as_cursive_refuses
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barbican_stopped_fails_closed_and_recovers() {
     let Some(fixture) = fixture() else { return };
-    let _servers = exclusive();
+    let _servers = exclusive().await;
     let signed = SignedImage::new(&fixture);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let barbican = Barbican::new(&Default::default(), BarbicanOptions::default(), clock).unwrap();
@@ -806,7 +813,7 @@ async fn barbican_stopped_fails_closed_and_recovers() {
 #[test]
 fn sign_store_certificate_then_verify_round_trip() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared_blocking();
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("ec.key");
     let cert = dir.path().join("ec.crt");
@@ -951,7 +958,7 @@ fn sign_store_certificate_then_verify_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_certificates_of_a_chain_may_be_barbican_secrets() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared().await;
     let alice = fixture.session("alice");
     let barbican = Barbican::new(
         &Default::default(),
@@ -1027,7 +1034,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[test]
 fn wrong_credentials_are_a_clear_error_and_no_secret_is_ever_printed() {
     let Some(fixture) = fixture() else { return };
-    let _servers = shared();
+    let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
     let alice_password = fixture.str("/alice/password");
     let bob_password = fixture.str("/bob/password");
@@ -1113,4 +1120,46 @@ fn wrong_credentials_are_a_clear_error_and_no_secret_is_ever_printed() {
         !all.contains("gAAAAA"),
         "a token appears in the output:\n{all}"
     );
+}
+
+#[test]
+fn ingest_refuses_the_barbican_key_manager_until_uploads_read_it() {
+    // No server needed: the refusal comes before anything is opened.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "key_manager = \"barbican\"\ncert_dir = \"certs\"\n",
+    )
+    .unwrap();
+    let output = support::portcullis()
+        .arg("ingest")
+        .arg(testdata().join("sample/sample.qcow2"))
+        .args([
+            "--name",
+            "n",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("key_manager = \"barbican\""),
+        "{}",
+        text(&output)
+    );
+    // verify without --cert-dir or --key-manager: a usage error saying what to give.
+    let output = support::portcullis()
+        .arg("verify")
+        .arg(testdata().join("sample/sample.qcow2"))
+        .arg("--properties")
+        .arg(testdata().join("sample/properties.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--key-manager barbican"));
 }

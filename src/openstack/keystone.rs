@@ -291,7 +291,7 @@ fn auth_body(credentials: &Credentials, scope: &Scope) -> Value {
 }
 
 /// An authenticated client: the settings, one HTTP client, and the current
-/// token, renewed [`MIN_TOKEN_LIFE`] before it expires or when a service
+/// token, renewed two minutes before it expires or when a service
 /// rejected it. Cheap to share (`Arc<Session>`); concurrent callers wait
 /// for one re-authentication instead of each making their own.
 pub struct Session {

@@ -458,7 +458,7 @@ async fn keystone_down_is_unavailable_not_a_rejection() {
             .await
             .expect("cached validation");
         // The command line cannot authenticate: exit 2, Keystone named.
-        let output = signed.verify(&fixture, &fixture.os_env("alice"), &["--format", "json"]);
+        let output = signed.verify(&fixture.os_env("alice"), &["--format", "json"]);
         assert_eq!(output.status.code(), Some(2), "{}", text(&output));
         let report: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(report["error"]["kind"], "keystone_unavailable", "{report}");
@@ -533,13 +533,7 @@ impl SignedImage {
         }
     }
 
-    fn verify(
-        &self,
-        fixture: &Fixture,
-        env: &[(String, String)],
-        extra: &[&str],
-    ) -> std::process::Output {
-        let _ = fixture;
+    fn verify(&self, env: &[(String, String)], extra: &[&str]) -> std::process::Output {
         let mut command = cli(self.dir.path(), env);
         command
             .arg("verify")
@@ -549,6 +543,20 @@ impl SignedImage {
             .args(["--key-manager", "barbican"])
             .args(extra);
         command.output().unwrap()
+    }
+}
+
+impl SignedImage {
+    /// `verify --compat cursive --format json` against certificate `id`,
+    /// which must be rejected (exit 1); the JSON error.
+    fn cursive_rejection(&self, env: &[(String, String)], id: &str) -> Value {
+        let output = self.verify(
+            env,
+            &["--cert-uuid", id, "--compat", "cursive", "--format", "json"],
+        );
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        report["error"].clone()
     }
 }
 
@@ -592,7 +600,7 @@ fn verify_reads_a_certificate_the_openstack_cli_stored_with_os_variables() {
     let Some(fixture) = fixture() else { return };
     let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
-    let output = signed.verify(&fixture, &fixture.os_env("alice"), &["--format", "json"]);
+    let output = signed.verify(&fixture.os_env("alice"), &["--format", "json"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["verified"], true);
@@ -600,7 +608,7 @@ fn verify_reads_a_certificate_the_openstack_cli_stored_with_os_variables() {
     assert!(subject.contains("CN=alice signing"), "{subject}");
     // The certificate id may be the secret's full href, as Barbican prints it.
     let by_href = SignedImage::with_id(&fixture, &fixture.str("/certificate_href"));
-    let output = by_href.verify(&fixture, &fixture.os_env("alice"), &[]);
+    let output = by_href.verify(&fixture.os_env("alice"), &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("verified: "));
     // Flags as openstackclient names them override OS_* (a wrong password in the environment).
@@ -609,7 +617,7 @@ fn verify_reads_a_certificate_the_openstack_cli_stored_with_os_variables() {
         &[("OS_PASSWORD", "wrong-password")],
     );
     let password = fixture.str("/alice/password");
-    let output = signed.verify(&fixture, &env, &["--os-password", &password]);
+    let output = signed.verify(&env, &["--os-password", &password]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
 
@@ -636,16 +644,16 @@ fn verify_with_os_cloud_and_clouds_yaml() {
             elsewhere.display().to_string(),
         ),
     ];
-    let output = signed.verify(&fixture, &env, &[]);
+    let output = signed.verify(&env, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     // ~/.config/openstack/clouds.yaml, with --os-cloud.
     let user_dir = signed.dir.path().join("home/.config/openstack");
     std::fs::create_dir_all(&user_dir).unwrap();
     std::fs::write(user_dir.join("clouds.yaml"), &clouds).unwrap();
-    let output = signed.verify(&fixture, &[], &["--os-cloud", "alice"]);
+    let output = signed.verify(&[], &["--os-cloud", "alice"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     // A cloud that is not there: exit 2, the clouds it has named.
-    let output = signed.verify(&fixture, &[("OS_CLOUD".into(), "carol".into())], &[]);
+    let output = signed.verify(&[("OS_CLOUD".into(), "carol".into())], &[]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -659,7 +667,7 @@ fn a_user_without_access_is_refused_naming_the_certificate() {
     let Some(fixture) = fixture() else { return };
     let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
-    let output = signed.verify(&fixture, &fixture.os_env("bob"), &[]);
+    let output = signed.verify(&fixture.os_env("bob"), &[]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("rejected: certificate "), "{stderr}");
@@ -670,7 +678,7 @@ fn a_user_without_access_is_refused_naming_the_certificate() {
         "Barbican's reason: {stderr}"
     );
     // cursive (castellan's KeyManagerError) reports it as unretrievable.
-    let output = signed.verify(&fixture, &fixture.os_env("bob"), &["--compat", "cursive"]);
+    let output = signed.verify(&fixture.os_env("bob"), &["--compat", "cursive"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains(&format!(
@@ -688,51 +696,22 @@ fn secrets_that_are_not_certificates_or_not_there_are_refused_as_cursive_refuses
     let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
     let private = fixture.str("/private_key_href");
-    let output = signed.verify(
-        &fixture,
-        &fixture.os_env("alice"),
-        &[
-            "--cert-uuid",
-            &private,
-            "--compat",
-            "cursive",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["error"]["kind"], "invalid_certificate", "{report}");
+    let error = signed.cursive_rejection(&fixture.os_env("alice"), &private);
+    assert_eq!(error["kind"], "invalid_certificate", "{error}");
     assert_eq!(
-        report["error"]["cursive_message"],
+        error["cursive_message"],
         "Signature verification for the image failed: Invalid certificate format: PKCS8."
     );
     assert!(
-        report["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("\"private\""),
-        "{report}"
+        error["message"].as_str().unwrap().contains("\"private\""),
+        "{error}"
     );
 
     let missing = uuid::Uuid::new_v4().to_string();
-    let output = signed.verify(
-        &fixture,
-        &fixture.os_env("alice"),
-        &[
-            "--cert-uuid",
-            &missing,
-            "--compat",
-            "cursive",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["error"]["kind"], "certificate_not_found", "{report}");
+    let error = signed.cursive_rejection(&fixture.os_env("alice"), &missing);
+    assert_eq!(error["kind"], "certificate_not_found", "{error}");
     assert_eq!(
-        report["error"]["cursive_message"],
+        error["cursive_message"],
         format!(
             "Signature verification for the image failed: Certificate not found with ID: {missing}."
         )
@@ -767,7 +746,7 @@ async fn barbican_stopped_fails_closed_and_recovers() {
     bob.token().await.unwrap();
     {
         let _down = fixture.stopped("barbican");
-        let output = signed.verify(&fixture, &fixture.os_env("alice"), &["--format", "json"]);
+        let output = signed.verify(&fixture.os_env("alice"), &["--format", "json"]);
         assert_eq!(output.status.code(), Some(2), "{}", text(&output));
         let report: Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(report["verified"], false);
@@ -780,7 +759,7 @@ async fn barbican_stopped_fails_closed_and_recovers() {
             message.contains(&id) && message.contains("cannot reach Barbican"),
             "{message}"
         );
-        let output = signed.verify(&fixture, &fixture.os_env("alice"), &[]);
+        let output = signed.verify(&fixture.os_env("alice"), &[]);
         assert_eq!(output.status.code(), Some(2), "{}", text(&output));
         assert!(
             String::from_utf8_lossy(&output.stderr).starts_with("error: "),
@@ -801,7 +780,7 @@ async fn barbican_stopped_fails_closed_and_recovers() {
             Ok(_) => panic!("bob's fetch succeeded with Barbican down"),
         }
     }
-    let output = signed.verify(&fixture, &fixture.os_env("alice"), &[]);
+    let output = signed.verify(&fixture.os_env("alice"), &[]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -1044,7 +1023,7 @@ fn wrong_credentials_are_a_clear_error_and_no_secret_is_ever_printed() {
         fixture.os_env("alice"),
         &[("OS_PASSWORD", "Wr0ng-Pa55-zz9")],
     );
-    let output = signed.verify(&fixture, &env, &["-vvv"]);
+    let output = signed.verify(&env, &["-vvv"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -1052,18 +1031,11 @@ fn wrong_credentials_are_a_clear_error_and_no_secret_is_ever_printed() {
         "{stderr}"
     );
     outputs.push(text(&output));
+    outputs.push(text(&signed.verify(&fixture.os_env("alice"), &["-vvv"])));
+    outputs.push(text(
+        &signed.verify(&fixture.os_env("bob"), &["-vvv", "--format", "json"]),
+    ));
     outputs.push(text(&signed.verify(
-        &fixture,
-        &fixture.os_env("alice"),
-        &["-vvv"],
-    )));
-    outputs.push(text(&signed.verify(
-        &fixture,
-        &fixture.os_env("bob"),
-        &["-vvv", "--format", "json"],
-    )));
-    outputs.push(text(&signed.verify(
-        &fixture,
         &fixture.os_env("alice"),
         &["-vvv", "--os-password", &alice_password],
     )));
@@ -1080,7 +1052,7 @@ fn wrong_credentials_are_a_clear_error_and_no_secret_is_ever_printed() {
         ("OS_PROJECT_NAME".to_owned(), "demo".to_owned()),
         ("OS_PROJECT_DOMAIN_NAME".to_owned(), "Default".to_owned()),
     ];
-    let output = signed.verify(&fixture, &token_env, &["-vvv"]);
+    let output = signed.verify(&token_env, &["-vvv"]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -1162,4 +1134,58 @@ fn ingest_refuses_the_barbican_key_manager_until_uploads_read_it() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--key-manager barbican"));
+}
+
+#[test]
+fn bad_properties_are_judged_before_anyone_is_asked() {
+    // No server needed: Keystone at port 1 would fail the run if asked.
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = vec![
+        ("OS_AUTH_URL".to_owned(), "http://127.0.0.1:1/v3".to_owned()),
+        ("OS_USERNAME".to_owned(), "alice".to_owned()),
+        ("OS_PASSWORD".to_owned(), "irrelevant".to_owned()),
+    ];
+    let run = |extra: &[&str]| {
+        cli(dir.path(), &nowhere)
+            .arg("verify")
+            .arg(testdata().join("signatures/data.bin"))
+            .args(["--key-manager", "barbican", "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let signature = support::signature_b64("rsa2048.sha256");
+    let output = run(&[
+        "--signature",
+        &signature,
+        "--hash-method",
+        "SHA-256",
+        "--key-type",
+        "RSA-PSS",
+        "--cert-uuid",
+        "not-a-uuid",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["error"]["kind"], "invalid_certificate_id",
+        "{report}"
+    );
+    let output = run(&["--signature", &signature]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "missing_property", "{report}");
+    // Settings are checked first of all: no Keystone URL anywhere.
+    let output = cli(dir.path(), &[])
+        .arg("verify")
+        .arg(testdata().join("signatures/data.bin"))
+        .args(["--key-manager", "barbican", "--signature", &signature])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("OS_AUTH_URL") && stderr.contains("[openstack_settings]"),
+        "{stderr}"
+    );
 }

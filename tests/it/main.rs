@@ -5,6 +5,7 @@ mod images;
 mod ingest;
 mod inspect;
 mod repo;
+mod scenario;
 mod sign;
 mod store;
 mod support;

@@ -1,6 +1,6 @@
 //! Glance's JSON shapes for images: the image document (glance-wire.md §4–§5),
 //! the images list page (§6), the create request body (§4), the PATCH body
-//! (§7, in [`patch`]), and the notification payload and envelope
+//! (§7, [`parse_patch`]), and the notification payload and envelope
 //! (glance/notifier.py, oslo.messaging). The rules for one attribute at a
 //! time (read-only and reserved names, types, 255-character limits) live in
 //! [`attribute`] and are shared by create, patch and requests built without JSON.

@@ -12,7 +12,7 @@
 //! `repo.save` (`App::store_change`, a compare-and-swap on the status it
 //! read); uploads write through `ingest`.
 //!
-//! Files: [`open`] (the one opener of a data directory), `error`, `records`
+//! Files: `open` (the one opener of a data directory, [`App::open`]), `error`, `records`
 //! (create, show, list, delete, tags, the save funnel), `update` (the change
 //! set and its rules), `lifecycle` (deactivate, reactivate), `upload`,
 //! `download`.

@@ -116,26 +116,32 @@ impl Env {
 
     /// Files left in the store's `images/` and `staging/` directories (lock files aside).
     pub(crate) fn store_files(&self) -> Vec<String> {
-        let mut files = Vec::new();
-        for sub in ["images", "staging"] {
-            let Ok(entries) = std::fs::read_dir(self.data_dir().join(sub)) else {
-                continue;
-            };
-            for entry in entries {
-                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-                if !name.ends_with(".lock") {
-                    files.push(format!("{sub}/{name}"));
-                }
-            }
-        }
-        files.sort();
-        files
+        store_files_in(&self.data_dir())
     }
 
     /// The image's row in the SQLite database, as the columns the tests check.
     pub(crate) fn row(&self, id: &str) -> Option<Row> {
         db_row(&self.data_dir(), id)
     }
+}
+
+/// Files in the store of `data_dir`: `images/<id>` and `staging/<name>`,
+/// sorted, lock files aside.
+pub(crate) fn store_files_in(data_dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for sub in ["images", "staging"] {
+        let Ok(entries) = std::fs::read_dir(data_dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".lock") {
+                files.push(format!("{sub}/{name}"));
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
 /// The columns of an image row the tests assert.

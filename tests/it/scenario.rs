@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::ingest::{md5_hex, sha512_hex};
+use crate::ingest::{md5_hex, sha512_hex, store_files_in};
 use crate::support::{FIXTURE_NOW, portcullis, testdata};
 
 /// The image data a step uploads or expects back.
@@ -443,20 +443,7 @@ impl Driver for CliDriver {
     }
 
     fn store_files(&mut self) -> Vec<String> {
-        let mut files = Vec::new();
-        for sub in ["images", "staging"] {
-            let Ok(entries) = std::fs::read_dir(self.data_dir().join(sub)) else {
-                continue;
-            };
-            for entry in entries {
-                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-                if !name.ends_with(".lock") {
-                    files.push(format!("{sub}/{name}"));
-                }
-            }
-        }
-        files.sort();
-        files
+        store_files_in(&self.data_dir())
     }
 }
 

@@ -17,7 +17,7 @@ use crate::context::RequestContext;
 use crate::image::{ContainerFormat, DiskFormat, Properties, Visibility};
 use crate::wire::CreateRequest;
 
-use super::session::{CliError, error_chain};
+use super::report::{CliError, error_chain};
 
 /// Where the repository is and who is asking.
 #[derive(Debug, Clone, Args)]

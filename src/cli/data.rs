@@ -7,7 +7,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use super::session::CliError;
+use super::report::CliError;
 use crate::ingest::UploadData;
 use crate::ingest::source::{self, ChunkStream};
 

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use super::args::{ImageFields, RepoArgs, UploadArgs};
 use super::data::{ProgressBar, Source};
 use super::output::Done;
-use super::session::{CliError, Session};
+use super::report::CliError;
+use super::session::Session;
 use super::{Exit, OutputFormat};
 
 /// Arguments of `portcullis ingest`.

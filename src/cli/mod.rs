@@ -3,7 +3,7 @@
 //! This module owns argument syntax, output formatting (text and JSON) and
 //! exit codes. It must not do the work itself: every subcommand is a thin
 //! wrapper over a library function (`ingest` and `images` over one
-//! `app::App` method each; `args`, `session`, `data` and `output` hold what
+//! `app::App` method each; `args`, `session`, `report`, `data` and `output` hold what
 //! they share, so no command file imports another). Exit codes are the same everywhere:
 //! 0 success, 1 verification or policy rejected the input, 2 usage or I/O error.
 
@@ -19,6 +19,7 @@ mod images;
 mod ingest;
 mod inspect;
 mod output;
+mod report;
 mod session;
 mod sign;
 mod verify;

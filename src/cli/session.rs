@@ -1,17 +1,17 @@
 //! One `ingest` or `images` run: the clock (`PORTCULLIS_NOW`), the config
 //! (file + flags), the caller, the async runtime and the opened
-//! `app::App`; and how the run's failure is reported (text on stderr, or
-//! one JSON document) with its exit code.
+//! `app::App`, and the run's end (printed through `output` or `report`).
 //!
 //! It must not decide anything about images: it opens, runs one future,
-//! and reports.
+//! and hands the outcome on.
 
 use std::sync::Arc;
 
 use super::args::{RepoArgs, UploadArgs};
 use super::output::{Done, print_done};
+use super::report::{Channel, CliError, error_chain, report};
 use super::{Exit, OutputFormat};
-use crate::app::{self, App, OpenError};
+use crate::app::App;
 use crate::clock::Clock;
 use crate::config::{Config, Overrides};
 use crate::context::RequestContext;
@@ -24,46 +24,6 @@ pub(crate) struct Session {
     format: OutputFormat,
     /// The command writes image data to stdout: reports go to stderr.
     pub(crate) stdout_carries_data: bool,
-}
-
-/// Why a command stopped before or after the library call.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CliError {
-    /// Bad arguments or unreadable input files (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// The library refused or failed.
-    #[error(transparent)]
-    App(#[from] app::Error),
-    /// Opening the data directory failed (exit 2).
-    #[error(transparent)]
-    Open(#[from] OpenError),
-}
-
-impl CliError {
-    fn exit(&self) -> Exit {
-        match self {
-            CliError::Usage(_) | CliError::Open(_) => Exit::Error,
-            CliError::App(err) if err.is_rejection() => Exit::Rejected,
-            CliError::App(_) => Exit::Error,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            CliError::Usage(_) => "usage",
-            CliError::App(err) => err.kind(),
-            CliError::Open(_) => "open_failed",
-        }
-    }
-
-    /// The image an upload or download failed for, for the report.
-    fn image_id(&self) -> Option<String> {
-        match self {
-            CliError::App(err) => err.transfer_image().map(|id| id.to_string()),
-            CliError::Usage(_) | CliError::Open(_) => None,
-        }
-    }
 }
 
 impl Session {
@@ -137,51 +97,4 @@ impl Session {
             Err(err) => report(Channel::Stdout, self.format, &err),
         }
     }
-}
-
-/// `{err:#}`-style text: the error and its causes, colon separated.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Where a JSON error document goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Channel {
-    /// Standard output (the one JSON document of `--format json`).
-    Stdout,
-    /// Standard error (when standard output carries image data).
-    Stderr,
-}
-
-/// Reports a failure: stderr text, or one JSON document on `channel`; the
-/// image id is included when an upload or download failed for one.
-fn report(channel: Channel, format: OutputFormat, err: &CliError) -> Exit {
-    let message = error_chain(err);
-    let image_id = err.image_id();
-    match format {
-        OutputFormat::Text => match &image_id {
-            Some(id) if !message.contains(id.as_str()) => {
-                eprintln!("error: image {id}: {message}")
-            }
-            _ => eprintln!("error: {message}"),
-        },
-        OutputFormat::Json => {
-            let document = serde_json::json!({
-                "error": { "kind": err.kind(), "message": message },
-                "image_id": image_id,
-            });
-            match channel {
-                Channel::Stdout => println!("{document:#}"),
-                Channel::Stderr => eprintln!("{document:#}"),
-            }
-        }
-    }
-    err.exit()
 }

@@ -10,13 +10,15 @@
 //! lane at most on one thread at a time (so chunks are hashed in order) and
 //! the two lanes of one upload on two threads at once (so md5 and SHA-512
 //! still run in parallel with each other and with reading and storing).
-//! A lane gives its thread up after [`BATCH`] chunks, so many uploads share
-//! the pool fairly. Each lane holds at most [`CHANNEL_DEPTH`] chunks; a slow
+//! A lane gives its thread up after [`BATCH`] chunks when other lanes are
+//! waiting, so many uploads share the pool fairly, and keeps it otherwise,
+//! so one upload's hashers stay on their threads (and caches). Each lane holds at most [`CHANNEL_DEPTH`] chunks; a slow
 //! hash slows its feeder down instead of queueing data, so memory stays
 //! bounded. Workers must not do IO or see anything but chunks.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -27,7 +29,7 @@ use crate::hash::{Digest, HashAlgorithm, Hasher};
 /// How many chunks may wait in (or be hashed from) each lane.
 pub const CHANNEL_DEPTH: usize = 4;
 
-/// How many chunks a lane hashes before it lets another lane have the thread.
+/// How many chunks a lane hashes before it lets a waiting lane have the thread.
 pub const BATCH: usize = 8;
 
 /// Which digests one upload needs.
@@ -72,6 +74,8 @@ pub struct HashPool {
 
 struct PoolShared {
     jobs: std::sync::mpsc::Sender<Arc<Lane>>,
+    /// Lanes submitted and not yet taken by a thread.
+    waiting: AtomicUsize,
     n_threads: usize,
 }
 
@@ -115,13 +119,18 @@ impl HashPool {
                         let Ok(lane) = next else {
                             return; // Every sender is gone: the pool is dropped.
                         };
+                        lane.pool.shared.waiting.fetch_sub(1, Ordering::Relaxed);
                         lane.run();
                     }
                 })
                 .map_err(WorkerError::Spawn)?;
         }
         Ok(HashPool {
-            shared: Arc::new(PoolShared { jobs, n_threads }),
+            shared: Arc::new(PoolShared {
+                jobs,
+                waiting: AtomicUsize::new(0),
+                n_threads,
+            }),
         })
     }
 
@@ -131,8 +140,14 @@ impl HashPool {
     }
 
     fn submit(&self, lane: Arc<Lane>) {
+        self.shared.waiting.fetch_add(1, Ordering::Relaxed);
         // The pool's threads live as long as any sender (this one) does.
         let _ = self.shared.jobs.send(lane);
+    }
+
+    /// Whether a lane waits for a thread (a hint: it may change at once).
+    fn has_waiting(&self) -> bool {
+        self.shared.waiting.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -251,9 +266,15 @@ impl Lane {
         }
     }
 
-    /// Returns whether the lane still has chunks and must be run again.
+    /// Returns whether the lane still has chunks and must be run again
+    /// (after the lanes waiting for a thread).
     fn hash_batch(&self) -> bool {
-        for _ in 0..BATCH {
+        let mut hashed = 0;
+        loop {
+            if hashed >= BATCH && self.pool.has_waiting() {
+                break;
+            }
+            hashed += 1;
             let chunk = {
                 let mut state = lock(&self.state);
                 match state.queue.pop_front() {

@@ -80,6 +80,7 @@ ingest_once() { # binary → MB/s; leaves rss.txt
 }
 cpu_seconds() { read -r _ user sys < <(tail -1 "$BENCH_DIR/rss.txt"); python3 -c "print(f'{$user + $sys:.2f}')"; }
 best_ingest=0 best_baseline=0 best_dgst=0 rss_kib=0 user_s=0 sys_s=0
+all_ingest=() all_baseline=()
 # CPU time (user + sys) is less sensitive than wall time to a busy machine:
 # the least of the runs is kept for each binary.
 min_cpu=999 min_cpu_baseline=999
@@ -91,12 +92,14 @@ for run in $(seq "$RUNS"); do
         best_ingest=$this
         read -r rss_kib user_s sys_s < <(tail -1 "$BENCH_DIR/rss.txt")
     fi
+    all_ingest+=("$this")
     line="run $run: ingest $this MB/s ($cpu CPU s)"
     if [[ -n $BASELINE_BIN ]]; then
         this=$(ingest_once "$BASELINE_BIN")
         cpu=$(cpu_seconds)
         min_cpu_baseline=$(python3 -c "print(min($min_cpu_baseline, $cpu))")
         (( this > best_baseline )) && best_baseline=$this
+        all_baseline+=("$this")
         line="$line, baseline $this MB/s ($cpu CPU s)"
     fi
     t0=$(now); openssl dgst -md5 "$input" > /dev/null; t1=$(now)
@@ -137,6 +140,10 @@ baseline = $best_baseline
 if baseline:
     print(f"{'ratio baseline / openssl dgst -md5':<44} {baseline / dgst:8.2f}")
     print(f"{'ratio portcullis / baseline':<44} {ours / baseline:8.2f}")
+    import statistics
+    ours_median = statistics.median([${all_ingest[*]/%/,}])
+    baseline_median = statistics.median([${all_baseline[*]/%/,}])
+    print(f"{'medians portcullis / baseline (MB/s)':<44} {ours_median:.0f} / {baseline_median:.0f} = {ours_median / baseline_median:.2f}")
     print(f"{'CPU time portcullis / baseline':<44} {$min_cpu / $min_cpu_baseline:8.2f}")
 print(f"{'ratio portcullis / slowest openssl speed':<44} {ours / limit:8.2f}")
 print(f"{'ratio portcullis / md5sum+sha512sum':<44} {ours / sequential:8.2f}")

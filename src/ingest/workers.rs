@@ -12,9 +12,10 @@
 //! still run in parallel with each other and with reading and storing).
 //! A lane gives its thread up after [`BATCH`] chunks when other lanes are
 //! waiting, so many uploads share the pool fairly, and keeps it otherwise,
-//! so one upload's hashers stay on their threads (and caches). Each lane holds at most [`CHANNEL_DEPTH`] chunks; a slow
-//! hash slows its feeder down instead of queueing data, so memory stays
-//! bounded. Workers must not do IO or see anything but chunks.
+//! so one upload's hashers stay on their threads (and caches). Each lane
+//! holds at most [`CHANNEL_DEPTH`] waiting chunks besides the one being
+//! hashed; a slow hash slows its feeder down instead of queueing data, so
+//! memory stays bounded. Workers must not do IO or see anything but chunks.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -26,7 +27,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::hash::{Digest, HashAlgorithm, Hasher};
 
-/// How many chunks may wait in (or be hashed from) each lane.
+/// How many chunks may wait in each lane (besides the one being hashed).
 pub const CHANNEL_DEPTH: usize = 4;
 
 /// How many chunks a lane hashes before it lets a waiting lane have the thread.
@@ -164,8 +165,8 @@ struct Lane {
     /// Touched only by the one pool thread running the lane, and by
     /// `finish` once the lane is idle: never contended.
     hashers: Mutex<Vec<Hasher>>,
-    /// Free places in the queue: taken by the feeder, given back once a
-    /// chunk is hashed; closed when the lane dies, waking the feeder.
+    /// Free places in the queue: taken by the feeder, given back when a
+    /// chunk leaves the queue; closed when the lane dies, waking the feeder.
     space: Semaphore,
 }
 
@@ -288,11 +289,13 @@ impl Lane {
                     }
                 }
             };
+            // The place is free once the chunk left the queue: the feeder
+            // refills it while this one is hashed (at most CHANNEL_DEPTH
+            // waiting plus the one in hand, as a channel to a thread).
+            self.space.add_permits(1);
             for hasher in lock(&self.hashers).iter_mut() {
                 hasher.update(&chunk);
             }
-            drop(chunk);
-            self.space.add_permits(1);
         }
         let mut state = lock(&self.state);
         if state.queue.is_empty() || state.cancelled {

@@ -216,6 +216,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The data directory path exists but is not a directory.
+    #[error(
+        "the data directory {path} exists but is not a directory (point --data-dir or PORTCULLIS_DATA_DIR at a directory)"
+    )]
+    DataDirNotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
 }
 
 /// Reads a trusted list: one certificate id per line; blank lines and lines
@@ -236,9 +244,17 @@ impl Config {
     /// else `<data_dir>/portcullis.toml` when it exists), then the flags.
     ///
     /// Relative paths in the config file are relative to the file's directory.
-    /// Fails on an unreadable or invalid file, an unknown key, an unknown
-    /// hashing algorithm, or an unreadable trusted list.
+    /// Fails when `data_dir` exists but is not a directory, on an
+    /// unreadable or invalid file, an unknown key, an unknown hashing
+    /// algorithm, or an unreadable trusted list.
     pub fn load(data_dir: &Path, overrides: &Overrides) -> Result<Config, Error> {
+        // Said first: otherwise a file given as --data-dir surfaces as an
+        // unreadable `<file>/portcullis.toml` ("Not a directory").
+        if std::fs::metadata(data_dir).is_ok_and(|metadata| !metadata.is_dir()) {
+            return Err(Error::DataDirNotADirectory {
+                path: data_dir.to_owned(),
+            });
+        }
         let (file, file_dir) = match &overrides.config_file {
             Some(path) => (read_file(path)?, parent_of(path)),
             None => {

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::images::error_chain;
 use super::openstack::{KeyManagerArg, OpenStackArgs};
+use super::report::error_chain;
 use super::{Exit, OutputFormat};
 use crate::clock::SystemClock;
 use crate::hash::{Digest, HashAlgorithm};

@@ -28,6 +28,7 @@ mod error;
 mod inputs;
 mod issuer;
 mod key;
+mod key_manager;
 mod keystore;
 #[cfg(feature = "binary-curves")]
 mod openssl_ec;
@@ -44,6 +45,7 @@ pub use algorithm::{Curve, HashMethod, KeyFamily, KeyType};
 pub use cert::CertificateSummary;
 pub use error::{CertificateError, ChainError, Error, KeyError, ParamsError, SignatureError};
 pub use inputs::{PropertiesFileError, properties_from_json, trusted_ids_from_text};
+pub use key_manager::{KeyManager, KeyManagerError, Prefetched};
 pub use keystore::{
     BadCertificateId, CertificateId, CertificateSource, DirKeyStore, MemorySource, SecretFormat,
     SourceError,

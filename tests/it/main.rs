@@ -6,6 +6,7 @@ mod ingest;
 mod inspect;
 mod openstack;
 mod repo;
+mod scenario;
 mod sign;
 mod store;
 mod support;

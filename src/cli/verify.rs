@@ -225,11 +225,16 @@ pub(super) fn hash_image(
 /// Gathers properties from the file and the override flags.
 fn gather_properties(args: &VerifyArgs) -> Result<Properties, Failure> {
     let mut properties = match &args.properties {
-        Some(path) => {
-            let text = read_text(path, "properties file")?;
-            verify::properties_from_json(&text)
-                .map_err(|err| usage("bad_properties_file", format!("{}: {err}", path.display())))?
-        }
+        Some(path) => verify::read_properties_file(path).map_err(|err| match err {
+            verify::PropertiesFileError::Read(err) => usage(
+                "io_error",
+                format!("cannot read the properties file {}: {err}", path.display()),
+            ),
+            other => usage(
+                "bad_properties_file",
+                format!("{}: {other}", path.display()),
+            ),
+        })?,
         None => Properties::new(),
     };
     for (name, value) in [

@@ -43,7 +43,10 @@ use time::OffsetDateTime;
 pub use algorithm::{Curve, HashMethod, KeyFamily, KeyType};
 pub use cert::CertificateSummary;
 pub use error::{CertificateError, ChainError, Error, KeyError, ParamsError, SignatureError};
-pub use inputs::{PropertiesFileError, properties_from_json, trusted_ids_from_text};
+pub use inputs::{
+    MAX_PROPERTIES_FILE_BYTES, PropertiesFileError, properties_from_json, read_properties_file,
+    trusted_ids_from_text,
+};
 pub use keystore::{
     BadCertificateId, CertificateId, CertificateSource, DirKeyStore, SecretFormat, SourceError,
 };

@@ -1,0 +1,167 @@
+//! Regressions of issue 8 (hardening) in the engines, through the real
+//! binary: properties files, trusted lists, opening a database another
+//! program made, messages a user can act on, and `verify --format json`.
+//! Each test failed before its fix.
+
+// Helpers here are test code too; clippy's allow-unwrap-in-tests only covers #[test] fns.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::ingest::{Env, json_of};
+use crate::support::{portcullis, testdata};
+
+/// The sample's four properties, as (name, value) pairs in file order.
+fn sample_properties() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(testdata().join("sample/properties.json")).unwrap();
+    let value: Value = serde_json::from_str(&text).unwrap();
+    value
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// A JSON object written by hand, so keys can repeat.
+fn object(members: &[(String, String)]) -> String {
+    let members: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("{}: {}", Value::from(k.as_str()), Value::from(v.as_str())))
+        .collect();
+    format!("{{{}}}", members.join(", "))
+}
+
+/// The sample's properties with a bogus `img_signature` given first: a
+/// last-wins parser verifies the sample with it.
+fn duplicated_signature() -> String {
+    let mut members = vec![("img_signature".to_owned(), "QUJD".to_owned())];
+    members.extend(sample_properties());
+    object(&members)
+}
+
+/// `verify` of the sample with `properties` (a path), JSON output.
+fn verify_sample(properties: &Path) -> (i32, Value) {
+    let output = portcullis()
+        .current_dir(testdata())
+        .args(["verify", "sample/sample.qcow2", "--cert-dir", "certs"])
+        .arg("--properties")
+        .arg(properties)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    (output.status.code().unwrap(), json_of(&output))
+}
+
+/// Every image id in the data directory's database.
+fn image_ids(env: &Env) -> Vec<String> {
+    let (code, page) = {
+        let output = env
+            .cmd()
+            .args(["images", "list", "--format", "json"])
+            .output()
+            .unwrap();
+        (output.status.code().unwrap(), json_of(&output))
+    };
+    assert_eq!(code, 0, "{page}");
+    page["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// --- item 6: properties files -----------------------------------------------
+
+#[test]
+fn verify_refuses_a_properties_file_with_a_duplicate_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dup.json");
+    std::fs::write(&path, duplicated_signature()).unwrap();
+    let (code, report) = verify_sample(&path);
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(report["verified"], false);
+    assert_eq!(report["error"]["kind"], "bad_properties_file", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"img_signature\""), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+
+    // Twice inside the nested `properties` of `openstack image show -f json`.
+    let nested = format!(r#"{{"id": "x", "properties": {}}}"#, duplicated_signature());
+    std::fs::write(&path, nested).unwrap();
+    let (code, report) = verify_sample(&path);
+    assert_eq!(code, 2, "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"properties\""),
+        "{report}"
+    );
+}
+
+#[test]
+fn verify_refuses_a_properties_file_over_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.json");
+    let mut members = sample_properties();
+    members.push(("padding".to_owned(), "x".repeat(2 << 20)));
+    let text = object(&members);
+    std::fs::write(&path, &text).unwrap();
+    let (code, report) = verify_sample(&path);
+    assert_eq!(code, 2, "{report}");
+    assert_eq!(report["error"]["kind"], "bad_properties_file", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    for part in [
+        path.display().to_string(),
+        format!("{} bytes", text.len()),
+        "1048576".to_owned(),
+    ] {
+        assert!(message.contains(&part), "{part} not in {message}");
+    }
+}
+
+#[test]
+fn ingest_and_images_create_refuse_duplicate_keys_and_oversized_files_before_creating() {
+    let env = Env::new();
+    let dup = env.file("dup.json", duplicated_signature().as_bytes());
+    let big = env.file(
+        "big.json",
+        object(&[("padding".to_owned(), "x".repeat(2 << 20))]).as_bytes(),
+    );
+    let image = testdata().join("sample/sample.qcow2");
+    for (file, expected) in [(&dup, "\"img_signature\""), (&big, "1048576")] {
+        let output = env
+            .cmd()
+            .arg("ingest")
+            .arg(&image)
+            .args(["--name", "s", "--disk-format", "qcow2"])
+            .args(["--container-format", "bare", "--cert-dir"])
+            .arg(testdata().join("certs"))
+            .arg("--properties")
+            .arg(file)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let report = json_of(&output);
+        let message = report["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains(&file.display().to_string()), "{message}");
+
+        let output = env
+            .cmd()
+            .args(["images", "create", "--name", "s", "--disk-format", "raw"])
+            .args(["--container-format", "bare", "--properties"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    assert_eq!(image_ids(&env), Vec::<String>::new(), "nothing was created");
+}

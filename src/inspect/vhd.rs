@@ -52,24 +52,20 @@ pub(super) fn inspect(seen: &Seen<'_>) -> Option<Verdict> {
     if footer.len() < FOOTER_LEN {
         verdict.truncated("vhd footer", FOOTER_LEN as u64, seen.n_bytes);
     }
-    match be_u32(footer, DISK_TYPE_AT) {
-        Some(FIXED) => {}
-        Some(DYNAMIC) => {
-            if at_head && footer.len() == FOOTER_LEN {
-                check_dynamic_header(seen, footer, &mut verdict);
-            }
-        }
-        Some(DIFFERENCING) => {
-            verdict.fail(
-                Check::BackingFile,
-                "vhd is a differencing disk (disk type 4): it reads from a parent image",
-            );
-            if at_head && footer.len() == FOOTER_LEN {
-                check_dynamic_header(seen, footer, &mut verdict);
-            }
-        }
+    let disk_type = be_u32(footer, DISK_TYPE_AT);
+    match disk_type {
+        Some(FIXED | DYNAMIC) => {}
+        Some(DIFFERENCING) => verdict.fail(
+            Check::BackingFile,
+            "vhd is a differencing disk (disk type 4): it reads from a parent image",
+        ),
         Some(other) => verdict.fail(Check::Structure, format!("unknown vhd disk type {other}")),
         None => {} // the footer is truncated: `structure` already failed
+    }
+    // Dynamic and differencing disks keep a footer copy at 0, then their
+    // dynamic disk header and block allocation table.
+    if at_head && footer.len() == FOOTER_LEN && matches!(disk_type, Some(DYNAMIC | DIFFERENCING)) {
+        check_dynamic_header(seen, footer, &mut verdict);
     }
     if let Some(size) = be_u64(footer, CURRENT_SIZE_AT) {
         verdict.set_virtual_size(size);

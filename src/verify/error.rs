@@ -393,7 +393,7 @@ pub enum ChainError {
     /// Strict mode: several paths were tried and each failed.
     #[error(
         "no path from certificate {id} to a trusted self-signed root; tried: {}",
-        .dead_ends.join("; ")
+        first_few(.dead_ends, "; ")
     )]
     NoPath {
         /// The signing certificate id.
@@ -410,6 +410,24 @@ pub enum ChainError {
         id: String,
         /// The certificate met twice.
         subject: String,
+    },
+    /// Chain building gave up: too many issuer-signature checks or too long a
+    /// chain (a trusted list of many same-named CAs). A path may exist past
+    /// the limit, so this rejects (fails closed) with a kind of its own.
+    #[error(
+        "chain validation from certificate {id} stopped after {edge_checks} issuer signature checks at chain length {depth} (limits: {max_edge_checks} checks, {max_depth} certificates): the trusted list holds too many candidate issuers with the same names; trust fewer certificates"
+    )]
+    SearchLimit {
+        /// The signing certificate id.
+        id: String,
+        /// Issuer-signature checks made.
+        edge_checks: usize,
+        /// Length of the chain being built when it stopped.
+        depth: usize,
+        /// The check limit.
+        max_edge_checks: usize,
+        /// The length limit.
+        max_depth: usize,
     },
     /// A CA's pathLenConstraint is too small for the chain below it.
     #[error(
@@ -457,8 +475,23 @@ fn describe_rejections(rejected: &[String]) -> String {
     if rejected.is_empty() {
         String::new()
     } else {
-        format!(" (candidates rejected: {})", rejected.join("; "))
+        format!(" (candidates rejected: {})", first_few(rejected, "; "))
     }
+}
+
+/// How many items of a list a message names before it only counts the rest.
+const NAMED_IN_MESSAGES: usize = 3;
+
+/// The first few `items` joined with `separator`, then how many more there
+/// are: a message stays short however long the trusted list (issue 8: 1100
+/// copies of one id made a 73 KB message).
+pub(crate) fn first_few(items: &[String], separator: &str) -> String {
+    let named = items.len().min(NAMED_IN_MESSAGES);
+    let mut text = items[..named].join(separator);
+    if items.len() > named {
+        text.push_str(&format!("{separator}and {} more", items.len() - named));
+    }
+    text
 }
 
 impl ChainError {
@@ -473,6 +506,7 @@ impl ChainError {
             ChainError::SignerNotYetValid { .. } => "certificate_not_yet_valid",
             ChainError::SignerKeyUsage { .. } => "invalid_key_usage",
             ChainError::Loop { .. } => "chain_loop",
+            ChainError::SearchLimit { .. } => "chain_search_limit",
             ChainError::PathLength { .. } => "path_length_exceeded",
             ChainError::IssuerCrash { .. } => "unsupported_chain_algorithm",
             ChainError::BadExtension { .. } => "invalid_certificate",
@@ -506,6 +540,7 @@ impl ChainError {
             | ChainError::SignerKeyUsage { .. }
             | ChainError::NoPath { .. }
             | ChainError::Loop { .. }
+            | ChainError::SearchLimit { .. }
             | ChainError::IssuerCrash { .. }
             | ChainError::BadExtension { .. } => None,
         }

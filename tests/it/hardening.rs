@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::ingest::{Env, json_of};
-use crate::support::{portcullis, testdata};
+use crate::support::{FIXTURE_NOW, cert_id, portcullis, signature_b64, testdata};
 
 /// The sample's four properties, as (name, value) pairs in file order.
 fn sample_properties() -> Vec<(String, String)> {
@@ -164,4 +164,80 @@ fn ingest_and_images_create_refuse_duplicate_keys_and_oversized_files_before_cre
         assert!(stderr.contains(expected), "{stderr}");
     }
     assert_eq!(image_ids(&env), Vec::<String>::new(), "nothing was created");
+}
+
+// --- item 7: trusted lists with duplicate entries ---------------------------
+
+/// `verify` of data.bin signed by the chain key, certificate `leaf`, with
+/// `trusted` as the trusted list (one id per line).
+fn verify_chain(leaf: &str, trusted: &[String], compat: bool) -> (i32, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("trusted.txt");
+    std::fs::write(&list, trusted.join("\n")).unwrap();
+    let mut cmd = portcullis();
+    cmd.env("PORTCULLIS_NOW", FIXTURE_NOW)
+        .arg("verify")
+        .arg(testdata().join("signatures/data.bin"))
+        .arg("--cert-dir")
+        .arg(testdata().join("certs"))
+        .args(["--signature", &signature_b64("chainleaf.sha256")])
+        .args(["--hash-method", "SHA-256", "--key-type", "RSA-PSS"])
+        .args(["--cert-uuid", &cert_id(leaf)])
+        .arg("--trusted-list")
+        .arg(&list)
+        .args(["--format", "json"]);
+    if compat {
+        cmd.args(["--compat", "cursive"]);
+    }
+    let output = cmd.output().unwrap();
+    (output.status.code().unwrap(), json_of(&output))
+}
+
+fn copies(name: &str, n: usize) -> Vec<String> {
+    vec![cert_id(name); n]
+}
+
+#[test]
+fn eleven_hundred_copies_of_one_id_do_not_hide_the_right_chain() {
+    let mut trusted = copies("inter-bt-orphan", 1100);
+    trusted.extend([cert_id("inter-bt"), cert_id("root-bt")]);
+    let (code, report) = verify_chain("chain-leaf-bt", &trusted, false);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["chain"].as_array().unwrap().len(), 3);
+    // cursive takes the first namesake and never backtracks, as before; the
+    // message stays short.
+    let (code, report) = verify_chain("chain-leaf-bt", &trusted, true);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "untrusted_chain");
+    assert!(
+        report["error"]["message"].as_str().unwrap().len() < 1000,
+        "{report}"
+    );
+}
+
+#[test]
+fn rejected_candidates_are_counted_not_listed() {
+    // 1100 copies of an expired CA with the right name: each was listed.
+    let mut trusted = copies("inter-expired", 1100);
+    trusted.push(cert_id("root-ca"));
+    for compat in [false, true] {
+        let (code, report) = verify_chain("chain-leaf-under-expired", &trusted, compat);
+        assert_eq!(code, 1, "{report}");
+        assert_eq!(report["error"]["kind"], "untrusted_chain");
+        let message = report["error"]["message"].as_str().unwrap();
+        assert!(message.len() < 1000, "{} bytes: {message}", message.len());
+        assert!(message.contains("expired"), "{message}");
+    }
+}
+
+#[test]
+fn a_duplicated_loop_is_a_loop() {
+    let mut trusted = copies("loop-a", 1100);
+    trusted.push(cert_id("loop-b"));
+    trusted.push(cert_id("loop-a").to_uppercase());
+    for compat in [false, true] {
+        let (code, report) = verify_chain("chain-leaf-loop", &trusted, compat);
+        assert_eq!(code, 1, "{report}");
+        assert_eq!(report["error"]["kind"], "chain_loop", "{report}");
+    }
 }

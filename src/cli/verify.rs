@@ -188,6 +188,16 @@ pub(super) fn hash_image(
     algorithm: HashAlgorithm,
     label: &Path,
 ) -> Result<(Digest, u64), String> {
+    let (digest, n_bytes) = hash_counting(image, algorithm, label);
+    Ok((digest?, n_bytes))
+}
+
+/// [`hash_image`], returning the bytes read also when reading fails part-way.
+fn hash_counting(
+    image: &mut ImageInput,
+    algorithm: HashAlgorithm,
+    label: &Path,
+) -> (Result<Digest, String>, u64) {
     let mut hasher = algorithm.hasher();
     let mut buffer = vec![0u8; CHUNK];
     let mut n_bytes = 0u64;
@@ -208,7 +218,13 @@ pub(super) fn hash_image(
             Ok(0) => break,
             Ok(n) => n,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(format!("cannot read image {}: {err}", label.display())),
+            Err(err) => {
+                let message = format!(
+                    "cannot read image {} after {n_bytes} bytes: {err}",
+                    label.display()
+                );
+                return (Err(message), n_bytes);
+            }
         };
         hasher.update(&buffer[..n]);
         n_bytes += n as u64;
@@ -219,7 +235,7 @@ pub(super) fn hash_image(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    Ok((hasher.finish(), n_bytes))
+    (Ok(hasher.finish()), n_bytes)
 }
 
 /// Gathers properties from the file and the override flags.
@@ -294,7 +310,9 @@ pub(crate) fn run(args: VerifyArgs) -> Exit {
         report.error = Some(match failure {
             Failure::Rejected(error) => MessageJson {
                 kind: error.kind().to_owned(),
-                message: error.to_string(),
+                // With its causes: the I/O error behind an unreadable
+                // key-store entry, the base64 position, the DER problem.
+                message: verify::with_causes(error.as_ref()),
                 cursive_message: if mode == Mode::CompatCursive {
                     error.cursive_message()
                 } else {
@@ -369,9 +387,9 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
         )
     })?;
     // Open the image before judging the properties, so a missing file is a
-    // usage error (exit 2) whatever the properties say.
+    // usage error (exit 2) whatever the properties say. `image_size` stays
+    // null until bytes are read: it reports what was read, not the file size.
     let mut image = open_image(&args.image).map_err(|message| usage("io_error", message))?;
-    report.image_size = image.size;
     let params = SignatureParams::from_properties(&properties, mode)
         .map_err(|err| Failure::Rejected(Box::new(err.into())))?
         .ok_or_else(|| {
@@ -390,8 +408,11 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
         trusted_certificate_ids: trusted.as_deref(),
         clock: clock.as_ref(),
     };
-    let verifier =
-        Verifier::new(&params, &store, &options).map_err(|err| Failure::Rejected(Box::new(err)))?;
+    let verifier = Verifier::new(&params, &store, &options).map_err(|err| {
+        // A failure after the certificate was read still says who signed.
+        report.signer = err.signer().map(CertificateJson::from);
+        Failure::Rejected(Box::new(err))
+    })?;
     report.signer = Some(verifier.signer().into());
     report.chain = verifier
         .chain()
@@ -406,9 +427,9 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
         })
         .collect();
 
-    let (digest, n_bytes) = hash_image(&mut image, verifier.hash_algorithm(), &args.image)
-        .map_err(|message| usage("io_error", message))?;
+    let (digest, n_bytes) = hash_counting(&mut image, verifier.hash_algorithm(), &args.image);
     report.image_size = Some(n_bytes);
+    let digest = digest.map_err(|message| usage("io_error", message))?;
     report.digest = Some(digest.to_hex());
     verifier
         .finish_with_digest(&digest)

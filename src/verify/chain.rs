@@ -20,7 +20,7 @@
 use time::OffsetDateTime;
 
 use super::cert::{Cert, CertificateSummary, Validity, names_equal};
-use super::error::{ChainError, first_few};
+use super::error::{ChainError, first_few, with_causes};
 use super::issuer::{EdgeFailure, IssuerPolicy, check_issued_by};
 use super::key::PublicKey;
 use super::keystore::{CertificateId, CertificateSource, SourceError};
@@ -188,10 +188,10 @@ enum LoadFailure {
 fn load(id: &str, source: &dyn CertificateSource) -> Result<Cert, LoadFailure> {
     let parsed = CertificateId::parse(id).map_err(|err| LoadFailure::Fatal(err.to_string()))?;
     let der = source.certificate(&parsed).map_err(|err| match err {
-        SourceError::Unparseable { .. } => LoadFailure::Fatal(err.to_string()),
+        SourceError::Unparseable { .. } => LoadFailure::Fatal(with_causes(&err)),
         SourceError::NotFound { .. }
         | SourceError::Unavailable { .. }
-        | SourceError::NotACertificate { .. } => LoadFailure::Skippable(err.to_string()),
+        | SourceError::NotACertificate { .. } => LoadFailure::Skippable(with_causes(&err)),
     })?;
     Cert::parse(id, der)
         .map_err(|reason| LoadFailure::Fatal(format!("not a valid X.509 certificate: {reason}")))

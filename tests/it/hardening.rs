@@ -241,3 +241,90 @@ fn a_duplicated_loop_is_a_loop() {
         assert_eq!(report["error"]["kind"], "chain_loop", "{report}");
     }
 }
+
+// --- item 14: verify --format json --------------------------------------------
+
+#[test]
+fn verify_json_reports_bytes_read_and_the_signer_of_a_refused_signature() {
+    // key_type_mismatch happens after the certificate is read and before
+    // any image byte: the signer is known, nothing was read.
+    let output = portcullis()
+        .env("PORTCULLIS_NOW", FIXTURE_NOW)
+        .arg("verify")
+        .arg(testdata().join("signatures/data.bin"))
+        .arg("--cert-dir")
+        .arg(testdata().join("certs"))
+        .args(["--signature", &signature_b64("rsa2048.sha256")])
+        .args(["--hash-method", "SHA-256", "--key-type", "ECC_SECP384R1"])
+        .args(["--cert-uuid", &cert_id("cert-rsa2048")])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = json_of(&output);
+    assert_eq!(report["error"]["kind"], "key_type_mismatch", "{report}");
+    assert_eq!(report["image_size"], Value::Null, "{report}");
+    assert_eq!(report["signer"]["id"], cert_id("cert-rsa2048"), "{report}");
+    assert_eq!(
+        report["signer"]["subject"],
+        "O=portcullis tests,CN=signer rsa2048"
+    );
+
+    // A bad signature over stdin: every byte was read.
+    let data = std::fs::read(testdata().join("signatures/data.bin")).unwrap();
+    let output = portcullis()
+        .env("PORTCULLIS_NOW", FIXTURE_NOW)
+        .args(["verify", "-", "--cert-dir"])
+        .arg(testdata().join("certs"))
+        .args(["--signature", &signature_b64("rsa2048.sha256")])
+        .args(["--hash-method", "SHA-512", "--key-type", "RSA-PSS"])
+        .args(["--cert-uuid", &cert_id("cert-rsa2048")])
+        .args(["--format", "json"])
+        .write_stdin(data.clone())
+        .output()
+        .unwrap();
+    let report = json_of(&output);
+    assert_eq!(report["error"]["kind"], "bad_signature", "{report}");
+    assert_eq!(report["image_size"], data.len() as u64, "{report}");
+    assert!(report["signer"].is_object(), "{report}");
+}
+
+// --- item 13 (b): unreadable key-store entries say why ------------------------
+
+#[test]
+fn an_unreadable_key_store_entry_names_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("certs");
+    std::fs::create_dir(&store).unwrap();
+    let as_directory = "11111111-2222-4333-8444-555555555555";
+    std::fs::create_dir(store.join(format!("{as_directory}.pem"))).unwrap();
+    let as_loop = "22222222-2222-4333-8444-555555555555";
+    std::os::unix::fs::symlink("loop", store.join(format!("{as_loop}.pem"))).unwrap();
+    std::os::unix::fs::symlink(format!("{as_loop}.pem"), store.join("loop")).unwrap();
+    for (id, cause) in [
+        (as_directory, "is a directory"),
+        (as_loop, "symbolic links"),
+    ] {
+        let run = |format: &str| {
+            portcullis()
+                .arg("verify")
+                .arg(testdata().join("signatures/data.bin"))
+                .arg("--cert-dir")
+                .arg(&store)
+                .args(["--signature", "QUJD", "--hash-method", "SHA-256"])
+                .args(["--key-type", "RSA-PSS", "--cert-uuid", id])
+                .args(["--format", format])
+                .output()
+                .unwrap()
+        };
+        let output = run("json");
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let report = json_of(&output);
+        assert_eq!(report["error"]["kind"], "certificate_unavailable");
+        let message = report["error"]["message"].as_str().unwrap();
+        assert!(message.contains(cause), "{message}");
+        assert!(message.contains(&format!("{id}.pem")), "{message}");
+        let stderr = String::from_utf8(run("text").stderr).unwrap();
+        assert!(stderr.contains(cause), "{stderr}");
+    }
+}

@@ -380,10 +380,15 @@ impl Session {
                 print_done(self.format, done);
                 Exit::Success
             }
-            Err(err) if self.stdout_carries_data => {
-                report_to(Channel::Stderr, self.format, &err, image.as_ref())
+            Err(err) => {
+                // The image the error itself names (a corrupted download), if the caller knew none.
+                let image = image.or_else(|| err.image_id());
+                if self.stdout_carries_data {
+                    report_to(Channel::Stderr, self.format, &err, image.as_ref())
+                } else {
+                    report(self.format, &err, image.as_ref())
+                }
             }
-            Err(err) => report(self.format, &err, image.as_ref()),
         }
     }
 }
@@ -841,6 +846,16 @@ impl CliError {
             CliError::Repo(err) if ingest::repo_is_rejection(err) => Exit::Rejected,
             CliError::Download(err) if err.is_rejection() => Exit::Rejected,
             CliError::Ingest(_) | CliError::Repo(_) | CliError::Download(_) => Exit::Error,
+        }
+    }
+
+    /// The image the error carries, when it carries one.
+    fn image_id(&self) -> Option<ImageId> {
+        match self {
+            CliError::Download(err) => Some(err.image_id()),
+            CliError::Usage(_) | CliError::Ingest(_) | CliError::Repo(_) | CliError::Open(_) => {
+                None
+            }
         }
     }
 

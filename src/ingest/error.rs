@@ -65,7 +65,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// More data than `image_size_cap`, the quota or the declared size allows.
-    #[error("image {id}: upload stopped at {limit} bytes: {}", limit_text(*kind))]
+    #[error("image {id}: {}", limit_text(*kind, *limit))]
     TooLarge {
         /// The image.
         id: ImageId,
@@ -149,11 +149,23 @@ pub enum Error {
     },
 }
 
-fn limit_text(kind: LimitKind) -> &'static str {
+fn limit_text(kind: LimitKind, limit: u64) -> String {
     match kind {
-        LimitKind::SizeCap => "the image is larger than image_size_cap",
-        LimitKind::Quota => "the owner's storage quota is exhausted",
-        LimitKind::Declared => "more data than the declared size",
+        LimitKind::SizeCap => {
+            format!("upload stopped at {limit} bytes: the image is larger than image_size_cap")
+        }
+        LimitKind::Quota => {
+            format!("upload stopped at {limit} bytes: the owner's storage quota is exhausted")
+        }
+        LimitKind::Declared => {
+            format!("upload stopped at {limit} bytes: more data than the declared size")
+        }
+        LimitKind::DeclaredOverSizeCap { declared } => format!(
+            "the declared size of {declared} bytes is larger than image_size_cap ({limit} bytes); nothing was read"
+        ),
+        LimitKind::DeclaredOverQuota { declared } => format!(
+            "the declared size of {declared} bytes is more than the owner's remaining storage quota ({limit} bytes); nothing was read"
+        ),
     }
 }
 
@@ -168,11 +180,11 @@ impl Error {
             Error::NoCertDir { .. } => "no_cert_dir",
             Error::CertDir { .. } => "cert_dir_unreadable",
             Error::TooLarge {
-                kind: LimitKind::SizeCap,
+                kind: LimitKind::SizeCap | LimitKind::DeclaredOverSizeCap { .. },
                 ..
             } => "size_cap_exceeded",
             Error::TooLarge {
-                kind: LimitKind::Quota,
+                kind: LimitKind::Quota | LimitKind::DeclaredOverQuota { .. },
                 ..
             } => "quota_exceeded",
             Error::TooLarge {

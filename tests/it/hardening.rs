@@ -328,3 +328,116 @@ fn an_unreadable_key_store_entry_names_its_cause() {
         assert!(stderr.contains(cause), "{stderr}");
     }
 }
+
+// --- item 13: messages a user can act on --------------------------------------
+
+#[test]
+fn a_declared_size_over_a_limit_says_what_limit_and_that_nothing_was_read() {
+    let env = Env::new();
+    let file = env.file("big.raw", &crate::ingest::data(5 * 1024 * 1024, 40));
+    let output = env
+        .ingest(&file, "big")
+        .args(["--size-cap", "3000000", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = json_of(&output);
+    assert_eq!(report["error"]["kind"], "size_cap_exceeded", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    for part in ["5242880", "image_size_cap", "3000000", "nothing was read"] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+    assert!(!message.contains("stopped at"), "{message}");
+
+    // Over the owner's quota (1 MiB), declared with --size on standard input.
+    std::fs::write(
+        env.data_dir().join("portcullis.toml"),
+        "[repo.quota.default]\nimage_size_total = 1\n",
+    )
+    .unwrap();
+    let output = env
+        .cmd()
+        .args(["ingest", "-", "--name", "q", "--disk-format", "raw"])
+        .args(["--container-format", "bare", "--project", "p1"])
+        .args(["--size", "2000000", "--format", "json"])
+        .write_stdin(vec![0u8; 2_000_000])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = json_of(&output);
+    assert_eq!(report["error"]["kind"], "quota_exceeded", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    for part in ["2000000", "quota", "1048576", "nothing was read"] {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+}
+
+#[test]
+fn a_data_directory_that_is_a_file_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    std::fs::write(&file, "not a directory").unwrap();
+    let output = portcullis()
+        .args(["images", "list", "--data-dir"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "data directory {} is not a directory",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("config file"), "{stderr}");
+}
+
+#[test]
+fn a_corrupted_download_names_its_image() {
+    let env = Env::new();
+    let file = env.file("d.raw", &crate::ingest::data(100_000, 41));
+    let output = env
+        .ingest(&file, "d")
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let id = json_of(&output)["id"].as_str().unwrap().to_owned();
+    std::fs::write(env.data_dir().join("images").join(&id), b"changed at rest").unwrap();
+    let target = env.path("out.raw");
+    let output = env
+        .cmd()
+        .args(["images", "download", &id, "-o"])
+        .arg(&target)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = json_of(&output);
+    assert_eq!(report["error"]["kind"], "corrupted", "{report}");
+    assert_eq!(report["image_id"], id.as_str(), "{report}");
+}
+
+#[test]
+fn ingesting_a_fifo_points_to_standard_input_without_blocking() {
+    let env = Env::new();
+    let fifo = env.path("fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Nobody writes to the FIFO: opening it would block forever.
+    let output = env
+        .ingest(&fifo, "f")
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FIFO"), "{stderr}");
+    assert!(stderr.contains("ingest - "), "{stderr}");
+    assert_eq!(image_ids(&env), Vec::<String>::new(), "nothing was created");
+}

@@ -244,6 +244,7 @@ pub fn repo_is_rejection(err: &crate::repo::Error) -> bool {
         | E::ForeignLocation { .. } => true,
         E::Database { .. }
         | E::Migrate { .. }
+        | E::ForeignDatabase { .. }
         | E::Corrupt { .. }
         | E::Store(_)
         | E::Options(_) => false,

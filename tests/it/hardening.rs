@@ -441,3 +441,182 @@ fn ingesting_a_fifo_points_to_standard_input_without_blocking() {
     assert!(stderr.contains("ingest - "), "{stderr}");
     assert_eq!(image_ids(&env), Vec::<String>::new(), "nothing was created");
 }
+
+// --- item 12: a database another program made is left alone -------------------
+
+/// Runs `statements` on the SQLite file `db` (created if missing) through
+/// sqlx, as another program would.
+fn sqlite(db: &Path, statements: &[&'static str]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        for statement in statements {
+            sqlx::query(*statement)
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        }
+        sqlx::Connection::close(connection).await.unwrap();
+    });
+}
+
+/// The schema objects of `db` and its journal mode, read through sqlx.
+fn schema_of(db: &Path) -> (Vec<String>, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        let names: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master ORDER BY name")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        sqlx::Connection::close(connection).await.unwrap();
+        (names.into_iter().map(|(name,)| name).collect(), mode)
+    })
+}
+
+/// `images list` on `data_dir`: exit code and the JSON document.
+fn list_in(data_dir: &Path) -> (i32, Value) {
+    let output = portcullis()
+        .args(["images", "list", "--format", "json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    (output.status.code().unwrap(), json_of(&output))
+}
+
+#[test]
+fn another_programs_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let db = data.join("portcullis.db");
+    sqlite(
+        &db,
+        &[
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)",
+            "INSERT INTO customers (name) VALUES ('alice')",
+        ],
+    );
+    let before = schema_of(&db);
+    let (code, report) = list_in(&data);
+    assert_eq!(code, 2, "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    for part in [
+        db.display().to_string(),
+        "another program's database".to_owned(),
+        "table customers".to_owned(),
+        "--data-dir".to_owned(),
+    ] {
+        assert!(message.contains(&part), "{part} not in {message}");
+    }
+    assert_eq!(schema_of(&db), before, "the database was changed");
+    assert_eq!(before.1, "delete");
+
+    // ingest refuses it too, before creating anything.
+    let output = portcullis()
+        .arg("ingest")
+        .arg(testdata().join("images/raw-1m.raw"))
+        .args([
+            "--name",
+            "x",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(schema_of(&db), before, "the database was changed");
+}
+
+#[test]
+fn another_programs_migration_history_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portcullis.db");
+    sqlite(
+        &db,
+        &[
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (1, 'accounts', TRUE, x'0011', 1)",
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY)",
+        ],
+    );
+    let before = schema_of(&db);
+    let (code, report) = list_in(dir.path());
+    assert_eq!(code, 2, "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("migration history is another program's"),
+        "{message}"
+    );
+    assert!(message.contains("\"accounts\""), "{message}");
+    assert_eq!(schema_of(&db), before);
+}
+
+#[test]
+fn a_text_file_named_like_the_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portcullis.db");
+    std::fs::write(&db, "these are my notes, not a database\n").unwrap();
+    let (code, report) = list_in(dir.path());
+    assert_eq!(code, 2, "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not an SQLite database"), "{message}");
+    assert!(message.contains(&db.display().to_string()), "{message}");
+    assert_eq!(
+        std::fs::read_to_string(&db).unwrap(),
+        "these are my notes, not a database\n"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_ours_or_an_empty_file_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portcullis.db");
+    // An empty file is an empty database: portcullis takes it.
+    std::fs::write(&db, "").unwrap();
+    assert_eq!(list_in(dir.path()).0, 0);
+    // Its own database opens again.
+    assert_eq!(list_in(dir.path()).0, 0);
+    // A migration this binary does not know: a newer portcullis's.
+    sqlite(
+        &db,
+        &[
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+           VALUES (99990101000000, 'from the future', TRUE, x'00', 1)",
+        ],
+    );
+    let (code, report) = list_in(dir.path());
+    assert_eq!(code, 2, "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("newer portcullis"), "{message}");
+    assert!(message.contains("99990101000000"), "{message}");
+}

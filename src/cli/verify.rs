@@ -248,7 +248,7 @@ fn gather_properties(args: &VerifyArgs) -> Result<Properties, Failure> {
             ),
             other => usage(
                 "bad_properties_file",
-                format!("{}: {other}", path.display()),
+                format!("{}: {}", path.display(), verify::with_causes(&other)),
             ),
         })?,
         None => Properties::new(),

@@ -215,7 +215,8 @@ impl Verifier {
     /// strict mode curve and size; key types this build cannot check),
     /// [`SignatureError::Empty`], [`ChainError`] (when trusted ids are
     /// given), then [`SignatureError`] for a signature that cannot be
-    /// decoded against the key.
+    /// decoded against the key. Every failure after the certificate was
+    /// read carries its summary ([`Error::signer`]).
     pub fn new(
         params: &SignatureParams,
         source: &dyn CertificateSource,

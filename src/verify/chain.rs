@@ -190,6 +190,7 @@ fn load(id: &str, source: &dyn CertificateSource) -> Result<Cert, LoadFailure> {
     let der = source.certificate(&parsed).map_err(|err| match err {
         SourceError::Unparseable { .. } => LoadFailure::Fatal(with_causes(&err)),
         SourceError::NotFound { .. }
+        | SourceError::Forbidden { .. }
         | SourceError::Unavailable { .. }
         | SourceError::NotACertificate { .. } => LoadFailure::Skippable(with_causes(&err)),
     })?;

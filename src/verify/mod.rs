@@ -50,9 +50,10 @@ pub use inputs::{
     trusted_ids_from_text,
 };
 pub use keystore::{
-    BadCertificateId, CertificateId, CertificateSource, DirKeyStore, EntryError, SecretFormat,
-    SourceError,
+    BadCertificateId, CertificateId, CertificateSource, DirKeyStore, EntryError, MemorySource,
+    SecretFormat, SourceError,
 };
+pub(crate) use keystore::{barbican_secret_format, castellan_certificate};
 pub use params::{
     CERTIFICATE_UUID, HASH_METHOD, KEY_TYPE, PROPERTIES, Presence, RawSignatureProperties,
     SIGNATURE, SignatureParams,

@@ -5,6 +5,7 @@ mod hardening;
 mod images;
 mod ingest;
 mod inspect;
+mod openstack;
 mod repo;
 mod sign;
 mod store;

@@ -31,7 +31,7 @@ use super::{Mode, Warning, rfc3339};
 /// not make the search explode (strict mode backtracks, so its work can grow
 /// with the product of the candidates at each level).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Limits {
+pub(crate) struct Limits {
     /// Issuer-signature checks (each one public-key operation, up to about
     /// a millisecond for P-521 or RSA-4096, so 1024 checks stay near a
     /// second at worst; a real chain needs one per level).
@@ -40,7 +40,7 @@ struct Limits {
     max_depth: usize,
 }
 
-const LIMITS: Limits = Limits {
+pub(crate) const LIMITS: Limits = Limits {
     max_edge_checks: 1024,
     max_depth: 16,
 };
@@ -66,18 +66,9 @@ impl Trusted {
 ///
 /// Pushes warnings (skipped trusted entries in strict mode) onto `warnings`.
 /// Fails with a [`ChainError`] saying where and why the chain breaks.
+/// Gives up with [`ChainError::SearchLimit`] past `limits` ([`LIMITS`]
+/// outside tests).
 pub(crate) fn validate(
-    signer: &Cert,
-    trusted_ids: &[String],
-    source: &dyn CertificateSource,
-    mode: Mode,
-    now: OffsetDateTime,
-    warnings: &mut Vec<Warning>,
-) -> Result<Vec<CertificateSummary>, ChainError> {
-    validate_with_limits(signer, trusted_ids, source, mode, now, warnings, LIMITS)
-}
-
-fn validate_with_limits(
     signer: &Cert,
     trusted_ids: &[String],
     source: &dyn CertificateSource,
@@ -643,7 +634,7 @@ mod tests {
         limits: Limits,
     ) -> Result<usize, ChainError> {
         let mut warnings = Vec::new();
-        validate_with_limits(
+        validate(
             &signer(leaf),
             trusted,
             &store(),

@@ -281,12 +281,19 @@ impl Verifier {
         let mut warnings = Vec::new();
         let chain = match options.trusted_certificate_ids {
             Some(trusted) => Some(
-                chain::validate(&cert, trusted, source, mode, now, &mut warnings).map_err(
-                    |error| Error::Chain {
-                        error: Box::new(error),
-                        signer: Box::new(summary.clone()),
-                    },
-                )?,
+                chain::validate(
+                    &cert,
+                    trusted,
+                    source,
+                    mode,
+                    now,
+                    &mut warnings,
+                    chain::LIMITS,
+                )
+                .map_err(|error| Error::Chain {
+                    error: Box::new(error),
+                    signer: Box::new(summary.clone()),
+                })?,
             ),
             None => None,
         };

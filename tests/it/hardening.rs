@@ -55,6 +55,19 @@ fn verify_sample(properties: &Path) -> (i32, Value) {
     (output.status.code().unwrap(), json_of(&output))
 }
 
+/// Asserts that `output` exited with `code` and printed a JSON error of
+/// `kind` whose message holds every one of `parts`; returns the document.
+fn assert_error(output: &std::process::Output, code: i32, kind: &str, parts: &[&str]) -> Value {
+    assert_eq!(output.status.code(), Some(code), "{output:?}");
+    let report = json_of(output);
+    assert_eq!(report["error"]["kind"], kind, "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    for part in parts {
+        assert!(message.contains(part), "{part} not in {message}");
+    }
+    report
+}
+
 /// Every image id in the data directory's database.
 fn image_ids(env: &Env) -> Vec<String> {
     let (code, page) = {
@@ -146,11 +159,8 @@ fn ingest_and_images_create_refuse_duplicate_keys_and_oversized_files_before_cre
             .args(["--format", "json"])
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(2), "{output:?}");
-        let report = json_of(&output);
-        let message = report["error"]["message"].as_str().unwrap();
-        assert!(message.contains(expected), "{message}");
-        assert!(message.contains(&file.display().to_string()), "{message}");
+        let path = file.display().to_string();
+        assert_error(&output, 2, "usage", &[expected, &path]);
 
         let output = env
             .cmd()
@@ -260,9 +270,7 @@ fn verify_json_reports_bytes_read_and_the_signer_of_a_refused_signature() {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let report = json_of(&output);
-    assert_eq!(report["error"]["kind"], "key_type_mismatch", "{report}");
+    let report = assert_error(&output, 1, "key_type_mismatch", &[]);
     assert_eq!(report["image_size"], Value::Null, "{report}");
     assert_eq!(report["signer"]["id"], cert_id("cert-rsa2048"), "{report}");
     assert_eq!(
@@ -317,13 +325,8 @@ fn an_unreadable_key_store_entry_names_its_cause() {
                 .output()
                 .unwrap()
         };
-        let output = run("json");
-        assert_eq!(output.status.code(), Some(2), "{output:?}");
-        let report = json_of(&output);
-        assert_eq!(report["error"]["kind"], "certificate_unavailable");
-        let message = report["error"]["message"].as_str().unwrap();
-        assert!(message.contains(cause), "{message}");
-        assert!(message.contains(&format!("{id}.pem")), "{message}");
+        let entry = format!("{id}.pem");
+        assert_error(&run("json"), 2, "certificate_unavailable", &[cause, &entry]);
         let stderr = String::from_utf8(run("text").stderr).unwrap();
         assert!(stderr.contains(cause), "{stderr}");
     }
@@ -340,14 +343,14 @@ fn a_declared_size_over_a_limit_says_what_limit_and_that_nothing_was_read() {
         .args(["--size-cap", "3000000", "--format", "json"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let report = json_of(&output);
-    assert_eq!(report["error"]["kind"], "size_cap_exceeded", "{report}");
-    let message = report["error"]["message"].as_str().unwrap();
-    for part in ["5242880", "image_size_cap", "3000000", "nothing was read"] {
-        assert!(message.contains(part), "{part} not in {message}");
-    }
-    assert!(!message.contains("stopped at"), "{message}");
+    let parts = ["5242880", "image_size_cap", "3000000", "nothing was read"];
+    let report = assert_error(&output, 1, "size_cap_exceeded", &parts);
+    assert!(
+        !report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped at")
+    );
 
     // Over the owner's quota (1 MiB), declared with --size on standard input.
     std::fs::write(
@@ -363,13 +366,8 @@ fn a_declared_size_over_a_limit_says_what_limit_and_that_nothing_was_read() {
         .write_stdin(vec![0u8; 2_000_000])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let report = json_of(&output);
-    assert_eq!(report["error"]["kind"], "quota_exceeded", "{report}");
-    let message = report["error"]["message"].as_str().unwrap();
-    for part in ["2000000", "quota", "1048576", "nothing was read"] {
-        assert!(message.contains(part), "{part} not in {message}");
-    }
+    let parts = ["2000000", "quota", "1048576", "nothing was read"];
+    assert_error(&output, 1, "quota_exceeded", &parts);
 }
 
 #[test]
@@ -414,9 +412,7 @@ fn a_corrupted_download_names_its_image() {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let report = json_of(&output);
-    assert_eq!(report["error"]["kind"], "corrupted", "{report}");
+    let report = assert_error(&output, 1, "corrupted", &[]);
     assert_eq!(report["image_id"], id.as_str(), "{report}");
 }
 
@@ -444,9 +440,13 @@ fn ingesting_a_fifo_points_to_standard_input_without_blocking() {
 
 // --- item 12: a database another program made is left alone -------------------
 
-/// Runs `statements` on the SQLite file `db` (created if missing) through
-/// sqlx, as another program would.
-fn sqlite(db: &Path, statements: &[&'static str]) {
+/// Runs `work` on a connection to the SQLite file `db`, as another program
+/// would (created if missing, unless `read_only`), on a runtime of its own.
+fn with_sqlite<T>(
+    db: &Path,
+    read_only: bool,
+    work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T,
+) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -455,43 +455,40 @@ fn sqlite(db: &Path, statements: &[&'static str]) {
         use sqlx::ConnectOptions;
         let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(db)
-            .create_if_missing(true)
+            .create_if_missing(!read_only)
+            .read_only(read_only)
             .connect()
             .await
             .unwrap();
+        let result = work(&mut connection).await;
+        sqlx::Connection::close(connection).await.unwrap();
+        result
+    })
+}
+
+/// Runs `statements` on the SQLite file `db` through sqlx.
+fn sqlite(db: &Path, statements: &[&'static str]) {
+    with_sqlite(db, false, async |connection| {
         for statement in statements {
             sqlx::query(*statement)
-                .execute(&mut connection)
+                .execute(&mut *connection)
                 .await
                 .unwrap();
         }
-        sqlx::Connection::close(connection).await.unwrap();
     });
 }
 
 /// The schema objects of `db` and its journal mode, read through sqlx.
 fn schema_of(db: &Path) -> (Vec<String>, String) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        use sqlx::ConnectOptions;
-        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap();
+    with_sqlite(db, true, async |connection| {
         let names: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master ORDER BY name")
-            .fetch_all(&mut connection)
+            .fetch_all(&mut *connection)
             .await
             .unwrap();
         let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
-            .fetch_one(&mut connection)
+            .fetch_one(&mut *connection)
             .await
             .unwrap();
-        sqlx::Connection::close(connection).await.unwrap();
         (names.into_iter().map(|(name,)| name).collect(), mode)
     })
 }

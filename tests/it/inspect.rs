@@ -243,16 +243,24 @@ fn glance_name(qemu_format: &str) -> &str {
     }
 }
 
-fn qemu_info(file: &Path, driver: Option<&str>) -> Value {
+/// `qemu-img info [--output=json] [-f DRIVER] FILE`.
+fn run_qemu_info(file: &Path, driver: Option<&str>, json: bool) -> std::process::Output {
     let mut command = Command::new("qemu-img");
-    command.arg("info").arg("--output=json");
+    command.arg("info");
+    if json {
+        command.arg("--output=json");
+    }
     if let Some(driver) = driver {
         command.arg("-f").arg(driver);
     }
-    let output = command
+    command
         .arg(file)
         .output()
-        .expect("qemu-img is installed (qemu-utils)");
+        .expect("qemu-img is installed (qemu-utils)")
+}
+
+fn qemu_info(file: &Path, driver: Option<&str>) -> Value {
+    let output = run_qemu_info(file, driver, true);
     assert!(
         output.status.success(),
         "qemu-img info {}: {}",
@@ -267,15 +275,7 @@ fn qemu_info(file: &Path, driver: Option<&str>) -> Value {
 /// the same format and refuses the file as incomplete.
 fn check_probe_fails(file: &Path, driver: &str) {
     let run = |forced: Option<&str>| {
-        let mut command = Command::new("qemu-img");
-        command.arg("info");
-        if let Some(driver) = forced {
-            command.arg("-f").arg(driver);
-        }
-        let output = command
-            .arg(file)
-            .output()
-            .expect("qemu-img is installed (qemu-utils)");
+        let output = run_qemu_info(file, forced, false);
         assert!(
             !output.status.success(),
             "qemu-img opened {}",

@@ -193,18 +193,17 @@ impl ImageFields {
 }
 
 fn read_properties_file(path: &Path) -> Result<Properties, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        CliError::Usage(format!(
+    // Bounded read and duplicate keys refused (issue 8): ingest::properties::from_file.
+    crate::ingest::properties::from_file(path).map_err(|err| match err {
+        crate::verify::PropertiesFileError::Read(err) => CliError::Usage(format!(
             "cannot read properties file {}: {err}",
             path.display()
-        ))
-    })?;
-    crate::ingest::properties::from_json(&text).map_err(|err| {
-        CliError::Usage(format!(
+        )),
+        other => CliError::Usage(format!(
             "properties file {}: {}",
             path.display(),
-            error_chain(&err)
-        ))
+            error_chain(&other)
+        )),
     })
 }
 

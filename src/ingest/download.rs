@@ -97,6 +97,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The image the failed download was of (every failure concerns one),
+    /// so a report can name it (`image_id` in JSON) without parsing text.
+    pub fn image_id(&self) -> ImageId {
+        match self {
+            Error::NotActive { id, .. }
+            | Error::NoData { id, .. }
+            | Error::Corrupted { id, .. }
+            | Error::Store { id, .. }
+            | Error::Io { id, .. }
+            | Error::Worker { id, .. } => *id,
+        }
+    }
+
     /// A stable snake_case name.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -114,18 +127,6 @@ impl Error {
         match self {
             Error::NotActive { .. } | Error::NoData { .. } | Error::Corrupted { .. } => true,
             Error::Store { .. } | Error::Io { .. } | Error::Worker { .. } => false,
-        }
-    }
-
-    /// The image being downloaded.
-    pub fn image_id(&self) -> ImageId {
-        match self {
-            Error::NotActive { id, .. }
-            | Error::NoData { id, .. }
-            | Error::Corrupted { id, .. }
-            | Error::Store { id, .. }
-            | Error::Io { id, .. }
-            | Error::Worker { id, .. } => *id,
         }
     }
 }

@@ -75,7 +75,7 @@ pub enum Error {
         source: crate::verify::KeyManagerError,
     },
     /// More data than `image_size_cap`, the quota or the declared size allows.
-    #[error("image {id}: upload stopped at {limit} bytes: {}", limit_text(*kind))]
+    #[error("image {id}: {}", limit_text(*kind, *limit))]
     TooLarge {
         /// The image.
         id: ImageId,
@@ -175,18 +175,34 @@ pub enum Error {
     },
 }
 
-fn limit_text(kind: LimitKind) -> &'static str {
+fn limit_text(kind: LimitKind, limit: u64) -> String {
     match kind {
-        LimitKind::SizeCap => "the image is larger than image_size_cap",
-        LimitKind::Quota => "the owner's storage quota is exhausted",
-        LimitKind::Declared => "more data than the declared size",
+        LimitKind::SizeCap => {
+            format!("upload stopped at {limit} bytes: the image is larger than image_size_cap")
+        }
+        LimitKind::Quota => {
+            format!("upload stopped at {limit} bytes: the owner's storage quota is exhausted")
+        }
+        LimitKind::Declared => {
+            format!("upload stopped at {limit} bytes: more data than the declared size")
+        }
+        LimitKind::DeclaredOverSizeCap { declared } => format!(
+            "the declared size of {declared} bytes is larger than image_size_cap ({limit} bytes); nothing was read"
+        ),
+        LimitKind::DeclaredOverQuota { declared } => format!(
+            "the declared size of {declared} bytes is more than the owner's remaining storage quota ({limit} bytes); nothing was read"
+        ),
     }
 }
 
 fn declared_limit_text(kind: LimitKind, limit: u64) -> String {
     match kind {
-        LimitKind::SizeCap => format!("image_size_cap ({limit} bytes)"),
-        LimitKind::Quota => format!("what the owner's storage quota has left ({limit} bytes)"),
+        LimitKind::SizeCap | LimitKind::DeclaredOverSizeCap { .. } => {
+            format!("image_size_cap ({limit} bytes)")
+        }
+        LimitKind::Quota | LimitKind::DeclaredOverQuota { .. } => {
+            format!("what the owner's storage quota has left ({limit} bytes)")
+        }
         LimitKind::Declared => format!("the declared size ({limit} bytes)"),
     }
 }
@@ -227,19 +243,19 @@ impl Error {
             Error::CertDir { .. } => "cert_dir_unreadable",
             Error::KeyManager { .. } => "key_manager_failed",
             Error::TooLarge {
-                kind: LimitKind::SizeCap,
+                kind: LimitKind::SizeCap | LimitKind::DeclaredOverSizeCap { .. },
                 ..
             }
             | Error::DeclaredTooLarge {
-                kind: LimitKind::SizeCap,
+                kind: LimitKind::SizeCap | LimitKind::DeclaredOverSizeCap { .. },
                 ..
             } => "size_cap_exceeded",
             Error::TooLarge {
-                kind: LimitKind::Quota,
+                kind: LimitKind::Quota | LimitKind::DeclaredOverQuota { .. },
                 ..
             }
             | Error::DeclaredTooLarge {
-                kind: LimitKind::Quota,
+                kind: LimitKind::Quota | LimitKind::DeclaredOverQuota { .. },
                 ..
             } => "quota_exceeded",
             Error::TooLarge {
@@ -305,6 +321,7 @@ pub fn repo_is_rejection(err: &crate::repo::Error) -> bool {
         | E::ForeignLocation { .. } => true,
         E::Database { .. }
         | E::Migrate { .. }
+        | E::ForeignDatabase { .. }
         | E::Corrupt { .. }
         | E::Store(_)
         | E::Options(_) => false,

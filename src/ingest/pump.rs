@@ -218,10 +218,13 @@ mod tests {
     async fn a_declared_size_beyond_the_limits_is_refused_before_any_byte() {
         let data = vec![1u8; 10_000];
         for (limit, kind) in [
-            (Limit::new(4500, None, Some(10_000)), LimitKind::SizeCap),
+            (
+                Limit::new(4500, None, Some(10_000)),
+                LimitKind::DeclaredOverSizeCap { declared: 10_000 },
+            ),
             (
                 Limit::new(1 << 20, Some(4500), Some(10_000)),
-                LimitKind::Quota,
+                LimitKind::DeclaredOverQuota { declared: 10_000 },
             ),
         ] {
             let mut sink = VecSink::default();

@@ -573,6 +573,16 @@ pub enum Error {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The database file is not portcullis's (another program's, not SQLite,
+    /// or migrated by a newer portcullis); it was left untouched.
+    #[error("refusing to open the database {path}")]
+    ForeignDatabase {
+        /// The database file.
+        path: PathBuf,
+        /// Whose it is, and what to do.
+        #[source]
+        reason: sql::ForeignDatabase,
+    },
     /// A stored row cannot be read back as an image.
     #[error("the database row of image {id} is invalid: {reason}")]
     Corrupt {
@@ -612,6 +622,7 @@ impl Error {
             Error::ForeignLocation { .. } => "foreign_location",
             Error::Database { .. } => "database",
             Error::Migrate { .. } => "migrate",
+            Error::ForeignDatabase { .. } => "foreign_database",
             Error::Corrupt { .. } => "corrupt_record",
             Error::Store(_) => "store",
             Error::Options(_) => "options",

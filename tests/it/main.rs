@@ -1,6 +1,7 @@
 //! The integration-test binary: every test that drives the real `portcullis`
 //! binary or a real database, store or server lives in a module here.
 
+mod hardening;
 mod images;
 mod ingest;
 mod inspect;

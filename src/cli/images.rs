@@ -19,7 +19,7 @@ use crate::context::RequestContext;
 use crate::image::{ContainerFormat, DiskFormat, Image, ImageId, Properties, Status, Visibility};
 use crate::ingest::download::{self, Output};
 use crate::ingest::{self, DataDir, UploadData};
-use crate::repo::{ImageRepo, ListQuery, VisibilityFilter};
+use crate::repo::{AnyOf, Change, ImageRepo, ListQuery, NewImage, VisibilityFilter};
 
 /// Where the repository is and who is asking.
 #[derive(Debug, Clone, Args)]
@@ -244,7 +244,7 @@ pub(crate) fn run_ingest(args: IngestArgs) -> Exit {
             ));
         }
         let repo = &session.data.uploader.repo;
-        let image = repo.add(&session.ctx, &image).await?;
+        let image = repo.add(&session.ctx, &NewImage::new(image)).await?;
         created = Some(image.id);
         upload(&session, &image.id, source).await
     });
@@ -394,7 +394,9 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
     match command {
         ImagesCommand::Create(fields) => {
             let image = new_image(&fields, ctx, session.clock.as_ref())?;
-            Ok(Done::Image(Box::new(repo.add(ctx, &image).await?)))
+            Ok(Done::Image(Box::new(
+                repo.add(ctx, &NewImage::new(image)).await?,
+            )))
         }
         ImagesCommand::Upload {
             id,
@@ -433,10 +435,14 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
             param("marker", marker.as_ref());
             let query = ListQuery {
                 status: status
-                    .map(|status| status.parse::<Status>())
+                    .map(|status| {
+                        status
+                            .parse::<Status>()
+                            .map(|status| AnyOf::one(status.as_str()))
+                    })
                     .transpose()
                     .map_err(usage)?,
-                name,
+                name: name.map(AnyOf::one),
                 owner,
                 visibility: visibility
                     .map(|visibility| visibility.parse::<VisibilityFilter>())
@@ -462,7 +468,8 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
             properties,
             remove_properties,
         } => {
-            let mut image = repo.get(ctx, parse_id(&id)?).await?;
+            let read = repo.get(ctx, parse_id(&id)?).await?;
+            let mut image = read.clone();
             if let Some(name) = name {
                 image.name = Some(name);
             }
@@ -477,13 +484,11 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
                     )));
                 }
             }
-            image.updated_at = session.clock.now();
-            // Compare-and-swap on the status read above: an upload that
-            // started or rolled back meanwhile makes this a conflict instead
-            // of writing a stale status back.
-            let status = image.status;
+            // Compare-and-swap on the record read above: an upload or edit
+            // that happened meanwhile makes this a conflict instead of
+            // writing a stale record back.
             Ok(Done::Image(Box::new(
-                repo.save(ctx, &image, Some(status)).await?,
+                repo.save(ctx, &Change::update(read, image)).await?,
             )))
         }
         ImagesCommand::Download { id, output } => {
@@ -521,14 +526,15 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
                 to_stdout: output == Output::Stdout,
             })
         }
-        ImagesCommand::Delete { id } => Ok(Done::Image(Box::new(
-            repo.remove(ctx, parse_id(&id)?).await?,
-        ))),
+        ImagesCommand::Delete { id } => {
+            let image = repo.get(ctx, parse_id(&id)?).await?;
+            Ok(Done::Image(Box::new(repo.remove(ctx, &image).await?)))
+        }
         ImagesCommand::Deactivate { id } => {
-            set_status(session, &id, Status::Active, Status::Deactivated).await
+            set_status(session, &id, Change::deactivate).await
         }
         ImagesCommand::Reactivate { id } => {
-            set_status(session, &id, Status::Deactivated, Status::Active).await
+            set_status(session, &id, Change::reactivate).await
         }
     }
 }
@@ -536,15 +542,12 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
 async fn set_status(
     session: &Session,
     id: &str,
-    from: Status,
-    to: Status,
+    change: fn(Image) -> Change,
 ) -> Result<Done, CliError> {
     let repo = session.data.uploader.repo.as_ref();
-    let mut image = repo.get(&session.ctx, parse_id(id)?).await?;
-    image.status = to;
-    image.updated_at = session.clock.now();
+    let image = repo.get(&session.ctx, parse_id(id)?).await?;
     Ok(Done::Image(Box::new(
-        repo.save(&session.ctx, &image, Some(from)).await?,
+        repo.save(&session.ctx, &change(image)).await?,
     )))
 }
 

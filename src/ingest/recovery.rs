@@ -9,7 +9,7 @@
 use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::image::{ImageId, Status};
-use crate::repo::{Error as RepoError, ImageRepo, SqlRepo};
+use crate::repo::{Change, Error as RepoError, ImageRepo, SqlRepo};
 use crate::store::Store;
 
 /// Why recovery could not finish; it stops at the first failure so a later
@@ -37,7 +37,7 @@ pub enum RecoveryError {
 pub async fn recover(
     repo: &SqlRepo,
     store: &Store,
-    clock: &dyn Clock,
+    _clock: &dyn Clock,
 ) -> Result<Vec<ImageId>, RecoveryError> {
     let ctx = RequestContext::local_admin();
     let stuck = repo
@@ -47,7 +47,7 @@ pub async fn recover(
     let mut recovered = Vec::new();
     for image in stuck {
         let id = image.id;
-        if recover_one(repo, store, clock, &ctx, id).await? {
+        if recover_one(repo, store, &ctx, id).await? {
             recovered.push(id);
         }
     }
@@ -63,7 +63,6 @@ pub async fn recover(
 async fn recover_one(
     repo: &SqlRepo,
     store: &Store,
-    clock: &dyn Clock,
     ctx: &RequestContext,
     id: ImageId,
 ) -> Result<bool, RecoveryError> {
@@ -74,7 +73,7 @@ async fn recover_one(
         // A live upload holds it.
         return Ok(false);
     };
-    let mut image = match repo.get(ctx, id).await {
+    let image = match repo.get(ctx, id).await {
         Ok(image) if image.status == Status::Saving => image,
         // Finished, rolled back or deleted since the scan: not ours to touch.
         Ok(_) | Err(RepoError::NotFound { .. }) => return Ok(false),
@@ -90,9 +89,9 @@ async fn recover_one(
         .delete(&store.location_of(id))
         .await
         .map_err(|source| RecoveryError::Store { id, source })?;
-    image.status = Status::Queued;
-    image.updated_at = clock.now();
-    let recovered = match repo.save(ctx, &image, Some(Status::Saving)).await {
+    // The record read under the lock: a change since is someone else's
+    // recovery (a conflict), never ours to overwrite.
+    let recovered = match repo.save(ctx, &Change::rollback_upload(image)).await {
         Ok(_) => {
             tracing::warn!(
                 image = %id,
@@ -134,11 +133,9 @@ mod tests {
         let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
         image.disk_format = Some(DiskFormat::Raw);
         image.container_format = Some(ContainerFormat::Bare);
-        let image = repo.add(&ctx, &image).await.unwrap();
-        let mut saving = image.clone();
-        saving.status = Status::Saving;
+        let image = repo.add(&ctx, &image.into()).await.unwrap();
         let saving = repo
-            .save(&ctx, &saving, Some(Status::Queued))
+            .save(&ctx, &Change::claim_upload(image.clone()))
             .await
             .unwrap();
         // Recovery's scan sees it saving ...
@@ -148,15 +145,19 @@ mod tests {
         let mut staged = store.stage(image.id).await.unwrap();
         staged.write(b"image data").await.unwrap();
         let location = staged.commit().await.unwrap();
-        let mut active = saving.clone();
-        active.status = Status::Active;
-        active.size = Some(10);
-        active.locations = vec![location.clone()];
-        repo.save(&ctx, &active, Some(Status::Saving))
+        let data = crate::repo::UploadedData {
+            size: 10,
+            virtual_size: None,
+            checksum: "0".repeat(32),
+            os_hash_algo: "sha512".into(),
+            os_hash_value: "0".repeat(128),
+            location: location.clone(),
+        };
+        repo.save(&ctx, &Change::commit_upload(saving, data))
             .await
             .unwrap();
 
-        let recovered = recover_one(&repo, &store, clock.as_ref(), &ctx, stuck[0].id)
+        let recovered = recover_one(&repo, &store, &ctx, stuck[0].id)
             .await
             .unwrap();
         assert!(!recovered);

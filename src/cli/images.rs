@@ -530,12 +530,8 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
             let image = repo.get(ctx, parse_id(&id)?).await?;
             Ok(Done::Image(Box::new(repo.remove(ctx, &image).await?)))
         }
-        ImagesCommand::Deactivate { id } => {
-            set_status(session, &id, Change::deactivate).await
-        }
-        ImagesCommand::Reactivate { id } => {
-            set_status(session, &id, Change::reactivate).await
-        }
+        ImagesCommand::Deactivate { id } => set_status(session, &id, Change::deactivate).await,
+        ImagesCommand::Reactivate { id } => set_status(session, &id, Change::reactivate).await,
     }
 }
 

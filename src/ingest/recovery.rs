@@ -157,9 +157,7 @@ mod tests {
             .await
             .unwrap();
 
-        let recovered = recover_one(&repo, &store, &ctx, stuck[0].id)
-            .await
-            .unwrap();
+        let recovered = recover_one(&repo, &store, &ctx, stuck[0].id).await.unwrap();
         assert!(!recovered);
         assert_eq!(
             repo.get(&ctx, image.id).await.unwrap().status,

@@ -468,10 +468,7 @@ mod tests {
         let mut public = queued(Some("p1"));
         public.visibility = Visibility::Public;
         let public = authz.add(&admin(), &public.into()).await.unwrap();
-        let private = authz
-            .add(&owner, &queued(Some("p1")).into())
-            .await
-            .unwrap();
+        let private = authz.add(&owner, &queued(Some("p1")).into()).await.unwrap();
 
         // A visible image the caller does not own: Forbidden; an invisible one: NotFound.
         let rename = |image: &Image| {
@@ -532,10 +529,7 @@ mod tests {
         let repo = temp_repo().await;
         let authz = AuthzRepo::new(repo.sql.clone());
         let owner = member("p1");
-        let read = authz
-            .add(&owner, &queued(Some("p1")).into())
-            .await
-            .unwrap();
+        let read = authz.add(&owner, &queued(Some("p1")).into()).await.unwrap();
         // Someone else renames it after our read.
         let mut theirs = read.clone();
         theirs.name = Some("theirs".into());
@@ -617,10 +611,14 @@ mod tests {
         let mut private = queued(Some("p1"));
         private.visibility = Visibility::Private;
         let private = added(&repo.sql, private).await;
-        let kind = |result: Result<Member, Error>| result.map(|m| m.member_id).map_err(|e| e.kind());
+        let kind =
+            |result: Result<Member, Error>| result.map(|m| m.member_id).map_err(|e| e.kind());
 
         // Before: p2 cannot see the shared image.
-        assert_eq!(authz.get(&p2, shared.id).await.unwrap_err().kind(), "not_found");
+        assert_eq!(
+            authz.get(&p2, shared.id).await.unwrap_err().kind(),
+            "not_found"
+        );
         assert_eq!(
             authz.members(&p2, &shared).await.unwrap_err().kind(),
             "not_found"
@@ -634,11 +632,19 @@ mod tests {
             assert_eq!(added.status, MemberStatus::Pending);
         }
         assert_eq!(
-            kind(authz.add_member(&p1, &NewMember::new(shared.clone(), "p2")).await),
+            kind(
+                authz
+                    .add_member(&p1, &NewMember::new(shared.clone(), "p2"))
+                    .await
+            ),
             Err("member_exists")
         );
         assert_eq!(
-            kind(authz.add_member(&p1, &NewMember::new(private.clone(), "p2")).await),
+            kind(
+                authz
+                    .add_member(&p1, &NewMember::new(private.clone(), "p2"))
+                    .await
+            ),
             Err("forbidden")
         );
         assert_eq!(
@@ -651,19 +657,38 @@ mod tests {
         );
         // A pending member sees the image by id, not in its default list.
         assert!(authz.get(&p2, shared.id).await.is_ok());
-        assert!(authz.list(&p2, &ListQuery::default()).await.unwrap().is_empty());
+        assert!(
+            authz
+                .list(&p2, &ListQuery::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let pending = ListQuery {
             member_status: MemberStatusFilter::Only(MemberStatus::Pending),
             ..ListQuery::default()
         };
         assert_eq!(authz.list(&p2, &pending).await.unwrap().len(), 1);
         // A member sees only its own membership; the owner sees all.
-        let ids = |members: Vec<Member>| members.into_iter().map(|m| m.member_id).collect::<Vec<_>>();
+        let ids =
+            |members: Vec<Member>| members.into_iter().map(|m| m.member_id).collect::<Vec<_>>();
         assert_eq!(ids(authz.members(&p2, &shared).await.unwrap()), ["p2"]);
-        assert_eq!(ids(authz.members(&p1, &shared).await.unwrap()), ["p2", "p3"]);
-        assert_eq!(kind(authz.member(&p2, &shared, "p3").await), Err("member_not_found"));
-        assert_eq!(kind(authz.member(&p2, &shared, "p2").await), Ok("p2".into()));
-        assert_eq!(kind(authz.member(&p9, &shared, "p2").await), Err("not_found"));
+        assert_eq!(
+            ids(authz.members(&p1, &shared).await.unwrap()),
+            ["p2", "p3"]
+        );
+        assert_eq!(
+            kind(authz.member(&p2, &shared, "p3").await),
+            Err("member_not_found")
+        );
+        assert_eq!(
+            kind(authz.member(&p2, &shared, "p2").await),
+            Ok("p2".into())
+        );
+        assert_eq!(
+            kind(authz.member(&p9, &shared, "p2").await),
+            Err("not_found")
+        );
         // Only the member itself answers.
         let accept = |ctx: &RequestContext, who: &str| {
             let (authz, shared, ctx, who) = (&authz, &shared, ctx.clone(), who.to_owned());
@@ -679,20 +704,36 @@ mod tests {
         assert_eq!(accept(&p3, "p2").await, Err("member_not_found"));
         assert_eq!(accept(&p9, "p2").await, Err("not_found"));
         assert_eq!(accept(&p2, "p2").await, Ok("p2".into()));
-        assert_eq!(authz.list(&p2, &ListQuery::default()).await.unwrap().len(), 1);
+        assert_eq!(
+            authz.list(&p2, &ListQuery::default()).await.unwrap().len(),
+            1
+        );
         let shared_only = ListQuery {
             visibility: Some(VisibilityFilter::Only(Visibility::Shared)),
             ..ListQuery::default()
         };
         assert_eq!(authz.list(&p2, &shared_only).await.unwrap().len(), 1);
         // Only the owner removes: not the member itself, not another member.
-        assert_eq!(kind(authz.remove_member(&p2, &shared, "p2").await), Err("forbidden"));
+        assert_eq!(
+            kind(authz.remove_member(&p2, &shared, "p2").await),
+            Err("forbidden")
+        );
         assert_eq!(
             kind(authz.remove_member(&p2, &shared, "p3").await),
             Err("member_not_found")
         );
-        assert_eq!(kind(authz.add_member(&p2, &NewMember::new(shared.clone(), "p4")).await), Err("forbidden"));
-        assert_eq!(kind(authz.remove_member(&p1, &shared, "p3").await), Ok("p3".into()));
+        assert_eq!(
+            kind(
+                authz
+                    .add_member(&p2, &NewMember::new(shared.clone(), "p4"))
+                    .await
+            ),
+            Err("forbidden")
+        );
+        assert_eq!(
+            kind(authz.remove_member(&p1, &shared, "p3").await),
+            Ok("p3".into())
+        );
         assert_eq!(
             kind(authz.remove_member(&p1, &shared, "p3").await),
             Err("member_not_found")
@@ -708,7 +749,13 @@ mod tests {
         );
         // A rejected member still sees the image by id; it leaves the default list.
         assert!(authz.get(&p2, shared.id).await.is_ok());
-        assert!(authz.list(&p2, &ListQuery::default()).await.unwrap().is_empty());
+        assert!(
+            authz
+                .list(&p2, &ListQuery::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // Once the image is no longer shared, the membership shows nothing.
         let mut unshared = authz.get(&p1, shared.id).await.unwrap();
         unshared.visibility = Visibility::Private;
@@ -717,6 +764,9 @@ mod tests {
             .save(&p1, &Change::update(read, unshared))
             .await
             .unwrap();
-        assert_eq!(authz.get(&p2, shared.id).await.unwrap_err().kind(), "not_found");
+        assert_eq!(
+            authz.get(&p2, shared.id).await.unwrap_err().kind(),
+            "not_found"
+        );
     }
 }

@@ -513,7 +513,10 @@ mod tests {
         claim.after.visibility = Visibility::Public;
         assert_eq!(claim.stray_attribute(), Some("visibility".into()));
         let mut claim = Change::claim_upload(queued.clone());
-        claim.after.properties.insert("img_signature".into(), "x".into());
+        claim
+            .after
+            .properties
+            .insert("img_signature".into(), "x".into());
         assert_eq!(
             claim.stray_attribute(),
             Some("properties.img_signature".into())

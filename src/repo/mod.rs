@@ -35,8 +35,8 @@ pub mod notify;
 mod options;
 pub mod policy;
 pub mod property_protection;
-pub mod quota;
 mod query;
+pub mod quota;
 pub mod sql;
 
 pub use authz::AuthzRepo;

@@ -317,10 +317,7 @@ mod tests {
             .save(&ctx, &Change::rollback_upload(saving))
             .await
             .unwrap();
-        let saving = layer
-            .save(&ctx, &Change::claim_upload(back))
-            .await
-            .unwrap();
+        let saving = layer.save(&ctx, &Change::claim_upload(back)).await.unwrap();
         let active = layer
             .save(&ctx, &Change::commit_upload(saving, uploaded(image.id, 4)))
             .await
@@ -396,7 +393,10 @@ mod tests {
             ..NotificationOptions::default()
         };
         let layer = NotifyRepo::new(repo.sql.clone(), &options, clock());
-        let image = layer.add(&admin(), &queued(Some("p1")).into()).await.unwrap();
+        let image = layer
+            .add(&admin(), &queued(Some("p1")).into())
+            .await
+            .unwrap();
         assert!(layer.remove(&admin(), &image).await.is_ok());
         // Failed operations emit nothing.
         let sink = repo.dir.path().join("events.jsonl");

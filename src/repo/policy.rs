@@ -643,12 +643,7 @@ impl<R> PolicyRepo<R> {
     }
 
     /// `get_image`, then each of `rules` on `image`.
-    fn enforce_on(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        rules: &[&str],
-    ) -> Result<(), Error> {
+    fn enforce_on(&self, ctx: &RequestContext, image: &Image, rules: &[&str]) -> Result<(), Error> {
         let target = self.require_readable(ctx, image)?;
         for rule in rules {
             self.rules.enforce(rule, &target, ctx, Some(image.id))?;

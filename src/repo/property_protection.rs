@@ -613,10 +613,7 @@ delete = admin
         image.properties.insert("x_owner_os".into(), "linux".into());
         image.properties.insert("secret".into(), "s3".into());
         // A member cannot create an admin-only property...
-        let err = layer
-            .add(&member, &image.clone().into())
-            .await
-            .unwrap_err();
+        let err = layer.add(&member, &image.clone().into()).await.unwrap_err();
         assert!(
             err.to_string()
                 .contains("create protected property \"secret\""),

@@ -591,23 +591,39 @@ mod tests {
         // A time with colons is a plain value, not an operator.
         ok("2026-11-28T10:00:00Z", &["2026-11-28T10:00:00Z"]);
         let refused = |text: &str| AnyOf::parse(text).unwrap_err();
-        assert!(matches!(refused("a:b"), BadFilter::UnknownOperator { operator } if operator == "a"));
-        assert!(matches!(refused("neq:queued"), BadFilter::UnknownOperator { .. }));
-        assert!(matches!(refused(r#"in:s1,"x"#), BadFilter::BadQuotes { reason, .. } if reason.contains("not closed")));
-        assert!(matches!(refused(r#"in:s1"x""#), BadFilter::BadQuotes { reason, .. } if reason.contains("before")));
-        assert!(matches!(refused(r#"in:"x"y"#), BadFilter::BadQuotes { reason, .. } if reason.contains("after")));
+        assert!(
+            matches!(refused("a:b"), BadFilter::UnknownOperator { operator } if operator == "a")
+        );
+        assert!(matches!(
+            refused("neq:queued"),
+            BadFilter::UnknownOperator { .. }
+        ));
+        assert!(
+            matches!(refused(r#"in:s1,"x"#), BadFilter::BadQuotes { reason, .. } if reason.contains("not closed"))
+        );
+        assert!(
+            matches!(refused(r#"in:s1"x""#), BadFilter::BadQuotes { reason, .. } if reason.contains("before"))
+        );
+        assert!(
+            matches!(refused(r#"in:"x"y"#), BadFilter::BadQuotes { reason, .. } if reason.contains("after"))
+        );
     }
 
     #[test]
     fn time_filters_follow_glance() {
         let at = |text: &str| parse_isotime(text).unwrap();
-        let utc = |text: &str| OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+        let utc = |text: &str| {
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+        };
         // The forms oslo.utils' parse_isotime accepted, recorded on Glance 33's venv.
         assert_eq!(at("2026-11-28"), utc("2026-11-28T00:00:00Z"));
         assert_eq!(at("2026-11-28T10:00"), utc("2026-11-28T10:00:00Z"));
         assert_eq!(at("2026-11-28T10:00:00"), utc("2026-11-28T10:00:00Z"));
         assert_eq!(at("2026-11-28 10:00:00"), utc("2026-11-28T10:00:00Z"));
-        assert_eq!(at("2026-11-28T10:00:00.5+02:00"), utc("2026-11-28T08:00:00.5Z"));
+        assert_eq!(
+            at("2026-11-28T10:00:00.5+02:00"),
+            utc("2026-11-28T08:00:00.5Z")
+        );
         assert_eq!(at("2026-11-28T10:00:00+0200"), utc("2026-11-28T08:00:00Z"));
         assert_eq!(at("2026-11-28T10:00:00+02"), utc("2026-11-28T08:00:00Z"));
         assert_eq!(at("2026-11-28T10:00:00-00:30"), utc("2026-11-28T10:30:00Z"));

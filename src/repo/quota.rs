@@ -467,8 +467,10 @@ mod tests {
     #[tokio::test]
     async fn image_member_quota_limits_members_per_image() {
         let repo = temp_repo().await;
-        let mut opts = QuotaOptions::default();
-        opts.image_member_quota = Some(Limit::Max(2));
+        let opts = QuotaOptions {
+            image_member_quota: Some(Limit::Max(2)),
+            ..QuotaOptions::default()
+        };
         let quota = QuotaRepo::new(repo.sql.clone(), opts, repo.sql.clone());
         let image = added(&repo.sql, queued(Some("p1"))).await;
         for project in ["p2", "p3"] {

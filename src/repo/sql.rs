@@ -6,7 +6,7 @@
 //! ([`Status::can_become`] through each [`ChangeKind`]), the
 //! compare-and-swap on the record's revision, Glance's `protected` rule, the
 //! write sets of [`Change`]s (a last line of defence) and the evaluation of
-//! [`QuotaCheck`]s inside the transaction that records a write. Who may do
+//! [`QuotaCheck`](super::QuotaCheck)s inside the transaction that records a write. Who may do
 //! what is the layers' business, so every method here ignores the request
 //! context. It must not touch image data.
 //!
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
 use time::OffsetDateTime;
 
 mod engine;
@@ -45,7 +45,8 @@ use self::records::{
 };
 use super::change::same_revision;
 use super::{
-    Change, ChangeKind, Error, ImageRepo, ListQuery, MemberRepo, NewImage, NewMember, UploadAllowance, sealed,
+    Change, ChangeKind, Error, ImageRepo, ListQuery, MemberRepo, NewImage, NewMember,
+    UploadAllowance, sealed,
 };
 use crate::clock::Clock;
 use crate::context::RequestContext;
@@ -174,30 +175,36 @@ impl SqlRepo {
     /// so several nodes starting at once migrate once). `clock` stamps
     /// `updated_at` and `deleted_at`.
     ///
-    /// Fails when the URL does not parse, the server cannot be reached within
-    /// 30 s, the credentials are refused, or a migration fails. Error
-    /// messages show the URL without its password.
+    /// Fails when the URL does not parse, the server cannot be reached, the
+    /// credentials are refused, or a migration fails (at once: no retries at
+    /// startup). Error messages show the URL without its password. Later,
+    /// an operation waits up to 30 s for a pooled connection.
     pub async fn open_postgres(url: &str, clock: Arc<dyn Clock>) -> Result<SqlRepo, Error> {
         let options = PgConnectOptions::from_str(url).map_err(|source| Error::Database {
             operation: "reading the PostgreSQL URL",
             source,
         })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(POSTGRES_MAX_CONNECTIONS)
-            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
-            .connect_with(options)
+        // One direct connection first, to migrate on and to fail at once
+        // with the real cause (refused, bad password, no such database): a
+        // pool would retry a refused connection until its timeout and then
+        // report only that it timed out.
+        let mut first = PgConnection::connect_with(&options)
             .await
             .map_err(|source| Error::Database {
                 operation: "connecting to PostgreSQL",
                 source,
             })?;
-        POSTGRES_MIGRATIONS
-            .run(&pool)
-            .await
-            .map_err(|source| Error::Migrate {
-                path: PathBuf::from(redact_url(url)),
-                source,
-            })?;
+        let migrated = POSTGRES_MIGRATIONS.run(&mut first).await;
+        // Closing is a courtesy to the server; the outcome that matters is the migration's.
+        let _ = first.close().await;
+        migrated.map_err(|source| Error::Migrate {
+            path: PathBuf::from(redact_url(url)),
+            source,
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_MAX_CONNECTIONS)
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
         Ok(SqlRepo {
             db: Db::Postgres(pool),
             clock,
@@ -236,7 +243,9 @@ impl SqlRepo {
             .read()
             .await
             .map_err(db("listing images by status"))?;
-        let mut query = Sql::new(format!("SELECT {IMAGE_COLUMNS} FROM images WHERE status = "));
+        let mut query = Sql::new(format!(
+            "SELECT {IMAGE_COLUMNS} FROM images WHERE status = "
+        ));
         query
             .bind(status.as_str())
             .push(" AND status <> 'deleted' ORDER BY created_at, id");
@@ -459,10 +468,7 @@ impl ImageRepo for SqlRepo {
             .bind(micros(stored.updated_at))
             .push(" AND status = ")
             .bind(stored.status.as_str());
-        let matched = tx
-            .execute(&update)
-            .await
-            .map_err(db("deleting an image"))?;
+        let matched = tx.execute(&update).await.map_err(db("deleting an image"))?;
         if matched == 0 {
             return Err(Error::Conflict {
                 id,
@@ -513,14 +519,7 @@ impl SqlRepo {
     /// A write transaction on the live image `id`; NotFound when it is gone.
     async fn write_on(&self, id: ImageId, operation: &'static str) -> Result<Session, Error> {
         let mut tx = self.write(operation).await?;
-        let mut exists = Sql::new("SELECT id FROM images WHERE status <> 'deleted' AND id = ");
-        exists.bind(id.to_string());
-        if tx
-            .fetch_optional(&exists)
-            .await
-            .map_err(db(operation))?
-            .is_none()
-        {
+        if !records::is_live(&mut tx, id).await? {
             return Err(Error::NotFound { id });
         }
         Ok(tx)
@@ -530,6 +529,9 @@ impl SqlRepo {
 impl MemberRepo for SqlRepo {
     async fn members(&self, _ctx: &RequestContext, image: &Image) -> Result<Vec<Member>, Error> {
         let mut session = self.read("listing image members").await?;
+        if !records::is_live(&mut session, image.id).await? {
+            return Err(Error::NotFound { id: image.id });
+        }
         let members = members::list(&mut session, image.id).await?;
         session
             .commit()

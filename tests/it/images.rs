@@ -125,10 +125,9 @@ fn a_second_concurrent_upload_to_one_image_gets_a_conflict() {
     let other = env.file("other.raw", &data(1000, 22));
     let (code, report) = images(&env, &["upload", &id, other.to_str().unwrap()]);
     assert_eq!(code, 1, "{report}");
-    assert!(
-        report["error"]["kind"] == "conflict" || report["error"]["kind"] == "not_queued",
-        "{report}"
-    );
+    // Issue 8, item 10: every lost race is a conflict, never not_queued or
+    // invalid_transition ("status transition from saving to saving").
+    assert_eq!(report["error"]["kind"], "conflict", "{report}");
 
     first_in.write_all(&bytes[1024 * 1024..]).unwrap();
     drop(first_in);

@@ -222,11 +222,9 @@ impl Session {
                 .execute(&mut **conn)
                 .await?
                 .rows_affected()),
-            Session::SqliteTx(tx) => Ok(statement
-                .sqlite()
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()),
+            Session::SqliteTx(tx) => {
+                Ok(statement.sqlite().execute(&mut **tx).await?.rows_affected())
+            }
             Session::PostgresConn(conn) => Ok(statement
                 .postgres()
                 .execute(&mut **conn)
@@ -330,7 +328,9 @@ impl Session {
             Engine::Sqlite => Ok(()),
             Engine::Postgres => {
                 let mut insert = Sql::new("INSERT INTO quota_projects (project) VALUES (");
-                insert.bind(project).push(") ON CONFLICT (project) DO NOTHING");
+                insert
+                    .bind(project)
+                    .push(") ON CONFLICT (project) DO NOTHING");
                 self.execute(&insert).await?;
                 let mut lock = Sql::new("SELECT project FROM quota_projects WHERE project = ");
                 lock.bind(project).push(" FOR UPDATE");

@@ -236,7 +236,9 @@ fn push_time(select: &mut Sql, column: &'static str, filter: &Option<TimeFilter>
             return;
         }
     };
-    select.push(&format!(" AND {column} {operator} ")).bind(bound);
+    select
+        .push(&format!(" AND {column} {operator} "))
+        .bind(bound);
 }
 
 fn push_filters(select: &mut Sql, query: &ListQuery) {

@@ -37,7 +37,9 @@ pub(crate) async fn list(session: &mut Session, id: ImageId) -> Result<Vec<Membe
     let mut query = Sql::new(format!(
         "SELECT {MEMBER_COLUMNS} FROM image_members WHERE image_id = "
     ));
-    query.bind(id.to_string()).push(" ORDER BY created_at, member");
+    query
+        .bind(id.to_string())
+        .push(" ORDER BY created_at, member");
     session
         .fetch_all(&query)
         .await

@@ -212,6 +212,17 @@ pub(crate) async fn load_image(session: &mut Session, id: ImageId) -> Result<Opt
     Ok(images.pop())
 }
 
+/// Whether image `id` exists and is not deleted.
+pub(crate) async fn is_live(session: &mut Session, id: ImageId) -> Result<bool, Error> {
+    let mut query = Sql::new("SELECT id FROM images WHERE status <> 'deleted' AND id = ");
+    query.bind(id.to_string());
+    Ok(session
+        .fetch_optional(&query)
+        .await
+        .map_err(db("reading an image"))?
+        .is_some())
+}
+
 /// Whether any row, deleted or not, has id `id` (Glance never reuses ids).
 pub(crate) async fn id_taken(session: &mut Session, id: ImageId) -> Result<bool, Error> {
     let mut query = Sql::new("SELECT id FROM images WHERE id = ");
@@ -401,9 +412,8 @@ async fn write_locations(session: &mut Session, image: &Image) -> Result<(), Err
             id: id.clone(),
             reason: format!("location metadata cannot be encoded: {err}"),
         })?;
-        let mut insert = Sql::new(
-            "INSERT INTO image_locations (image_id, position, url, metadata) VALUES (",
-        );
+        let mut insert =
+            Sql::new("INSERT INTO image_locations (image_id, position, url, metadata) VALUES (");
         insert
             .bind(&id)
             .push(", ")

@@ -51,7 +51,7 @@ pub use policy::PolicyRepo;
 pub use property_protection::PropertyProtectionRepo;
 pub use query::{
     AnyOf, BadFilter, BadSort, Comparison, ListQuery, ListScope, MemberStatusFilter, SortBy,
-    SortDir, SortKey, TimeFilter, VisibilityFilter, parse_isotime,
+    SortDir, SortKey, TimeFilter, VisibilityFilter, parse_isotime, parse_sort,
 };
 pub use quota::QuotaRepo;
 pub use sql::SqlRepo;

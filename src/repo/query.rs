@@ -370,6 +370,88 @@ pub enum BadSort {
     /// Unknown direction.
     #[error("{0:?} is not a sort direction (expected asc or desc)")]
     Dir(String),
+    /// `sort=` together with `sort_key`/`sort_dir`.
+    #[error("the sort= syntax and sort_key/sort_dir cannot be combined")]
+    Combined,
+    /// Several `sort_dir`s, but not one per `sort_key`.
+    #[error("{dirs} sort directions for {keys} sort keys (give one direction, or one per key)")]
+    CountMismatch {
+        /// How many `sort_key`s.
+        keys: usize,
+        /// How many `sort_dir`s.
+        dirs: usize,
+    },
+}
+
+/// Glance's two sort syntaxes, as `GET /v2/images` reads them: `sort`
+/// (`name:asc,created_at`: a missing direction is `desc`) or the classic
+/// repeated `sort_key` and `sort_dir` (one direction for every key, or one
+/// per key; none: `desc`). Returns the sort keys and the direction of the
+/// appended `created_at`/`id` tie-breakers ([`ListQuery::tie_break_dir`]):
+/// the one direction given when exactly one was, else `desc`, as Glance's
+/// `image_get_all`. No keys at all means `created_at`.
+///
+/// Fails when the syntaxes are combined, a key or direction is not
+/// Glance's, or several directions do not match the keys one to one.
+pub fn parse_sort(
+    sort: Option<&str>,
+    sort_keys: &[&str],
+    sort_dirs: &[&str],
+) -> Result<(Vec<SortBy>, SortDir), BadSort> {
+    let (keys, dirs): (Vec<SortKey>, Vec<SortDir>) = match sort {
+        Some(_) if !sort_keys.is_empty() || !sort_dirs.is_empty() => {
+            return Err(BadSort::Combined);
+        }
+        Some(text) => {
+            let mut keys = Vec::new();
+            let mut dirs = Vec::new();
+            for item in text.trim().split(',') {
+                let (key, dir) = item.split_once(':').unwrap_or((item, ""));
+                keys.push(key.trim().parse()?);
+                dirs.push(match dir.trim() {
+                    "" => SortDir::Desc,
+                    dir => dir.parse()?,
+                });
+            }
+            (keys, dirs)
+        }
+        None => {
+            let keys = sort_keys
+                .iter()
+                .map(|key| key.trim().parse())
+                .collect::<Result<Vec<SortKey>, _>>()?;
+            let dirs = sort_dirs
+                .iter()
+                .map(|dir| dir.trim().parse())
+                .collect::<Result<Vec<SortDir>, _>>()?;
+            if dirs.len() > 1 && dirs.len() != keys.len() {
+                return Err(BadSort::CountMismatch {
+                    keys: keys.len(),
+                    dirs: dirs.len(),
+                });
+            }
+            (keys, dirs)
+        }
+    };
+    let keys = if keys.is_empty() {
+        vec![SortKey::CreatedAt]
+    } else {
+        keys
+    };
+    let single = match dirs.as_slice() {
+        [] => Some(SortDir::Desc),
+        [one] => Some(*one),
+        _ => None,
+    };
+    let sort = keys
+        .iter()
+        .enumerate()
+        .map(|(position, key)| SortBy {
+            key: *key,
+            dir: single.unwrap_or_else(|| dirs[position]),
+        })
+        .collect();
+    Ok((sort, single.unwrap_or(SortDir::Desc)))
 }
 
 /// A filter value Glance would refuse (400).
@@ -568,6 +650,58 @@ mod tests {
             MemberStatusFilter::Only(MemberStatus::Pending)
         );
         assert!("bogus".parse::<MemberStatusFilter>().is_err());
+    }
+
+    #[test]
+    fn both_sort_syntaxes_follow_glance() {
+        let by = |key, dir| SortBy { key, dir };
+        use SortDir::{Asc, Desc};
+        assert_eq!(
+            parse_sort(None, &[], &[]).unwrap(),
+            (vec![by(SortKey::CreatedAt, Desc)], Desc)
+        );
+        // glanceclient's image-list.
+        assert_eq!(
+            parse_sort(None, &["name"], &["asc"]).unwrap(),
+            (vec![by(SortKey::Name, Asc)], Asc)
+        );
+        // One direction for every key, and for the tie-breakers.
+        assert_eq!(
+            parse_sort(None, &["name", "size"], &["asc"]).unwrap(),
+            (vec![by(SortKey::Name, Asc), by(SortKey::Size, Asc)], Asc)
+        );
+        assert_eq!(
+            parse_sort(None, &["name", "size"], &["asc", "desc"]).unwrap(),
+            (vec![by(SortKey::Name, Asc), by(SortKey::Size, Desc)], Desc)
+        );
+        assert_eq!(
+            parse_sort(Some("name:asc"), &[], &[]).unwrap(),
+            (vec![by(SortKey::Name, Asc)], Asc)
+        );
+        assert_eq!(
+            parse_sort(Some("name:asc, created_at"), &[], &[]).unwrap(),
+            (
+                vec![by(SortKey::Name, Asc), by(SortKey::CreatedAt, Desc)],
+                Desc
+            )
+        );
+        // Recorded 400s.
+        assert_eq!(
+            parse_sort(Some("name:asc"), &["id"], &[]).unwrap_err(),
+            BadSort::Combined
+        );
+        assert_eq!(
+            parse_sort(None, &["name", "id"], &["asc", "desc", "asc"]).unwrap_err(),
+            BadSort::CountMismatch { keys: 2, dirs: 3 }
+        );
+        assert!(matches!(
+            parse_sort(None, &["owner"], &[]),
+            Err(BadSort::Key(_))
+        ));
+        assert!(matches!(
+            parse_sort(Some("name:up"), &[], &[]),
+            Err(BadSort::Dir(_))
+        ));
     }
 
     /// Each case as the real Glance 33 answered it (see the module header).

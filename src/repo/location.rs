@@ -9,11 +9,11 @@
 //! not write image data (ingest does) nor decide who may do what.
 
 use super::{
-    Change, ChangeKind, Error, ImageRepo, ListQuery, MemberRepo, NewImage, NewMember,
-    UploadAllowance, delegate_stored,
+    Change, ChangeKind, Error, ImageRepo, ListQuery, NewImage, UploadAllowance, delegate_members,
+    delegate_stored,
 };
 use crate::context::RequestContext;
-use crate::image::{Image, ImageId, Member, MemberStatus, Status};
+use crate::image::{Image, ImageId, Status};
 use crate::store::Store;
 
 /// The location layer.
@@ -142,48 +142,10 @@ impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
     }
 }
 
-/// Members need nothing from the store (Glance's location layer would set
-/// store ACLs for them; a filesystem or S3 store read by portcullis alone has
-/// none to set).
-impl<R: MemberRepo> MemberRepo for LocationRepo<R> {
-    async fn members(&self, ctx: &RequestContext, image: &Image) -> Result<Vec<Member>, Error> {
-        self.inner.members(ctx, image).await
-    }
-
-    async fn member(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        member_id: &str,
-    ) -> Result<Member, Error> {
-        self.inner.member(ctx, image, member_id).await
-    }
-
-    async fn add_member(&self, ctx: &RequestContext, new: &NewMember) -> Result<Member, Error> {
-        self.inner.add_member(ctx, new).await
-    }
-
-    async fn update_member(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        member_id: &str,
-        status: MemberStatus,
-    ) -> Result<Member, Error> {
-        self.inner
-            .update_member(ctx, image, member_id, status)
-            .await
-    }
-
-    async fn remove_member(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        member_id: &str,
-    ) -> Result<Member, Error> {
-        self.inner.remove_member(ctx, image, member_id).await
-    }
-}
+// Members need nothing from the store (Glance's location layer would set
+// store ACLs for them; a filesystem or S3 store read by portcullis alone has
+// none to set).
+delegate_members!(LocationRepo);
 
 #[cfg(test)]
 mod tests {

@@ -269,6 +269,69 @@ macro_rules! delegate_stored {
 }
 pub(crate) use delegate_stored;
 
+/// Implements [`MemberRepo`] for a layer `$layer<R>` that leaves members to
+/// `self.inner` entirely.
+macro_rules! delegate_members {
+    ($layer:ident) => {
+        impl<R: $crate::repo::MemberRepo> $crate::repo::MemberRepo for $layer<R> {
+            fn members(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                image: &$crate::image::Image,
+            ) -> impl ::std::future::Future<
+                Output = Result<Vec<$crate::image::Member>, $crate::repo::Error>,
+            > + Send {
+                self.inner.members(ctx, image)
+            }
+
+            fn member(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                image: &$crate::image::Image,
+                member_id: &str,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Member, $crate::repo::Error>,
+            > + Send {
+                self.inner.member(ctx, image, member_id)
+            }
+
+            fn add_member(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                new: &$crate::repo::NewMember,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Member, $crate::repo::Error>,
+            > + Send {
+                self.inner.add_member(ctx, new)
+            }
+
+            fn update_member(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                image: &$crate::image::Image,
+                member_id: &str,
+                status: $crate::image::MemberStatus,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Member, $crate::repo::Error>,
+            > + Send {
+                self.inner.update_member(ctx, image, member_id, status)
+            }
+
+            fn remove_member(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                image: &$crate::image::Image,
+                member_id: &str,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Member, $crate::repo::Error>,
+            > + Send {
+                self.inner.remove_member(ctx, image, member_id)
+            }
+        }
+    };
+}
+pub(crate) use delegate_members;
+
 /// A shared repository is a repository: an `Arc<Stack>` can be handed to
 /// anything generic over [`ImageRepo`] (a server's handlers, ingest).
 impl<R: ImageRepo> sealed::Stored for Arc<R> {

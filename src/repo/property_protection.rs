@@ -28,11 +28,11 @@ use regex::Regex;
 
 use super::change::data_fields;
 use super::{
-    Change, ChangeKind, Error, ImageRepo, ListQuery, MemberRepo, NewImage, NewMember,
-    UploadAllowance, delegate_stored,
+    Change, ChangeKind, Error, ImageRepo, ListQuery, NewImage, UploadAllowance, delegate_members,
+    delegate_stored,
 };
 use crate::context::RequestContext;
-use crate::image::{Image, ImageId, Member, MemberStatus, Properties, Status};
+use crate::image::{Image, ImageId, Properties, Status};
 
 /// The prefix of the signature properties (`img_signature`,
 /// `img_signature_hash_method`, `img_signature_key_type`,
@@ -477,45 +477,8 @@ impl<R: ImageRepo> ImageRepo for PropertyProtectionRepo<R> {
     }
 }
 
-impl<R: MemberRepo> MemberRepo for PropertyProtectionRepo<R> {
-    async fn members(&self, ctx: &RequestContext, image: &Image) -> Result<Vec<Member>, Error> {
-        self.inner.members(ctx, image).await
-    }
-
-    async fn member(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        member_id: &str,
-    ) -> Result<Member, Error> {
-        self.inner.member(ctx, image, member_id).await
-    }
-
-    async fn add_member(&self, ctx: &RequestContext, new: &NewMember) -> Result<Member, Error> {
-        self.inner.add_member(ctx, new).await
-    }
-
-    async fn update_member(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        member_id: &str,
-        status: MemberStatus,
-    ) -> Result<Member, Error> {
-        self.inner
-            .update_member(ctx, image, member_id, status)
-            .await
-    }
-
-    async fn remove_member(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        member_id: &str,
-    ) -> Result<Member, Error> {
-        self.inner.remove_member(ctx, image, member_id).await
-    }
-}
+// Members carry no properties: nothing to protect.
+delegate_members!(PropertyProtectionRepo);
 
 #[cfg(test)]
 mod tests {

@@ -163,6 +163,30 @@ pub(crate) enum Session {
     PostgresTx(Transaction<'static, Postgres>),
 }
 
+/// Runs `statement` with the sqlx method `$method` on whichever connection
+/// the session holds, and maps the engine's result with `sqlite` or `postgres`.
+macro_rules! on_session {
+    ($session:expr, $statement:expr, $method:ident,
+     sqlite: $sqlite:expr, postgres: $postgres:expr) => {
+        match $session {
+            Session::SqliteConn(conn) => {
+                $statement.sqlite().$method(&mut **conn).await.map($sqlite)
+            }
+            Session::SqliteTx(tx) => $statement.sqlite().$method(&mut **tx).await.map($sqlite),
+            Session::PostgresConn(conn) => $statement
+                .postgres()
+                .$method(&mut **conn)
+                .await
+                .map($postgres),
+            Session::PostgresTx(tx) => $statement
+                .postgres()
+                .$method(&mut **tx)
+                .await
+                .map($postgres),
+        }
+    };
+}
+
 impl Session {
     /// A pooled connection (reads that need no snapshot).
     pub(crate) async fn connection_sqlite(pool: &SqlitePool) -> Result<Session, sqlx::Error> {
@@ -216,60 +240,16 @@ impl Session {
 
     /// Runs a statement; returns the rows it changed.
     pub(crate) async fn execute(&mut self, statement: &Sql) -> Result<u64, sqlx::Error> {
-        match self {
-            Session::SqliteConn(conn) => Ok(statement
-                .sqlite()
-                .execute(&mut **conn)
-                .await?
-                .rows_affected()),
-            Session::SqliteTx(tx) => {
-                Ok(statement.sqlite().execute(&mut **tx).await?.rows_affected())
-            }
-            Session::PostgresConn(conn) => Ok(statement
-                .postgres()
-                .execute(&mut **conn)
-                .await?
-                .rows_affected()),
-            Session::PostgresTx(tx) => Ok(statement
-                .postgres()
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()),
-        }
+        on_session!(self, statement, execute,
+            sqlite: |done| done.rows_affected(),
+            postgres: |done| done.rows_affected())
     }
 
     /// Runs a query; returns every row.
     pub(crate) async fn fetch_all(&mut self, statement: &Sql) -> Result<Vec<Row>, sqlx::Error> {
-        match self {
-            Session::SqliteConn(conn) => Ok(statement
-                .sqlite()
-                .fetch_all(&mut **conn)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect()),
-            Session::SqliteTx(tx) => Ok(statement
-                .sqlite()
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(Row::Sqlite)
-                .collect()),
-            Session::PostgresConn(conn) => Ok(statement
-                .postgres()
-                .fetch_all(&mut **conn)
-                .await?
-                .into_iter()
-                .map(Row::Postgres)
-                .collect()),
-            Session::PostgresTx(tx) => Ok(statement
-                .postgres()
-                .fetch_all(&mut **tx)
-                .await?
-                .into_iter()
-                .map(Row::Postgres)
-                .collect()),
-        }
+        on_session!(self, statement, fetch_all,
+            sqlite: |rows| rows.into_iter().map(Row::Sqlite).collect(),
+            postgres: |rows| rows.into_iter().map(Row::Postgres).collect())
     }
 
     /// Runs a query; returns its first row, if any.
@@ -277,28 +257,9 @@ impl Session {
         &mut self,
         statement: &Sql,
     ) -> Result<Option<Row>, sqlx::Error> {
-        match self {
-            Session::SqliteConn(conn) => Ok(statement
-                .sqlite()
-                .fetch_optional(&mut **conn)
-                .await?
-                .map(Row::Sqlite)),
-            Session::SqliteTx(tx) => Ok(statement
-                .sqlite()
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(Row::Sqlite)),
-            Session::PostgresConn(conn) => Ok(statement
-                .postgres()
-                .fetch_optional(&mut **conn)
-                .await?
-                .map(Row::Postgres)),
-            Session::PostgresTx(tx) => Ok(statement
-                .postgres()
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(Row::Postgres)),
-        }
+        on_session!(self, statement, fetch_optional,
+            sqlite: |row| row.map(Row::Sqlite),
+            postgres: |row| row.map(Row::Postgres))
     }
 
     /// Commits a transaction (a plain connection has nothing to commit).

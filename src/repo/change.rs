@@ -90,9 +90,14 @@ impl ChangeKind {
     /// a conflict: an upload's commit and rollback. Their write set is
     /// disjoint from an update's, everything they were decided on is frozen
     /// while the image is `saving` (the signature properties, `disk_format`,
-    /// `container_format`), and the upload owns the `saving` status (its lock
-    /// or lease), so a rename during a long upload must not throw the upload
-    /// away. Every layer still judges the newer record.
+    /// `container_format`), and the upload owns the `saving` status, so a
+    /// rename during a long upload must not throw the upload away. Every
+    /// layer still judges the newer record.
+    ///
+    /// Sound only while no other upload can own the same `saving` status:
+    /// today the upload's file lock guarantees it (a live upload holds it,
+    /// recovery takes only free ones). When leases replace the lock (issue
+    /// 7), a rebase must also require the stored lease to be this upload's.
     pub fn rebases(self) -> bool {
         match self {
             ChangeKind::CommitUpload | ChangeKind::RollbackUpload => true,

@@ -27,7 +27,7 @@
 //!
 //! It must not evaluate policy rules (the policy layer) or properties.
 
-use super::change::same_revision;
+use super::change::require_current;
 use super::{
     Change, Error, ImageRepo, ListQuery, ListScope, MemberRepo, NewImage, NewMember,
     UploadAllowance, delegate_stored,
@@ -88,19 +88,6 @@ fn hidden(id: ImageId) -> impl FnOnce(Error) -> Error {
 
 fn owner_of(image: &Image) -> &str {
     image.owner.as_deref().unwrap_or("no project")
-}
-
-/// Fails with [`Error::Conflict`] unless `stored` is the version `read` was.
-fn require_current(stored: &Image, read: &Image) -> Result<(), Error> {
-    if same_revision(stored, read) {
-        Ok(())
-    } else {
-        Err(Error::Conflict {
-            id: stored.id,
-            expected: read.status,
-            actual: stored.status,
-        })
-    }
 }
 
 impl<R: ImageRepo> AuthzRepo<R> {

@@ -30,13 +30,27 @@
 
 use crate::image::{Image, ImageId, Location, Status};
 
-use super::QuotaResource;
+use super::{Error, QuotaResource};
 
 /// Whether `stored` is the version of the record `read` was read as: the
 /// same id, `updated_at` (to the stored microsecond) and `status`.
-pub(crate) fn same_revision(stored: &Image, read: &Image) -> bool {
+fn same_revision(stored: &Image, read: &Image) -> bool {
     let micros = |image: &Image| image.updated_at.unix_timestamp_nanos() / 1000;
     stored.id == read.id && stored.status == read.status && micros(stored) == micros(read)
+}
+
+/// Fails with [`Error::Conflict`] unless `stored` is the version `read` was
+/// read as: a change computed from `read` would overwrite a newer record.
+pub(crate) fn require_current(stored: &Image, read: &Image) -> Result<(), Error> {
+    if same_revision(stored, read) {
+        Ok(())
+    } else {
+        Err(Error::Conflict {
+            id: stored.id,
+            expected: read.status,
+            actual: stored.status,
+        })
+    }
 }
 
 /// What kind of change a [`Change`] is: it decides the policy rule, the

@@ -43,7 +43,7 @@ use self::records::{
     IMAGE_COLUMNS, db, from_micros, id_taken, images_from_rows, insert_image, load_image, micros,
     update_image,
 };
-use super::change::same_revision;
+use super::change::require_current;
 use super::{
     Change, ChangeKind, Error, ImageRepo, ListQuery, MemberRepo, NewImage, NewMember,
     UploadAllowance, sealed,
@@ -326,20 +326,6 @@ fn uploading_elsewhere(kind: ChangeKind, status: Status) -> bool {
     kind == ChangeKind::ClaimUpload && status == Status::Saving
 }
 
-/// Fails with [`Error::Conflict`] unless `stored` is the version `read` was
-/// read as.
-fn current(stored: &Image, read: &Image) -> Result<(), Error> {
-    if same_revision(stored, read) {
-        Ok(())
-    } else {
-        Err(Error::Conflict {
-            id: stored.id,
-            expected: read.status,
-            actual: stored.status,
-        })
-    }
-}
-
 impl sealed::Stored for SqlRepo {
     async fn load(&self, id: ImageId) -> Result<Image, Error> {
         let mut session = self.read("reading an image").await?;
@@ -401,7 +387,7 @@ impl ImageRepo for SqlRepo {
         let stored = load_image(&mut tx, id)
             .await?
             .ok_or(Error::NotFound { id })?;
-        current(&stored, &change.before)?;
+        require_current(&stored, &change.before)?;
         // 2. The state machine, from the (current) status read. Claiming an
         //    image another upload owns is a lost race, not a wrong state.
         if let Some((from, to)) = change.kind.transition()
@@ -452,7 +438,7 @@ impl ImageRepo for SqlRepo {
         let mut stored = load_image(&mut tx, id)
             .await?
             .ok_or(Error::NotFound { id })?;
-        current(&stored, image)?;
+        require_current(&stored, image)?;
         if stored.protected {
             return Err(Error::Protected { id });
         }
@@ -470,10 +456,13 @@ impl ImageRepo for SqlRepo {
             .bind(stored.status.as_str());
         let matched = tx.execute(&update).await.map_err(db("deleting an image"))?;
         if matched == 0 {
+            let actual = load_image(&mut tx, id)
+                .await?
+                .map_or(Status::Deleted, |image| image.status);
             return Err(Error::Conflict {
                 id,
                 expected: image.status,
-                actual: Status::Deleted,
+                actual,
             });
         }
         // Glance deletes an image's memberships with it; the location rows
@@ -492,7 +481,7 @@ impl ImageRepo for SqlRepo {
         image: &Image,
     ) -> Result<UploadAllowance, Error> {
         let stored = sealed::Stored::load(self, image.id).await?;
-        current(&stored, image)?;
+        require_current(&stored, image)?;
         if uploading_elsewhere(ChangeKind::ClaimUpload, stored.status) {
             return Err(Error::Conflict {
                 id: image.id,

@@ -4,6 +4,7 @@
 mod images;
 mod ingest;
 mod inspect;
+mod openstack;
 mod repo;
 mod sign;
 mod store;

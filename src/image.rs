@@ -1,4 +1,5 @@
-//! The image domain: what Glance calls an image, without any IO or encoding.
+//! The image domain: what Glance calls an image and an image member, without
+//! any IO or encoding.
 //!
 //! Names follow Glance verbatim (`disk_format`, `container_format`,
 //! `os_hash_algo`, the status names) so that the wire layer ([`crate::wire`])
@@ -309,6 +310,35 @@ impl Image {
             properties: Properties::new(),
         }
     }
+}
+
+glance_enum!(
+    /// Where a project stands on an image shared with it (Glance's image
+    /// member `status`).
+    MemberStatus, "member status", {
+        /// Added by the owner, not yet answered: the image is visible to the
+        /// member but not in its default listing.
+        Pending => "pending",
+        /// The member took the image: it appears in the member's default listing.
+        Accepted => "accepted",
+        /// The member declined: still visible by id, listed only on request.
+        Rejected => "rejected",
+    }
+);
+
+/// One project's membership of a `shared` image (Glance's image member).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The shared image.
+    pub image_id: ImageId,
+    /// The member project (Glance's `member_id`).
+    pub member_id: String,
+    /// The member's answer.
+    pub status: MemberStatus,
+    /// When the owner added the member (UTC).
+    pub created_at: OffsetDateTime,
+    /// When the membership last changed (UTC).
+    pub updated_at: OffsetDateTime,
 }
 
 #[cfg(test)]

@@ -492,6 +492,32 @@ impl Serialize for NotificationPayload<'_> {
     }
 }
 
+/// Glance's notification payload for an image member (notifier.py
+/// `format_image_member_notification`), for `image.member.create`,
+/// `image.member.update` and `image.member.delete`.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberNotificationPayload<'a> {
+    /// The membership.
+    pub member: &'a crate::image::Member,
+    /// When it was deleted (`image.member.delete` only).
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl Serialize for MemberNotificationPayload<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let member = self.member;
+        let mut map = serializer.serialize_map(Some(7))?;
+        map.serialize_entry("image_id", &member.image_id.to_string())?;
+        map.serialize_entry("member_id", &member.member_id)?;
+        map.serialize_entry("status", member.status.as_str())?;
+        map.serialize_entry("created_at", &timestamp(member.created_at))?;
+        map.serialize_entry("updated_at", &timestamp(member.updated_at))?;
+        map.serialize_entry("deleted", &self.deleted_at.is_some())?;
+        map.serialize_entry("deleted_at", &self.deleted_at.map(timestamp))?;
+        map.end()
+    }
+}
+
 /// A notification's priority (oslo.messaging upper-cases it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {

@@ -5,10 +5,11 @@
 //! is a no-op on an image that already is `deactivated`; reactivate takes
 //! `deactivated` → `active` and is a no-op on an `active` image; any other
 //! status is refused (Glance: 403 "Not allowed to deactivate image in
-//! status 'queued'"). The change is a compare-and-swap on the status read;
-//! when another request changed it in between, the decision is taken again
-//! on the new status, so a concurrent double deactivate ends as "already
-//! deactivated", never as a conflict.
+//! status 'queued'"). The change (`repo::Change::deactivate` /
+//! `reactivate`) is a compare-and-swap on the record read; when another
+//! request changed it in between, the decision is taken again on the new
+//! record, so a concurrent double deactivate ends as "already deactivated",
+//! never as a conflict.
 //!
 //! Invariant (ARCHITECTURE.md): `reactivate` is the only code besides
 //! `ingest::commit` that writes `Status::Active`, and only to restore a
@@ -19,7 +20,7 @@ use std::fmt;
 
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Status};
-use crate::repo::{self, ImageRepo};
+use crate::repo::{self, Change, ImageRepo};
 
 use super::{App, Error};
 
@@ -105,10 +106,10 @@ impl App {
         loop {
             attempt += 1;
             let image = self.repo().get(ctx, id).await?;
-            let Some(changed) = transition(&image, action)? else {
+            let Some(change) = transition(&image, action)? else {
                 return Ok(image);
             };
-            match self.store_change(ctx, &image, changed).await {
+            match self.store_change(ctx, change).await {
                 // Another request changed the status in between: decide again.
                 Err(Error::Repo(repo::Error::Conflict { .. })) if attempt < ATTEMPTS => continue,
                 result => return result,
@@ -117,8 +118,9 @@ impl App {
     }
 }
 
-/// The image after `action`, `None` when it is already there, or why not.
-fn transition(image: &Image, action: StatusAction) -> Result<Option<Image>, Error> {
+/// The change `action` makes to `image`, `None` when it is already there,
+/// or why not.
+fn transition(image: &Image, action: StatusAction) -> Result<Option<Change>, Error> {
     if image.status == action.target() {
         return Ok(None);
     }
@@ -132,9 +134,10 @@ fn transition(image: &Image, action: StatusAction) -> Result<Option<Image>, Erro
     if action == StatusAction::Reactivate && !has_verified_data(image) {
         return Err(Error::NoVerifiedData { id: image.id });
     }
-    let mut changed = image.clone();
-    changed.status = action.target();
-    Ok(Some(changed))
+    Ok(Some(match action {
+        StatusAction::Deactivate => Change::deactivate(image.clone()),
+        StatusAction::Reactivate => Change::reactivate(image.clone()),
+    }))
 }
 
 /// Whether the record carries what an upload's commit wrote after the data
@@ -186,7 +189,7 @@ mod tests {
         ];
         for (status, action, expect) in cases {
             let got = transition(&image(*status, true), *action)
-                .map(|image| image.map(|image| image.status))
+                .map(|change| change.map(|change| change.after.status))
                 .map_err(|err| err.kind());
             assert_eq!(got, *expect, "{action} {status}");
         }

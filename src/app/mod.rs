@@ -9,8 +9,10 @@
 //! manager, that a reactivated image must have verified data. It must not
 //! know JSON (that is `wire`'s), print, parse arguments or know HTTP. Every
 //! record it writes goes through two calls, one `repo.add` (create) and one
-//! `repo.save` (`App::store_change`, a compare-and-swap on the status it
-//! read); uploads write through `ingest`.
+//! `repo.save` (`App::store_change`, a typed `repo::Change` built from the
+//! record the repository returned, written as a compare-and-swap on that
+//! record's revision); deletes go through `repo.remove` with the record
+//! read, and uploads write through `ingest`.
 //!
 //! Files: `open` (the one opener of a data directory, [`App::open`]), `error`, `records`
 //! (create, show, list, delete, tags, the save funnel), `update` (the change

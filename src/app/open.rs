@@ -118,7 +118,7 @@ impl App {
             path: path.clone(),
             source,
         })?;
-        recovery::recover(&sql, &store, clock.as_ref()).await?;
+        recovery::recover(&sql, &store).await?;
         let stack =
             repo::stack(sql, store.clone(), &config.repo, clock.clone()).map_err(|source| {
                 OpenError::Repo {

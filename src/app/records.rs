@@ -4,13 +4,14 @@
 //! A create request is validated as Glance validates `POST /v2/images`
 //! (`wire::CreateRequest::validate`) whoever built it, so the CLI and the
 //! server refuse the same names and values. Every save is a compare-and-swap
-//! on the status the change was computed from: a concurrent upload or status
-//! change makes it a `conflict` instead of writing a stale record back.
+//! on the revision the change was computed from: a concurrent upload, status
+//! change or edit makes it a `conflict` instead of writing a stale record
+//! back.
 //! This module must not touch image data or change `status`.
 
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId};
-use crate::repo::{ImageRepo, ListQuery};
+use crate::repo::{Change, ImageRepo, ListQuery, NewImage};
 use crate::wire::{self, CreateRequest};
 
 use super::{App, Error};
@@ -47,7 +48,7 @@ impl App {
             ctx.project_id.clone(),
             self.clock().now(),
         );
-        Ok(self.repo().add(ctx, &image).await?)
+        Ok(self.repo().add(ctx, &NewImage::new(image)).await?)
     }
 
     /// The image `id`.
@@ -78,9 +79,11 @@ impl App {
     /// status `deleted`.
     ///
     /// Fails with `repo::Error::NotFound` (also when already deleted),
-    /// `Protected` or `Forbidden`.
+    /// `Protected`, `Forbidden`, or `Conflict` when the image changed
+    /// between the read and the delete (nothing is deleted then).
     pub async fn delete(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
-        Ok(self.repo().remove(ctx, id).await?)
+        let read = self.repo().get(ctx, id).await?;
+        Ok(self.repo().remove(ctx, &read).await?)
     }
 
     /// Adds `tag` (already there: nothing changes, as Glance).
@@ -100,7 +103,7 @@ impl App {
         }
         let mut changed = image.clone();
         changed.tags.insert(tag.to_owned());
-        self.store_change(ctx, &image, changed).await
+        self.store_change(ctx, Change::update(image, changed)).await
     }
 
     /// Removes `tag`.
@@ -121,23 +124,24 @@ impl App {
                 tag: tag.to_owned(),
             });
         }
-        self.store_change(ctx, &image, changed).await
+        self.store_change(ctx, Change::update(image, changed)).await
     }
 
-    /// Saves `changed`, computed from `read`, in one transaction: a
-    /// compare-and-swap on `read`'s status, with a new `updated_at`. Every
-    /// record change the application makes (updates, tags, deactivate,
-    /// reactivate) goes through here; uploads save through `ingest`.
+    /// Saves `change` (built with `Change::update`, `Change::deactivate` or
+    /// `Change::reactivate` from a record the repository returned) in one
+    /// transaction: a compare-and-swap on the revision it was read as
+    /// (`updated_at` and `status`); the backend sets the new `updated_at`.
+    /// Every record change the application makes (updates, tags,
+    /// deactivate, reactivate) goes through here; uploads save through
+    /// `ingest`.
     ///
-    /// Fails with `repo::Error::Conflict` when the status changed since
-    /// `read` (nothing is written), and with the layers' refusals.
+    /// Fails with `repo::Error::Conflict` when the record changed since it
+    /// was read (nothing is written), and with the layers' refusals.
     pub(super) async fn store_change(
         &self,
         ctx: &RequestContext,
-        read: &Image,
-        mut changed: Image,
+        change: Change,
     ) -> Result<Image, Error> {
-        changed.updated_at = self.clock().now();
-        Ok(self.repo().save(ctx, &changed, Some(read.status)).await?)
+        Ok(self.repo().save(ctx, &change).await?)
     }
 }

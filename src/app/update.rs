@@ -17,7 +17,7 @@
 //! 4. `disk_format` and `container_format` change only while the image is
 //!    `queued`; only administrators change `owner`;
 //! 5. the changes apply in order to a copy; nothing is saved unless all
-//!    apply; then one save (a compare-and-swap on the status read), where
+//!    apply; then one save (a compare-and-swap on the record read), where
 //!    the repository layers apply property protection (also: the
 //!    `img_signature*` properties are read-only once the image has data),
 //!    authorization and policy.
@@ -26,7 +26,7 @@
 
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Status};
-use crate::repo::ImageRepo;
+use crate::repo::{Change, ImageRepo};
 use crate::wire::{self, Attribute, BASE_ATTRIBUTES, PatchOp};
 
 use super::{App, Error};
@@ -50,7 +50,7 @@ impl App {
     ) -> Result<Image, Error> {
         let image = self.repo().get(ctx, id).await?;
         let changed = apply(&image, patch, ctx)?;
-        self.store_change(ctx, &image, changed).await
+        self.store_change(ctx, Change::update(image, changed)).await
     }
 }
 

@@ -16,7 +16,7 @@ use super::session::Session;
 use super::{Exit, OutputFormat};
 use crate::app::{Attribute, ListQuery, Output, PatchOp};
 use crate::image::{ImageId, Status};
-use crate::repo::VisibilityFilter;
+use crate::repo::{AnyOf, VisibilityFilter};
 
 /// Arguments of `portcullis images`.
 #[derive(Debug, Args)]
@@ -180,10 +180,14 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
             param("marker", marker.as_ref());
             let query = ListQuery {
                 status: status
-                    .map(|status| status.parse::<Status>())
+                    .map(|status| {
+                        status
+                            .parse::<Status>()
+                            .map(|status| AnyOf::one(status.as_str()))
+                    })
                     .transpose()
                     .map_err(usage)?,
-                name,
+                name: name.map(AnyOf::one),
                 owner,
                 visibility: visibility
                     .map(|visibility| visibility.parse::<VisibilityFilter>())

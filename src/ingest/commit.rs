@@ -31,7 +31,7 @@ use crate::image::ContainerFormat;
 use crate::image::{Image, ImageId, Location, Status};
 use crate::inspect::Inspector;
 use crate::repo::Error as RepoError;
-use crate::repo::ImageRepo;
+use crate::repo::{Change, ImageRepo, UploadedData};
 use crate::store::{Staged, Store, UploadLock};
 use crate::verify::{self, KeyManager, KeyManagerError, SignatureParams, Verifier};
 
@@ -87,15 +87,11 @@ impl<R: ImageRepo + 'static> Uploader<R> {
 
         // 1. The image and the signature policy.
         let queued = self.repo.get(ctx, *id).await.map_err(repo_error)?;
-        // Another upload owns it: every lost race is a conflict (Glance: 409).
-        if queued.status == Status::Saving {
-            return Err(Error::Conflict { id: *id });
-        }
-        if queued.status != Status::Queued {
-            return Err(Error::NotQueued {
-                id: *id,
-                status: queued.status,
-            });
+        match queued.status {
+            Status::Queued => {}
+            // Another upload owns it: a lost race, not a wrong state.
+            Status::Saving => return Err(Error::Conflict { id: *id }),
+            status => return Err(Error::NotQueued { id: *id, status }),
         }
         let Some(disk_format) = queued
             .disk_format
@@ -115,13 +111,9 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         };
 
         // 3. Authorization, policy and quota, and how many bytes may come.
-        //    The image was queued at step 1: a status that changed since is
-        //    another upload that won the race, which is a conflict.
         let allowance = match self.repo.prepare_upload(ctx, &queued).await {
             Ok(allowance) => allowance.max_bytes,
-            Err(RepoError::InvalidTransition { .. } | RepoError::Conflict { .. }) => {
-                return Err(Error::Conflict { id: *id });
-            }
+            Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
             Err(err) => return Err(repo_error(err)),
         };
 
@@ -131,10 +123,8 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             .try_lock_upload(*id)
             .map_err(|source| Error::Store { id: *id, source })?
             .ok_or(Error::Conflict { id: *id })?;
-        let mut saving = queued.clone();
-        saving.status = Status::Saving;
-        saving.updated_at = self.clock.now();
-        let saving = match self.repo.save(ctx, &saving, Some(Status::Queued)).await {
+        let claim = Change::claim_upload(queued.clone());
+        let saving = match self.repo.save(ctx, &claim).await {
             Ok(saving) => saving,
             Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
             Err(err) => return Err(repo_error(err)),
@@ -235,16 +225,18 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         };
 
         // 8. One transaction: the data fields and `active`, from `saving`.
-        let mut active = saving;
-        active.status = Status::Active;
-        active.size = Some(pass.n_bytes);
-        active.virtual_size = virtual_size;
-        active.checksum = Some(pass.digests.checksum.to_hex());
-        active.os_hash_algo = Some(pass.digests.os_hash.algorithm().hashlib_name().to_owned());
-        active.os_hash_value = Some(pass.digests.os_hash.to_hex());
-        active.locations = vec![location];
-        active.updated_at = self.clock.now();
-        match self.repo.save(ctx, &active, Some(Status::Saving)).await {
+        let commit = Change::commit_upload(
+            saving,
+            UploadedData {
+                size: pass.n_bytes,
+                virtual_size,
+                checksum: pass.digests.checksum.to_hex(),
+                os_hash_algo: pass.digests.os_hash.algorithm().hashlib_name().to_owned(),
+                os_hash_value: pass.digests.os_hash.to_hex(),
+                location,
+            },
+        );
+        match self.repo.save(ctx, &commit).await {
             Ok(active) => {
                 guard.disarm();
                 Ok(active)
@@ -426,17 +418,10 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
     /// Removes the data and returns the image to `queued`, then releases the lock.
     async fn rollback(mut self) {
         self.remove_data().await;
-        let mut queued = self.saving.clone();
-        queued.status = Status::Queued;
-        queued.updated_at = self.uploader.clock.now();
-        if let Err(err) = self
-            .uploader
-            .repo
-            .save(self.ctx, &queued, Some(Status::Saving))
-            .await
-        {
+        let rollback = Change::rollback_upload(self.saving.clone());
+        if let Err(err) = self.uploader.repo.save(self.ctx, &rollback).await {
             // Recovery at the next start returns it to queued (the lock dies with us).
-            tracing::error!(image = %queued.id, error = %err, "cannot return the image to queued");
+            tracing::error!(image = %rollback.id(), error = %err, "cannot return the image to queued");
         }
         self.lock.take();
     }
@@ -463,9 +448,8 @@ impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
         drop(self.staged.take());
         let committed = self.committed.take();
         let lock = self.lock.take();
-        let mut queued = self.saving.clone();
-        queued.status = Status::Queued;
-        queued.updated_at = self.uploader.clock.now();
+        let rollback = Change::rollback_upload(self.saving.clone());
+        let id = rollback.id();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let repo = self.uploader.repo.clone();
@@ -475,16 +459,16 @@ impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
                     if let Some(location) = committed
                         && let Err(err) = store.delete(&location).await
                     {
-                        tracing::error!(image = %queued.id, error = %err, "cannot remove stored data");
+                        tracing::error!(image = %id, error = %err, "cannot remove stored data");
                     }
-                    if let Err(err) = repo.save(&ctx, &queued, Some(Status::Saving)).await {
-                        tracing::error!(image = %queued.id, error = %err, "cannot return the image to queued");
+                    if let Err(err) = repo.save(&ctx, &rollback).await {
+                        tracing::error!(image = %id, error = %err, "cannot return the image to queued");
                     }
                     drop(lock);
                 });
             }
             Err(_) => tracing::warn!(
-                image = %queued.id,
+                image = %id,
                 "upload cancelled; the image stays saving until the next recovery returns it to queued"
             ),
         }

@@ -316,10 +316,15 @@ pub fn repo_is_rejection(err: &crate::repo::Error) -> bool {
         | E::ReadOnly { .. }
         | E::Protected { .. }
         | E::QuotaExceeded { .. }
+        | E::MemberLimit { .. }
+        | E::MemberNotFound { .. }
+        | E::MemberExists { .. }
+        | E::InvalidMember { .. }
         | E::NoData { .. }
         | E::MarkerNotFound { .. }
         | E::ForeignLocation { .. } => true,
-        E::Database { .. }
+        E::UnsupportedUrl { .. }
+        | E::Database { .. }
         | E::Migrate { .. }
         | E::ForeignDatabase { .. }
         | E::Corrupt { .. }

@@ -6,10 +6,9 @@
 //! touched. Every command that opens a data directory runs this first. It
 //! must not touch images in any other status.
 
-use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::image::{ImageId, Status};
-use crate::repo::{Error as RepoError, ImageRepo, SqlRepo};
+use crate::repo::{Change, Error as RepoError, ImageRepo, SqlRepo};
 use crate::store::Store;
 
 /// Why recovery could not finish; it stops at the first failure so a later
@@ -34,11 +33,7 @@ pub enum RecoveryError {
 /// its staged data; logs each one at warn level. Returns the ids recovered.
 ///
 /// Fails on the first repository, store or lock-file error.
-pub async fn recover(
-    repo: &SqlRepo,
-    store: &Store,
-    clock: &dyn Clock,
-) -> Result<Vec<ImageId>, RecoveryError> {
+pub async fn recover(repo: &SqlRepo, store: &Store) -> Result<Vec<ImageId>, RecoveryError> {
     let ctx = RequestContext::local_admin();
     let stuck = repo
         .images_with_status(Status::Saving)
@@ -47,7 +42,7 @@ pub async fn recover(
     let mut recovered = Vec::new();
     for image in stuck {
         let id = image.id;
-        if recover_one(repo, store, clock, &ctx, id).await? {
+        if recover_one(repo, store, &ctx, id).await? {
             recovered.push(id);
         }
     }
@@ -63,7 +58,6 @@ pub async fn recover(
 async fn recover_one(
     repo: &SqlRepo,
     store: &Store,
-    clock: &dyn Clock,
     ctx: &RequestContext,
     id: ImageId,
 ) -> Result<bool, RecoveryError> {
@@ -74,7 +68,7 @@ async fn recover_one(
         // A live upload holds it.
         return Ok(false);
     };
-    let mut image = match repo.get(ctx, id).await {
+    let image = match repo.get(ctx, id).await {
         Ok(image) if image.status == Status::Saving => image,
         // Finished, rolled back or deleted since the scan: not ours to touch.
         Ok(_) | Err(RepoError::NotFound { .. }) => return Ok(false),
@@ -90,9 +84,9 @@ async fn recover_one(
         .delete(&store.location_of(id))
         .await
         .map_err(|source| RecoveryError::Store { id, source })?;
-    image.status = Status::Queued;
-    image.updated_at = clock.now();
-    let recovered = match repo.save(ctx, &image, Some(Status::Saving)).await {
+    // The record read under the lock: a change since is someone else's
+    // recovery (a conflict), never ours to overwrite.
+    let recovered = match repo.save(ctx, &Change::rollback_upload(image)).await {
         Ok(_) => {
             tracing::warn!(
                 image = %id,
@@ -115,7 +109,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::clock::FixedClock;
+    use crate::clock::{Clock, FixedClock};
     use crate::image::{ContainerFormat, DiskFormat, Image};
 
     /// Regression (team note 07:05): an image listed as `saving` whose
@@ -134,11 +128,9 @@ mod tests {
         let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
         image.disk_format = Some(DiskFormat::Raw);
         image.container_format = Some(ContainerFormat::Bare);
-        let image = repo.add(&ctx, &image).await.unwrap();
-        let mut saving = image.clone();
-        saving.status = Status::Saving;
+        let image = repo.add(&ctx, &image.into()).await.unwrap();
         let saving = repo
-            .save(&ctx, &saving, Some(Status::Queued))
+            .save(&ctx, &Change::claim_upload(image.clone()))
             .await
             .unwrap();
         // Recovery's scan sees it saving ...
@@ -148,17 +140,19 @@ mod tests {
         let mut staged = store.stage(image.id).await.unwrap();
         staged.write(b"image data").await.unwrap();
         let location = staged.commit().await.unwrap();
-        let mut active = saving.clone();
-        active.status = Status::Active;
-        active.size = Some(10);
-        active.locations = vec![location.clone()];
-        repo.save(&ctx, &active, Some(Status::Saving))
+        let data = crate::repo::UploadedData {
+            size: 10,
+            virtual_size: None,
+            checksum: "0".repeat(32),
+            os_hash_algo: "sha512".into(),
+            os_hash_value: "0".repeat(128),
+            location: location.clone(),
+        };
+        repo.save(&ctx, &Change::commit_upload(saving, data))
             .await
             .unwrap();
 
-        let recovered = recover_one(&repo, &store, clock.as_ref(), &ctx, stuck[0].id)
-            .await
-            .unwrap();
+        let recovered = recover_one(&repo, &store, &ctx, stuck[0].id).await.unwrap();
         assert!(!recovered);
         assert_eq!(
             repo.get(&ctx, image.id).await.unwrap().status,

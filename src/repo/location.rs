@@ -8,7 +8,10 @@
 //! bytes behind (logged) but never an active record without data. It must
 //! not write image data (ingest does) nor decide who may do what.
 
-use super::{Error, ImageRepo, ListQuery, UploadAllowance};
+use super::{
+    Change, ChangeKind, Error, ImageRepo, ListQuery, NewImage, UploadAllowance, delegate_members,
+    delegate_stored,
+};
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Status};
 use crate::store::Store;
@@ -37,6 +40,8 @@ impl<R> LocationRepo<R> {
     }
 }
 
+delegate_stored!(LocationRepo);
+
 impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
     async fn get(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
         self.inner.get(ctx, id).await
@@ -46,69 +51,66 @@ impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
         self.inner.list(ctx, query).await
     }
 
-    async fn add(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
-        if !image.locations.is_empty() {
+    async fn add(&self, ctx: &RequestContext, new: &NewImage) -> Result<Image, Error> {
+        if !new.image.locations.is_empty() {
             return Err(Error::forbidden(
                 "create an image with locations (data is added by uploading it)",
-                Some(image.id),
+                Some(new.image.id),
             ));
         }
-        self.inner.add(ctx, image).await
+        self.inner.add(ctx, new).await
     }
 
-    async fn save(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        from: Option<Status>,
-    ) -> Result<Image, Error> {
-        let stored = self.inner.get(ctx, image.id).await?;
-        if image.locations != stored.locations {
-            let committing = from == Some(Status::Saving)
-                && image.status == Status::Active
-                && stored.locations.is_empty();
-            if !committing {
-                return Err(Error::forbidden(
-                    "change the locations of an image (only an upload sets them)",
-                    Some(image.id),
-                ));
+    async fn save(&self, ctx: &RequestContext, change: &Change) -> Result<Image, Error> {
+        let (before, after) = (&change.before, &change.after);
+        match change.kind {
+            ChangeKind::CommitUpload => {
+                // An active image must have data; refusing here keeps that
+                // true whatever the caller forgot.
+                if after.locations.is_empty() {
+                    return Err(Error::NoData {
+                        id: after.id,
+                        status: after.status,
+                    });
+                }
+                // Only this image's own data: a location naming another
+                // image's file would make removing this image delete that one's.
+                let own = self.store.location_of(after.id);
+                if let Some(foreign) = after
+                    .locations
+                    .iter()
+                    .find(|location| !self.store.owns(location) || location.url != own.url)
+                {
+                    return Err(Error::ForeignLocation {
+                        id: after.id,
+                        url: foreign.url.clone(),
+                    });
+                }
             }
-            // Only this image's own data: a location naming another image's
-            // file would make removing this image delete that one's data.
-            let own = self.store.location_of(image.id);
-            if let Some(foreign) = image
-                .locations
-                .iter()
-                .find(|location| !self.store.owns(location) || location.url != own.url)
-            {
-                return Err(Error::ForeignLocation {
-                    id: image.id,
-                    url: foreign.url.clone(),
-                });
+            ChangeKind::RollbackUpload => {}
+            ChangeKind::Update
+            | ChangeKind::ClaimUpload
+            | ChangeKind::Deactivate
+            | ChangeKind::Reactivate => {
+                if after.locations != before.locations {
+                    return Err(Error::forbidden(
+                        "change the locations of an image (only an upload sets them)",
+                        Some(after.id),
+                    ));
+                }
             }
         }
-        if image.status == Status::Active
-            && from == Some(Status::Saving)
-            && image.locations.is_empty()
-        {
-            // An active image must have data; refusing here keeps that true
-            // whatever the caller forgot.
-            return Err(Error::NoData {
-                id: image.id,
-                status: image.status,
-            });
-        }
-        self.inner.save(ctx, image, from).await
+        self.inner.save(ctx, change).await
     }
 
-    async fn remove(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
-        let removed = self.inner.remove(ctx, id).await?;
+    async fn remove(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+        let removed = self.inner.remove(ctx, image).await?;
         for location in &removed.locations {
             // The record is already deleted: failing now would report a
             // delete that happened as failed. The leftover is logged instead.
             if let Err(err) = self.store.delete(location).await {
                 tracing::warn!(
-                    image = %id,
+                    image = %removed.id,
                     url = %location.url,
                     error = %err,
                     "image deleted but its data could not be removed from the store"
@@ -140,6 +142,11 @@ impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
     }
 }
 
+// Members need nothing from the store (Glance's location layer would set
+// store ACLs for them; a filesystem or S3 store read by portcullis alone has
+// none to set).
+delegate_members!(LocationRepo);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,21 +157,17 @@ mod tests {
         store: &Store,
         image: &Image,
     ) -> Image {
-        let mut saving = image.clone();
-        saving.status = Status::Saving;
         let saving = layer
-            .save(&admin(), &saving, Some(Status::Queued))
+            .save(&admin(), &Change::claim_upload(image.clone()))
             .await
             .unwrap();
         let mut staged = store.stage(image.id).await.unwrap();
         staged.write(b"image data").await.unwrap();
         let location = staged.commit().await.unwrap();
-        let mut active = saving;
-        active.status = Status::Active;
-        active.size = Some(10);
-        active.locations = vec![location];
+        let mut data = uploaded(image.id, 10);
+        data.location = location;
         layer
-            .save(&admin(), &active, Some(Status::Saving))
+            .save(&admin(), &Change::commit_upload(saving, data))
             .await
             .unwrap()
     }
@@ -173,14 +176,17 @@ mod tests {
     async fn removing_an_image_deletes_its_data() {
         let repo = temp_repo().await;
         let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone());
-        let image = layer.add(&admin(), &queued(Some("p1"))).await.unwrap();
+        let image = layer
+            .add(&admin(), &queued(Some("p1")).into())
+            .await
+            .unwrap();
         let active = upload(&layer, &repo.store, &image).await;
         let path = repo.store_path(&active);
         assert!(path.exists());
         let downloadable = layer.prepare_download(&admin(), image.id).await.unwrap();
         assert_eq!(downloadable.locations, active.locations);
 
-        let removed = layer.remove(&admin(), image.id).await.unwrap();
+        let removed = layer.remove(&admin(), &active).await.unwrap();
         assert_eq!(removed.status, Status::Deleted);
         assert!(!path.exists(), "data left at {}", path.display());
         assert!(matches!(
@@ -189,7 +195,7 @@ mod tests {
         ));
         // Removing again: not found, nothing else happens.
         assert!(matches!(
-            layer.remove(&admin(), image.id).await,
+            layer.remove(&admin(), &active).await,
             Err(Error::NotFound { .. })
         ));
     }
@@ -202,14 +208,17 @@ mod tests {
         with_location.locations = vec![repo.store.location_of(with_location.id)];
         assert_eq!(
             layer
-                .add(&admin(), &with_location)
+                .add(&admin(), &with_location.into())
                 .await
                 .unwrap_err()
                 .kind(),
             "forbidden"
         );
 
-        let image = layer.add(&admin(), &queued(Some("p1"))).await.unwrap();
+        let image = layer
+            .add(&admin(), &queued(Some("p1")).into())
+            .await
+            .unwrap();
         assert!(matches!(
             layer.prepare_download(&admin(), image.id).await,
             Err(Error::NoData {
@@ -217,57 +226,46 @@ mod tests {
                 ..
             })
         ));
-        let mut saving = image.clone();
-        saving.status = Status::Saving;
         let saving = layer
-            .save(&admin(), &saving, Some(Status::Queued))
+            .save(&admin(), &Change::claim_upload(image.clone()))
             .await
             .unwrap();
+        let commit = |url: &str| {
+            let mut data = uploaded(image.id, 1);
+            data.location.url = url.to_owned();
+            Change::commit_upload(saving.clone(), data)
+        };
 
         // Not in the store: refused.
-        let mut foreign = saving.clone();
-        foreign.status = Status::Active;
-        foreign.size = Some(1);
-        foreign.locations = vec![crate::image::Location {
-            url: "file:///etc/passwd".into(),
-            metadata: Default::default(),
-        }];
         let err = layer
-            .save(&admin(), &foreign, Some(Status::Saving))
+            .save(&admin(), &commit("file:///etc/passwd"))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "foreign_location", "{err}");
         // Another image's data, though inside the store: refused too
         // (removing this image would delete it).
-        let other = layer.add(&admin(), &queued(Some("p1"))).await.unwrap();
+        let other = layer
+            .add(&admin(), &queued(Some("p1")).into())
+            .await
+            .unwrap();
         let other = upload(&layer, &repo.store, &other).await;
-        let mut borrowed = saving.clone();
-        borrowed.status = Status::Active;
-        borrowed.size = Some(10);
-        borrowed.locations = other.locations.clone();
         let err = layer
-            .save(&admin(), &borrowed, Some(Status::Saving))
+            .save(&admin(), &commit(&other.locations[0].url))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "foreign_location", "{err}");
         assert!(repo.store_path(&other).exists());
         // Active without data: refused.
-        let mut empty = saving.clone();
-        empty.status = Status::Active;
+        let mut empty = commit("unused");
+        empty.after.locations.clear();
         assert_eq!(
-            layer
-                .save(&admin(), &empty, Some(Status::Saving))
-                .await
-                .unwrap_err()
-                .kind(),
+            layer.save(&admin(), &empty).await.unwrap_err().kind(),
             "no_data"
         );
 
         let active = {
-            let mut rolled_back = saving.clone();
-            rolled_back.status = Status::Queued;
             let queued_again = layer
-                .save(&admin(), &rolled_back, Some(Status::Saving))
+                .save(&admin(), &Change::rollback_upload(saving.clone()))
                 .await
                 .unwrap();
             upload(&layer, &repo.store, &queued_again).await
@@ -277,7 +275,7 @@ mod tests {
         dropped.locations.clear();
         assert_eq!(
             layer
-                .save(&admin(), &dropped, None)
+                .save(&admin(), &Change::update(active.clone(), dropped))
                 .await
                 .unwrap_err()
                 .kind(),
@@ -285,7 +283,10 @@ mod tests {
         );
         let mut renamed = active.clone();
         renamed.name = Some("still has data".into());
-        let saved = layer.save(&admin(), &renamed, None).await.unwrap();
+        let saved = layer
+            .save(&admin(), &Change::update(active.clone(), renamed))
+            .await
+            .unwrap();
         assert_eq!(saved.locations, active.locations);
     }
 }

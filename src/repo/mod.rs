@@ -1,5 +1,6 @@
-//! The image repository: the [`ImageRepo`] trait, its SQL backend and the
-//! Glance-style layers around it, assembled once by [`stack`].
+//! The image repository: the [`ImageRepo`] and [`MemberRepo`] traits, the
+//! SQL backend (SQLite or PostgreSQL) and the Glance-style layers around it,
+//! assembled once by [`stack`].
 //!
 //! Glance wraps its repository in proxies (gateway.py); portcullis does the
 //! same with one trait and one type per concern, tower style: each layer
@@ -7,30 +8,39 @@
 //! first: authorization → notifier → policy → quota → property protection →
 //! location → SQL.
 //!
-//! This module owns the records (metadata) of images. It must not touch
-//! image data except through [`location`], which owns `locations` and
-//! deletes data from the store when an image is removed.
+//! Reads go down and come back up through every layer. Writes are read once:
+//! the caller hands in the record it read (a [`Change`], the image to remove,
+//! the image to upload to or share), the outermost layer loads the stored
+//! record once, refuses a stale read with [`Error::Conflict`], and hands the
+//! stored record down, so every layer judges the same version and the SQL
+//! backend writes it as a compare-and-swap on that version.
+//!
+//! This module owns the records (metadata) of images and their members. It
+//! must not touch image data except through [`location`], which owns
+//! `locations` and deletes data from the store when an image is removed.
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::context::RequestContext;
-use crate::image::{ContainerFormat, DiskFormat, Image, ImageId, Properties, Status, Visibility};
+use crate::image::{Image, ImageId, Member, MemberStatus, Status};
 use crate::store::Store;
 
 pub mod authz;
+mod change;
 pub mod location;
 pub mod notify;
 mod options;
 pub mod policy;
 pub mod property_protection;
+mod query;
 pub mod quota;
 pub mod sql;
 
 pub use authz::AuthzRepo;
+pub use change::{Change, ChangeKind, NewImage, NewMember, QuotaCheck, UploadedData};
 pub use location::LocationRepo;
 pub use notify::NotifyRepo;
 pub use options::{
@@ -39,6 +49,10 @@ pub use options::{
 };
 pub use policy::PolicyRepo;
 pub use property_protection::PropertyProtectionRepo;
+pub use query::{
+    AnyOf, BadFilter, BadSort, Comparison, ListQuery, ListScope, MemberStatusFilter, SortBy,
+    SortDir, SortKey, TimeFilter, VisibilityFilter, parse_isotime, parse_sort,
+};
 pub use quota::QuotaRepo;
 pub use sql::SqlRepo;
 
@@ -46,8 +60,10 @@ pub use sql::SqlRepo;
 ///
 /// Every method takes the caller's [`RequestContext`] first; layers use it to
 /// decide, the SQL backend ignores it. The futures are `Send` so a server can
-/// spawn them.
-pub trait ImageRepo: Send + Sync {
+/// spawn them. Methods acting on an existing image take the record the
+/// caller read (from [`ImageRepo::get`] or an earlier write): the outermost
+/// layer checks it is still current.
+pub trait ImageRepo: sealed::Stored + Send + Sync {
     /// The image `id`.
     ///
     /// Fails with [`Error::NotFound`] when it does not exist, is deleted, or
@@ -70,43 +86,48 @@ pub trait ImageRepo: Send + Sync {
     /// Records a new image, which must be `queued`, and returns it as stored.
     ///
     /// Fails with [`Error::AlreadyExists`] when the id is taken, or when a
-    /// layer refuses (Forbidden, quota).
+    /// layer refuses (Forbidden, quota: checked in the inserting transaction).
     fn add(
         &self,
         ctx: &RequestContext,
-        image: &Image,
+        new: &NewImage,
     ) -> impl Future<Output = Result<Image, Error>> + Send;
 
-    /// Writes the whole record in one transaction and returns it as stored
+    /// Writes `change` in one transaction and returns the record as stored
     /// (with a new `updated_at`).
     ///
-    /// With `from`, the write is a compare-and-swap on `status`
-    /// (`UPDATE … WHERE id = ? AND status = from`): when the stored status is
-    /// no longer `from`, nothing is written and the result is
-    /// [`Error::Conflict`]. A status change must be legal
-    /// ([`Status::can_become`]), else [`Error::InvalidTransition`].
+    /// The write is a compare-and-swap on the record `change.before` was
+    /// read as: when the stored record changed since (another upload claimed
+    /// it, someone renamed it), nothing is written and the result is
+    /// [`Error::Conflict`] (an upload's commit and rollback are re-applied
+    /// to the newer record instead, see [`ChangeKind::rebases`]). A
+    /// transition the read record's status does not allow is
+    /// [`Error::InvalidTransition`]; an attribute outside the kind's write
+    /// set is [`Error::ReadOnly`].
     fn save(
         &self,
         ctx: &RequestContext,
-        image: &Image,
-        from: Option<Status>,
+        change: &Change,
     ) -> impl Future<Output = Result<Image, Error>> + Send;
 
-    /// Marks the image deleted and (in the location layer) deletes its data;
+    /// Marks `image` deleted and (in the location layer) deletes its data;
     /// returns the record as it was, with status `deleted`.
     ///
     /// Fails with [`Error::NotFound`] when it does not exist (or is already
-    /// deleted) and [`Error::Protected`] when it is protected.
+    /// deleted), [`Error::Conflict`] when it changed since `image` was read,
+    /// and [`Error::Protected`] when it is protected.
     fn remove(
         &self,
         ctx: &RequestContext,
-        id: ImageId,
+        image: &Image,
     ) -> impl Future<Output = Result<Image, Error>> + Send;
 
     /// Asks every layer whether an upload of data to `image` may start, and
-    /// how many bytes it may bring (the smallest limit wins).
+    /// how many bytes it may bring (the smallest limit wins). The claim
+    /// ([`Change::claim_upload`]) checks the quota again, in its transaction.
     ///
-    /// Fails when a layer vetoes: the image is not `queued`
+    /// Fails when a layer vetoes: the image changed since it was read
+    /// ([`Error::Conflict`]: another upload claimed it), it is not `queued`
     /// ([`Error::InvalidTransition`]), the caller may not upload
     /// ([`Error::Forbidden`]), or the owner has no quota left
     /// ([`Error::QuotaExceeded`]).
@@ -129,8 +150,204 @@ pub trait ImageRepo: Send + Sync {
     ) -> impl Future<Output = Result<Image, Error>> + Send;
 }
 
+/// The members of shared images (Glance's image member repository): the
+/// owner shares a `shared` image with other projects, each member accepts or
+/// rejects it. Each method takes the image as the caller read it.
+pub trait MemberRepo: ImageRepo {
+    /// The members of `image` the caller may see: all of them for the owner
+    /// and administrators, only its own membership for a member.
+    ///
+    /// Fails with [`Error::NotFound`] when the image is not visible and
+    /// [`Error::Forbidden`] when it is not `shared`.
+    fn members(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+    ) -> impl Future<Output = Result<Vec<Member>, Error>> + Send;
+
+    /// The membership of `member_id` in `image`.
+    ///
+    /// Fails with [`Error::MemberNotFound`] when there is none, the caller may
+    /// not see it (a member sees only its own), or the image is not `shared`.
+    fn member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> impl Future<Output = Result<Member, Error>> + Send;
+
+    /// Shares the image with a project (status `pending`).
+    ///
+    /// Fails with [`Error::Forbidden`] unless the caller owns the image (or
+    /// is an administrator) and the image is `shared`, [`Error::MemberExists`]
+    /// when the project already is a member, [`Error::MemberLimit`] past
+    /// `image_member_quota`, [`Error::InvalidMember`] for an empty or too long id.
+    fn add_member(
+        &self,
+        ctx: &RequestContext,
+        new: &NewMember,
+    ) -> impl Future<Output = Result<Member, Error>> + Send;
+
+    /// Sets the membership's status: only the member itself (or an
+    /// administrator) may.
+    ///
+    /// Fails with [`Error::MemberNotFound`] when the caller cannot see that
+    /// membership and [`Error::Forbidden`] when it can but may not change it
+    /// (the owner).
+    fn update_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+        status: MemberStatus,
+    ) -> impl Future<Output = Result<Member, Error>> + Send;
+
+    /// Ends a membership: only the owner (or an administrator) may. Returns
+    /// the membership as it was.
+    ///
+    /// Fails as [`MemberRepo::update_member`], with the roles reversed.
+    fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> impl Future<Output = Result<Member, Error>> + Send;
+}
+
+pub(crate) mod sealed {
+    //! The raw reads the outermost layer builds a write from. Sealed: code
+    //! outside the crate can neither call nor implement them, because they
+    //! bypass visibility, policy and property protection.
+
+    use std::future::Future;
+
+    use super::Error;
+    use crate::image::{Image, ImageId, Member};
+
+    /// Raw reads of stored records; every layer passes them straight down.
+    // Public inside a private module: the sealed-trait pattern.
+    #[allow(unreachable_pub)]
+    pub trait Stored {
+        /// The stored record of the live image `id`, exactly as the database
+        /// has it. Fails with [`Error::NotFound`].
+        fn load(&self, id: ImageId) -> impl Future<Output = Result<Image, Error>> + Send;
+
+        /// The membership of `member_id` in image `id`, if any.
+        fn membership(
+            &self,
+            id: ImageId,
+            member_id: &str,
+        ) -> impl Future<Output = Result<Option<Member>, Error>> + Send;
+    }
+}
+
+/// Implements the sealed raw reads of a layer `$layer<R>` by delegating to
+/// `self.inner`: no layer changes them.
+macro_rules! delegate_stored {
+    ($layer:ident) => {
+        impl<R: $crate::repo::ImageRepo> $crate::repo::sealed::Stored for $layer<R> {
+            fn load(
+                &self,
+                id: $crate::image::ImageId,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Image, $crate::repo::Error>,
+            > + Send {
+                self.inner.load(id)
+            }
+
+            fn membership(
+                &self,
+                id: $crate::image::ImageId,
+                member_id: &str,
+            ) -> impl ::std::future::Future<
+                Output = Result<Option<$crate::image::Member>, $crate::repo::Error>,
+            > + Send {
+                self.inner.membership(id, member_id)
+            }
+        }
+    };
+}
+pub(crate) use delegate_stored;
+
+/// Implements [`MemberRepo`] for a layer `$layer<R>` that leaves members to
+/// `self.inner` entirely.
+macro_rules! delegate_members {
+    ($layer:ident) => {
+        impl<R: $crate::repo::MemberRepo> $crate::repo::MemberRepo for $layer<R> {
+            fn members(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                image: &$crate::image::Image,
+            ) -> impl ::std::future::Future<
+                Output = Result<Vec<$crate::image::Member>, $crate::repo::Error>,
+            > + Send {
+                self.inner.members(ctx, image)
+            }
+
+            fn member(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                image: &$crate::image::Image,
+                member_id: &str,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Member, $crate::repo::Error>,
+            > + Send {
+                self.inner.member(ctx, image, member_id)
+            }
+
+            fn add_member(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                new: &$crate::repo::NewMember,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Member, $crate::repo::Error>,
+            > + Send {
+                self.inner.add_member(ctx, new)
+            }
+
+            fn update_member(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                image: &$crate::image::Image,
+                member_id: &str,
+                status: $crate::image::MemberStatus,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Member, $crate::repo::Error>,
+            > + Send {
+                self.inner.update_member(ctx, image, member_id, status)
+            }
+
+            fn remove_member(
+                &self,
+                ctx: &$crate::context::RequestContext,
+                image: &$crate::image::Image,
+                member_id: &str,
+            ) -> impl ::std::future::Future<
+                Output = Result<$crate::image::Member, $crate::repo::Error>,
+            > + Send {
+                self.inner.remove_member(ctx, image, member_id)
+            }
+        }
+    };
+}
+pub(crate) use delegate_members;
+
 /// A shared repository is a repository: an `Arc<Stack>` can be handed to
 /// anything generic over [`ImageRepo`] (a server's handlers, ingest).
+impl<R: ImageRepo> sealed::Stored for Arc<R> {
+    fn load(&self, id: ImageId) -> impl Future<Output = Result<Image, Error>> + Send {
+        (**self).load(id)
+    }
+
+    fn membership(
+        &self,
+        id: ImageId,
+        member_id: &str,
+    ) -> impl Future<Output = Result<Option<Member>, Error>> + Send {
+        (**self).membership(id, member_id)
+    }
+}
+
 impl<R: ImageRepo> ImageRepo for Arc<R> {
     fn get(
         &self,
@@ -151,26 +368,25 @@ impl<R: ImageRepo> ImageRepo for Arc<R> {
     fn add(
         &self,
         ctx: &RequestContext,
-        image: &Image,
+        new: &NewImage,
     ) -> impl Future<Output = Result<Image, Error>> + Send {
-        (**self).add(ctx, image)
+        (**self).add(ctx, new)
     }
 
     fn save(
         &self,
         ctx: &RequestContext,
-        image: &Image,
-        from: Option<Status>,
+        change: &Change,
     ) -> impl Future<Output = Result<Image, Error>> + Send {
-        (**self).save(ctx, image, from)
+        (**self).save(ctx, change)
     }
 
     fn remove(
         &self,
         ctx: &RequestContext,
-        id: ImageId,
+        image: &Image,
     ) -> impl Future<Output = Result<Image, Error>> + Send {
-        (**self).remove(ctx, id)
+        (**self).remove(ctx, image)
     }
 
     fn prepare_upload(
@@ -187,6 +403,52 @@ impl<R: ImageRepo> ImageRepo for Arc<R> {
         id: ImageId,
     ) -> impl Future<Output = Result<Image, Error>> + Send {
         (**self).prepare_download(ctx, id)
+    }
+}
+
+impl<R: MemberRepo> MemberRepo for Arc<R> {
+    fn members(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+    ) -> impl Future<Output = Result<Vec<Member>, Error>> + Send {
+        (**self).members(ctx, image)
+    }
+
+    fn member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> impl Future<Output = Result<Member, Error>> + Send {
+        (**self).member(ctx, image, member_id)
+    }
+
+    fn add_member(
+        &self,
+        ctx: &RequestContext,
+        new: &NewMember,
+    ) -> impl Future<Output = Result<Member, Error>> + Send {
+        (**self).add_member(ctx, new)
+    }
+
+    fn update_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+        status: MemberStatus,
+    ) -> impl Future<Output = Result<Member, Error>> + Send {
+        (**self).update_member(ctx, image, member_id, status)
+    }
+
+    fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> impl Future<Output = Result<Member, Error>> + Send {
+        (**self).remove_member(ctx, image, member_id)
     }
 }
 
@@ -209,204 +471,6 @@ impl UploadAllowance {
             max_bytes: Some(self.max_bytes.map_or(bytes, |current| current.min(bytes))),
         }
     }
-}
-
-/// Filters, sort and paging for [`ImageRepo::list`], as Glance's `GET /v2/images`.
-///
-/// `Default` is Glance's default listing: every image the caller may see
-/// except community images of other projects and hidden images, newest
-/// first, no limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListQuery {
-    /// Only images in this status.
-    pub status: Option<Status>,
-    /// Only images with exactly this name.
-    pub name: Option<String>,
-    /// Only images of this owner.
-    pub owner: Option<String>,
-    /// Visibility filter; `None` is Glance's default (no community images of
-    /// other projects).
-    pub visibility: Option<VisibilityFilter>,
-    /// Only images carrying every one of these tags.
-    pub tags: Vec<String>,
-    /// Only hidden (`true`) or only not hidden (`false`) images; `None` is
-    /// Glance's default, which hides them.
-    pub os_hidden: Option<bool>,
-    /// Only images with this disk format.
-    pub disk_format: Option<DiskFormat>,
-    /// Only images with this container format.
-    pub container_format: Option<ContainerFormat>,
-    /// Only images with every one of these properties set to these values.
-    pub properties: Properties,
-    /// At most this many images; `None` means all.
-    pub limit: Option<u32>,
-    /// Start after this image (the last id of the previous page).
-    pub marker: Option<ImageId>,
-    /// Sort keys, most significant first; empty means Glance's default
-    /// (`created_at` desc, `id` desc). `id` is always appended as the final
-    /// tie-breaker so pages never overlap.
-    pub sort: Vec<SortBy>,
-    /// Which images the caller may see at all. Set by the authorization
-    /// layer; callers leave it at the default.
-    pub scope: ListScope,
-}
-
-/// The `visibility` list filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VisibilityFilter {
-    /// Only images with this visibility.
-    Only(Visibility),
-    /// Every visibility the caller may see, community included (Glance's `all`).
-    All,
-}
-
-impl FromStr for VisibilityFilter {
-    type Err = crate::image::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "all" {
-            Ok(VisibilityFilter::All)
-        } else {
-            s.parse().map(VisibilityFilter::Only)
-        }
-    }
-}
-
-/// Which images a listing may return at all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ListScope {
-    /// Every image (administrators; the bare SQL backend).
-    #[default]
-    Everything,
-    /// Public and community images, plus every image owned by `project`.
-    VisibleTo {
-        /// The caller's project, if any.
-        project: Option<String>,
-    },
-}
-
-impl ListScope {
-    /// Whether `image` is inside this scope.
-    pub fn admits(&self, image: &Image) -> bool {
-        match self {
-            ListScope::Everything => true,
-            ListScope::VisibleTo { project } => {
-                matches!(image.visibility, Visibility::Public | Visibility::Community)
-                    || (project.is_some() && image.owner == *project)
-            }
-        }
-    }
-}
-
-/// One sort key and its direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SortBy {
-    /// The attribute.
-    pub key: SortKey,
-    /// Ascending or descending.
-    pub dir: SortDir,
-}
-
-/// Sort direction (Glance's `sort_dir`, default `desc`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SortDir {
-    /// Smallest first (null before any value).
-    Asc,
-    /// Largest first (null after any value).
-    #[default]
-    Desc,
-}
-
-impl FromStr for SortDir {
-    type Err = BadSort;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "asc" => Ok(SortDir::Asc),
-            "desc" => Ok(SortDir::Desc),
-            other => Err(BadSort::Dir(other.to_owned())),
-        }
-    }
-}
-
-/// The attributes images can be sorted by (Glance's `sort_key` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    /// `name`
-    Name,
-    /// `status`
-    Status,
-    /// `container_format`
-    ContainerFormat,
-    /// `disk_format`
-    DiskFormat,
-    /// `size`
-    Size,
-    /// `virtual_size`
-    VirtualSize,
-    /// `id`
-    Id,
-    /// `created_at`
-    CreatedAt,
-    /// `updated_at`
-    UpdatedAt,
-    /// `visibility`
-    Visibility,
-    /// `owner`
-    Owner,
-    /// `min_disk`
-    MinDisk,
-    /// `min_ram`
-    MinRam,
-}
-
-impl SortKey {
-    /// Every key, with its Glance name.
-    pub const ALL: &'static [(SortKey, &'static str)] = &[
-        (SortKey::Name, "name"),
-        (SortKey::Status, "status"),
-        (SortKey::ContainerFormat, "container_format"),
-        (SortKey::DiskFormat, "disk_format"),
-        (SortKey::Size, "size"),
-        (SortKey::VirtualSize, "virtual_size"),
-        (SortKey::Id, "id"),
-        (SortKey::CreatedAt, "created_at"),
-        (SortKey::UpdatedAt, "updated_at"),
-        (SortKey::Visibility, "visibility"),
-        (SortKey::Owner, "owner"),
-        (SortKey::MinDisk, "min_disk"),
-        (SortKey::MinRam, "min_ram"),
-    ];
-
-    /// Glance's name for this key.
-    pub fn as_str(self) -> &'static str {
-        SortKey::ALL
-            .iter()
-            .find(|(key, _)| *key == self)
-            .map_or("id", |(_, name)| name)
-    }
-}
-
-impl FromStr for SortKey {
-    type Err = BadSort;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SortKey::ALL
-            .iter()
-            .find(|(_, name)| *name == s)
-            .map(|(key, _)| *key)
-            .ok_or_else(|| BadSort::Key(s.to_owned()))
-    }
-}
-
-/// A `sort_key` or `sort_dir` Glance does not accept.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BadSort {
-    /// Unknown sort key.
-    #[error(
-        "{0:?} is not a sort key (expected one of: name, status, container_format, disk_format, size, virtual_size, id, created_at, updated_at, visibility, owner, min_disk, min_ram)"
-    )]
-    Key(String),
-    /// Unknown direction.
-    #[error("{0:?} is not a sort direction (expected asc or desc)")]
-    Dir(String),
 }
 
 /// The quota-limited resources (Glance's unified-limits names).
@@ -461,22 +525,22 @@ pub enum Error {
         /// The duplicate id.
         id: ImageId,
     },
-    /// A compare-and-swap lost: the image is no longer in the expected status.
+    /// The record changed after the caller read it (a concurrent upload,
+    /// edit or delete won): nothing was written. Every lost race is this.
     #[error(
-        "image {id} is {actual}, not {expected}: another operation changed it first (status transition from {actual} to {wanted} is not allowed)"
+        "image {id} was changed by another operation after it was read (it was {expected}, it is now {actual}); nothing was written: read it again and retry"
     )]
     Conflict {
         /// The image.
         id: ImageId,
-        /// The status the caller expected (`from`).
+        /// The status the caller's read had.
         expected: Status,
-        /// The status found.
+        /// The status stored now.
         actual: Status,
-        /// The status the caller wanted to set.
-        wanted: Status,
     },
-    /// A status change the state machine does not allow.
-    #[error("image {id}: status transition from {from} to {to} is not allowed")]
+    /// A status change the state machine does not allow from the status the
+    /// caller read (not a race: the read was current).
+    #[error("image {id} is {from}, so it cannot become {to}{}", allowed_from(*.from))]
     InvalidTransition {
         /// The image.
         id: ImageId,
@@ -503,7 +567,7 @@ pub enum Error {
         image: Option<ImageId>,
     },
     /// A read-only attribute or property was changed (Glance: 403 "Attribute 'x' is read-only.").
-    #[error("attribute {attribute:?} of image {id} is read-only")]
+    #[error("attribute {attribute:?} of image {id} is read-only{}", read_only_hint(.attribute))]
     ReadOnly {
         /// The image.
         id: ImageId,
@@ -533,6 +597,39 @@ pub enum Error {
         /// What the operation would add.
         requested: u64,
     },
+    /// An image already has as many members as `image_member_quota` allows
+    /// (Glance: 413).
+    #[error("image {id} already has {limit} members, the most image_member_quota allows")]
+    MemberLimit {
+        /// The image.
+        id: ImageId,
+        /// The limit.
+        limit: u64,
+    },
+    /// No such membership, or not one the caller may see.
+    #[error("project {member_id} is not a member of image {id}")]
+    MemberNotFound {
+        /// The image.
+        id: ImageId,
+        /// The project asked about.
+        member_id: String,
+    },
+    /// The project already is a member (Glance: 409).
+    #[error("project {member_id} is already a member of image {id}")]
+    MemberExists {
+        /// The image.
+        id: ImageId,
+        /// The project.
+        member_id: String,
+    },
+    /// A member id that cannot name a project.
+    #[error("member id {member_id:?} is not a project id: {reason}")]
+    InvalidMember {
+        /// The id given.
+        member_id: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The image has no stored data to download.
     #[error("image {id} has no data (status {status})")]
     NoData {
@@ -555,6 +652,14 @@ pub enum Error {
         /// The refused URL.
         url: String,
     },
+    /// A database URL that names no supported engine.
+    #[error(
+        "database URL {url} is not supported (expected sqlite://PATH or postgres://USER@HOST[:PORT]/DATABASE)"
+    )]
+    UnsupportedUrl {
+        /// The URL, password removed.
+        url: String,
+    },
     /// The database failed.
     #[error("database error while {operation}")]
     Database {
@@ -567,7 +672,7 @@ pub enum Error {
     /// Migrating the database schema failed.
     #[error("could not migrate the database {path}")]
     Migrate {
-        /// The database file.
+        /// The database file (for PostgreSQL: its URL, password removed).
         path: PathBuf,
         /// The migrator's error.
         #[source]
@@ -603,9 +708,32 @@ fn on_image(image: &Option<ImageId>) -> String {
     image.map(|id| format!(" (image {id})")).unwrap_or_default()
 }
 
+fn allowed_from(from: Status) -> String {
+    let targets: Vec<&str> = Status::ALL
+        .iter()
+        .filter(|to| from.can_become(**to))
+        .map(|to| to.as_str())
+        .collect();
+    if targets.is_empty() {
+        format!(" (a {from} image cannot change status)")
+    } else {
+        format!(" (a {from} image can become: {})", targets.join(", "))
+    }
+}
+
+fn read_only_hint(attribute: &str) -> &'static str {
+    match attribute {
+        "disk_format" | "container_format" => " once it has data (it can change only while queued)",
+        _ if attribute.starts_with("img_signature") => {
+            " once it has data (upload the image again as a new one to change its signature)"
+        }
+        _ => "",
+    }
+}
+
 impl Error {
     /// A stable snake_case name for the kind of failure (JSON output, logs,
-    /// and the HTTP status mapping later).
+    /// and the HTTP status mapping).
     pub fn kind(&self) -> &'static str {
         match self {
             Error::NotFound { .. } => "not_found",
@@ -617,9 +745,14 @@ impl Error {
             Error::ReadOnly { .. } => "read_only",
             Error::Protected { .. } => "protected",
             Error::QuotaExceeded { .. } => "quota_exceeded",
+            Error::MemberLimit { .. } => "member_limit",
+            Error::MemberNotFound { .. } => "member_not_found",
+            Error::MemberExists { .. } => "member_exists",
+            Error::InvalidMember { .. } => "invalid_member",
             Error::NoData { .. } => "no_data",
             Error::MarkerNotFound { .. } => "marker_not_found",
             Error::ForeignLocation { .. } => "foreign_location",
+            Error::UnsupportedUrl { .. } => "unsupported_url",
             Error::Database { .. } => "database",
             Error::Migrate { .. } => "migrate",
             Error::ForeignDatabase { .. } => "foreign_database",
@@ -719,6 +852,42 @@ pub(crate) mod test_support {
         image
     }
 
+    /// `image` added through `repo` (no layers above it).
+    pub(crate) async fn added<R: ImageRepo>(repo: &R, image: Image) -> Image {
+        repo.add(&admin(), &NewImage::new(image)).await.unwrap()
+    }
+
+    /// `image` (as stored) moved to `saving`, then `active` with `size`
+    /// bytes at the store location of the image.
+    pub(crate) async fn activated<R: ImageRepo>(repo: &R, image: &Image, size: u64) -> Image {
+        let saving = repo
+            .save(&admin(), &Change::claim_upload(image.clone()))
+            .await
+            .unwrap();
+        repo.save(
+            &admin(),
+            &Change::commit_upload(saving, uploaded(image.id, size)),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Upload data of `size` bytes at the filesystem store's location of `id`
+    /// (the data itself need not exist for record-only tests).
+    pub(crate) fn uploaded(id: ImageId, size: u64) -> UploadedData {
+        UploadedData {
+            size,
+            virtual_size: Some(size),
+            checksum: "0".repeat(32),
+            os_hash_algo: "sha512".to_owned(),
+            os_hash_value: "0".repeat(128),
+            location: crate::image::Location {
+                url: format!("file:///nonexistent/images/{id}"),
+                metadata: Default::default(),
+            },
+        }
+    }
+
     pub(crate) fn admin() -> RequestContext {
         RequestContext::local_admin()
     }
@@ -740,21 +909,25 @@ mod tests {
     }
 
     #[test]
-    fn sort_keys_use_glance_names() {
-        for (key, name) in SortKey::ALL {
-            assert_eq!(name.parse::<SortKey>().unwrap(), *key);
-            assert_eq!(key.as_str(), *name);
-        }
-        assert!(matches!("colour".parse::<SortKey>(), Err(BadSort::Key(_))));
-        assert_eq!("asc".parse::<SortDir>().unwrap(), SortDir::Asc);
-        assert!("up".parse::<SortDir>().is_err());
+    fn transition_errors_say_what_is_allowed() {
+        let id = ImageId::new_random();
+        let err = Error::InvalidTransition {
+            id,
+            from: Status::Queued,
+            to: Status::Deactivated,
+        };
         assert_eq!(
-            "all".parse::<VisibilityFilter>().unwrap(),
-            VisibilityFilter::All
+            err.to_string(),
+            format!(
+                "image {id} is queued, so it cannot become deactivated (a queued image can become: saving, deleted)"
+            )
         );
-        assert_eq!(
-            "community".parse::<VisibilityFilter>().unwrap(),
-            VisibilityFilter::Only(Visibility::Community)
-        );
+        let err = Error::Conflict {
+            id,
+            expected: Status::Queued,
+            actual: Status::Saving,
+        };
+        assert!(!err.to_string().contains("not allowed"), "{err}");
+        assert_eq!(err.kind(), "conflict");
     }
 }

@@ -1,6 +1,7 @@
 //! The notifier layer: Glance's image notifications (image.create,
-//! image.prepare, image.upload, image.activate, image.update, image.delete)
-//! written as JSON lines to a configurable sink file.
+//! image.prepare, image.upload, image.activate, image.update, image.delete,
+//! image.member.create, image.member.update, image.member.delete) written as
+//! JSON lines to a configurable sink file.
 //!
 //! It owns when each event is emitted (after the operation succeeded; an
 //! upload commit emits image.upload then image.activate, as Glance; a rolled
@@ -16,11 +17,14 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::options::NotificationOptions;
-use super::{Error, ImageRepo, ListQuery, UploadAllowance};
+use super::{
+    Change, ChangeKind, Error, ImageRepo, ListQuery, MemberRepo, NewImage, NewMember,
+    UploadAllowance, delegate_stored,
+};
 use crate::clock::Clock;
 use crate::context::RequestContext;
-use crate::image::{Image, ImageId, Status};
-use crate::wire::{Notification, NotificationPayload, Priority};
+use crate::image::{Image, ImageId, Member, MemberStatus};
+use crate::wire::{MemberNotificationPayload, Notification, NotificationPayload, Priority};
 
 /// Writes notifications to the sink.
 #[derive(Clone)]
@@ -61,6 +65,21 @@ impl Notifier {
             event_type,
             Priority::Info,
             NotificationPayload { image, deleted_at },
+        )
+        .await;
+    }
+
+    /// Appends one notification with an image-member payload. Never fails.
+    pub async fn member_event(
+        &self,
+        event_type: &str,
+        member: &Member,
+        deleted_at: Option<OffsetDateTime>,
+    ) {
+        self.emit(
+            event_type,
+            Priority::Info,
+            MemberNotificationPayload { member, deleted_at },
         )
         .await;
     }
@@ -135,6 +154,8 @@ impl<R> NotifyRepo<R> {
     }
 }
 
+delegate_stored!(NotifyRepo);
+
 impl<R: ImageRepo> ImageRepo for NotifyRepo<R> {
     async fn get(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
         self.inner.get(ctx, id).await
@@ -144,23 +165,18 @@ impl<R: ImageRepo> ImageRepo for NotifyRepo<R> {
         self.inner.list(ctx, query).await
     }
 
-    async fn add(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
-        let stored = self.inner.add(ctx, image).await?;
+    async fn add(&self, ctx: &RequestContext, new: &NewImage) -> Result<Image, Error> {
+        let stored = self.inner.add(ctx, new).await?;
         self.notifier
             .image_event("image.create", &stored, None)
             .await;
         Ok(stored)
     }
 
-    async fn save(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        from: Option<Status>,
-    ) -> Result<Image, Error> {
-        let saved = self.inner.save(ctx, image, from).await?;
-        match (from, saved.status) {
-            (Some(Status::Saving), Status::Active) => {
+    async fn save(&self, ctx: &RequestContext, change: &Change) -> Result<Image, Error> {
+        let saved = self.inner.save(ctx, change).await?;
+        match change.kind {
+            ChangeKind::CommitUpload => {
                 self.notifier
                     .image_event("image.upload", &saved, None)
                     .await;
@@ -168,7 +184,7 @@ impl<R: ImageRepo> ImageRepo for NotifyRepo<R> {
                     .image_event("image.activate", &saved, None)
                     .await;
             }
-            (Some(Status::Saving), Status::Queued) => {
+            ChangeKind::RollbackUpload => {
                 let message = format!(
                     "Failed to upload image data for image {}; the image is queued again",
                     saved.id
@@ -176,8 +192,8 @@ impl<R: ImageRepo> ImageRepo for NotifyRepo<R> {
                 self.notifier.error_event("image.upload", &message).await;
             }
             // The upload claiming the image: image.prepare already said so.
-            (Some(Status::Queued), Status::Saving) => {}
-            _ => {
+            ChangeKind::ClaimUpload => {}
+            ChangeKind::Update | ChangeKind::Deactivate | ChangeKind::Reactivate => {
                 self.notifier
                     .image_event("image.update", &saved, None)
                     .await
@@ -186,8 +202,8 @@ impl<R: ImageRepo> ImageRepo for NotifyRepo<R> {
         Ok(saved)
     }
 
-    async fn remove(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
-        let removed = self.inner.remove(ctx, id).await?;
+    async fn remove(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+        let removed = self.inner.remove(ctx, image).await?;
         self.notifier
             .image_event("image.delete", &removed, Some(removed.updated_at))
             .await;
@@ -208,6 +224,60 @@ impl<R: ImageRepo> ImageRepo for NotifyRepo<R> {
 
     async fn prepare_download(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
         self.inner.prepare_download(ctx, id).await
+    }
+}
+
+impl<R: MemberRepo> MemberRepo for NotifyRepo<R> {
+    async fn members(&self, ctx: &RequestContext, image: &Image) -> Result<Vec<Member>, Error> {
+        self.inner.members(ctx, image).await
+    }
+
+    async fn member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> Result<Member, Error> {
+        self.inner.member(ctx, image, member_id).await
+    }
+
+    async fn add_member(&self, ctx: &RequestContext, new: &NewMember) -> Result<Member, Error> {
+        let member = self.inner.add_member(ctx, new).await?;
+        self.notifier
+            .member_event("image.member.create", &member, None)
+            .await;
+        Ok(member)
+    }
+
+    async fn update_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+        status: MemberStatus,
+    ) -> Result<Member, Error> {
+        let member = self
+            .inner
+            .update_member(ctx, image, member_id, status)
+            .await?;
+        self.notifier
+            .member_event("image.member.update", &member, None)
+            .await;
+        Ok(member)
+    }
+
+    async fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> Result<Member, Error> {
+        let member = self.inner.remove_member(ctx, image, member_id).await?;
+        let now = self.notifier.clock.now();
+        self.notifier
+            .member_event("image.member.delete", &member, Some(now))
+            .await;
+        Ok(member)
     }
 }
 
@@ -235,34 +305,39 @@ mod tests {
         let layer = NotifyRepo::new(repo.sql.clone(), &options, clock());
         let ctx = admin();
 
-        let image = layer.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        let mut shared = queued(Some("p1"));
+        shared.visibility = crate::image::Visibility::Shared;
+        let image = layer.add(&ctx, &shared.into()).await.unwrap();
         layer.prepare_upload(&ctx, &image).await.unwrap();
-        let mut saving = image.clone();
-        saving.status = Status::Saving;
         let saving = layer
-            .save(&ctx, &saving, Some(Status::Queued))
+            .save(&ctx, &Change::claim_upload(image.clone()))
             .await
             .unwrap();
-        let mut back = saving.clone();
-        back.status = Status::Queued;
-        let back = layer.save(&ctx, &back, Some(Status::Saving)).await.unwrap();
-        let mut saving = back.clone();
-        saving.status = Status::Saving;
-        let saving = layer
-            .save(&ctx, &saving, Some(Status::Queued))
+        let back = layer
+            .save(&ctx, &Change::rollback_upload(saving))
             .await
             .unwrap();
-        let mut active = saving.clone();
-        active.status = Status::Active;
-        active.size = Some(4);
+        let saving = layer.save(&ctx, &Change::claim_upload(back)).await.unwrap();
         let active = layer
-            .save(&ctx, &active, Some(Status::Saving))
+            .save(&ctx, &Change::commit_upload(saving, uploaded(image.id, 4)))
             .await
             .unwrap();
         let mut renamed = active.clone();
         renamed.name = Some("renamed".into());
-        layer.save(&ctx, &renamed, None).await.unwrap();
-        layer.remove(&ctx, image.id).await.unwrap();
+        let renamed = layer
+            .save(&ctx, &Change::update(active, renamed))
+            .await
+            .unwrap();
+        layer
+            .add_member(&ctx, &NewMember::new(renamed.clone(), "p2"))
+            .await
+            .unwrap();
+        layer
+            .update_member(&ctx, &renamed, "p2", MemberStatus::Accepted)
+            .await
+            .unwrap();
+        layer.remove_member(&ctx, &renamed, "p2").await.unwrap();
+        layer.remove(&ctx, &renamed).await.unwrap();
 
         let events = events(&sink);
         let types: Vec<&str> = events
@@ -278,6 +353,9 @@ mod tests {
                 "image.upload",
                 "image.activate",
                 "image.update",
+                "image.member.create",
+                "image.member.update",
+                "image.member.delete",
                 "image.delete"
             ]
         );
@@ -297,8 +375,12 @@ mod tests {
         assert_eq!(events[4]["payload"]["status"], "active");
         assert_eq!(events[4]["payload"]["size"], 4);
         assert_eq!(events[5]["payload"]["name"], "renamed");
-        assert_eq!(events[6]["payload"]["deleted"], true);
-        assert_eq!(events[6]["payload"]["deleted_at"], "2026-01-02T03:04:05Z");
+        assert_eq!(events[6]["payload"]["member_id"], "p2");
+        assert_eq!(events[6]["payload"]["status"], "pending");
+        assert_eq!(events[7]["payload"]["status"], "accepted");
+        assert_eq!(events[8]["payload"]["deleted"], true);
+        assert_eq!(events[9]["payload"]["deleted"], true);
+        assert_eq!(events[9]["payload"]["deleted_at"], "2026-01-02T03:04:05Z");
         assert_eq!(events[0]["payload"]["id"], image.id.to_string());
     }
 
@@ -311,8 +393,11 @@ mod tests {
             ..NotificationOptions::default()
         };
         let layer = NotifyRepo::new(repo.sql.clone(), &options, clock());
-        let image = layer.add(&admin(), &queued(Some("p1"))).await.unwrap();
-        assert!(layer.remove(&admin(), image.id).await.is_ok());
+        let image = layer
+            .add(&admin(), &queued(Some("p1")).into())
+            .await
+            .unwrap();
+        assert!(layer.remove(&admin(), &image).await.is_ok());
         // Failed operations emit nothing.
         let sink = repo.dir.path().join("events.jsonl");
         let options = NotificationOptions {
@@ -320,7 +405,7 @@ mod tests {
             ..NotificationOptions::default()
         };
         let layer = NotifyRepo::new(repo.sql.clone(), &options, clock());
-        assert!(layer.remove(&admin(), image.id).await.is_err());
+        assert!(layer.remove(&admin(), &image).await.is_err());
         assert!(!sink.exists());
     }
 }

@@ -147,6 +147,9 @@ pub struct QuotaOptions {
     pub default: ProjectLimits,
     /// Per-project limits, by project id; unset fields fall back to `default`.
     pub projects: BTreeMap<String, ProjectLimits>,
+    /// How many members one image may have (Glance's `image_member_quota`;
+    /// unset: Glance's 128, `-1`: unlimited).
+    pub image_member_quota: Option<Limit>,
 }
 
 impl QuotaOptions {

@@ -6,7 +6,8 @@
 //! checks, `and`, `or`, `not`, parentheses), the defaults, and the mapping of
 //! repository operations to Glance's rule names (add_image, get_image,
 //! get_images, modify_image, publicize_image, communitize_image,
-//! delete_image, upload_image, download_image, deactivate, reactivate).
+//! delete_image, upload_image, download_image, deactivate, reactivate,
+//! add_member, get_member, get_members, modify_member, delete_member).
 //! It must not decide visibility or ownership (the authorization layer does)
 //! nor look at properties (property protection does).
 //!
@@ -22,9 +23,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{Error, ImageRepo, ListQuery, UploadAllowance};
+use super::{
+    Change, ChangeKind, Error, ImageRepo, ListQuery, MemberRepo, NewImage, NewMember,
+    UploadAllowance, delegate_stored,
+};
 use crate::context::RequestContext;
-use crate::image::{Image, ImageId, Status, Visibility};
+use crate::image::{Image, ImageId, Member, MemberStatus, Status, Visibility};
 
 /// Glance's default rules (modern, secure-RBAC defaults).
 const GLANCE_DEFAULTS: &[(&str, &str)] = &[
@@ -70,6 +74,26 @@ const GLANCE_DEFAULTS: &[(&str, &str)] = &[
     (
         "reactivate",
         "rule:context_is_admin or (role:member and project_id:%(project_id)s)",
+    ),
+    (
+        "add_member",
+        "rule:context_is_admin or (role:member and project_id:%(project_id)s)",
+    ),
+    (
+        "delete_member",
+        "rule:context_is_admin or (role:member and project_id:%(project_id)s)",
+    ),
+    (
+        "get_member",
+        "rule:context_is_admin or role:reader and (project_id:%(project_id)s or project_id:%(member_id)s)",
+    ),
+    (
+        "get_members",
+        "rule:context_is_admin or role:reader and (project_id:%(project_id)s or project_id:%(member_id)s)",
+    ),
+    (
+        "modify_member",
+        "rule:context_is_admin or (role:member and project_id:%(member_id)s)",
     ),
 ];
 
@@ -200,14 +224,16 @@ impl Rules {
 }
 
 /// The attributes of the thing a rule is checked against (Glance's
-/// `ImageTarget`: `project_id` and `owner` are the image's owner).
+/// `ImageTarget`: `project_id` and `owner` are the image's owner; `member_id`
+/// is the caller's project when the image is `shared` and the caller does
+/// not own it, as glance/db/__init__.py sets the image's `member`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
     values: BTreeMap<String, String>,
 }
 
 impl Target {
-    /// The target for an operation on `image`.
+    /// The target for an operation on `image` (without `member_id`).
     pub fn image(image: &Image) -> Target {
         let mut target = Target::default();
         target.set("id", image.id.to_string());
@@ -219,6 +245,19 @@ impl Target {
         target.set("status", image.status.as_str());
         if let Some(name) = &image.name {
             target.set("name", name.clone());
+        }
+        target
+    }
+
+    /// The target for an operation by `ctx` on `image`: [`Target::image`]
+    /// plus `member_id`.
+    pub fn image_for(image: &Image, ctx: &RequestContext) -> Target {
+        let mut target = Target::image(image);
+        if let Some(project) = &ctx.project_id
+            && image.visibility == Visibility::Shared
+            && image.owner.as_ref() != Some(project)
+        {
+            target.set("member_id", project.clone());
         }
         target
     }
@@ -579,39 +618,47 @@ impl<R> PolicyRepo<R> {
     }
 }
 
-/// The rule a status change needs, if it is one the policy names.
-fn transition_rule(from: Status, to: Status) -> Option<&'static str> {
-    match (from, to) {
-        (Status::Queued, Status::Saving)
-        | (Status::Saving, Status::Active)
-        | (Status::Saving, Status::Queued) => Some("upload_image"),
-        (Status::Active, Status::Deactivated) => Some("deactivate"),
-        (Status::Deactivated, Status::Active) => Some("reactivate"),
-        _ => None,
+/// The rule a change needs besides those its visibility needs.
+fn change_rule(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Update => "modify_image",
+        ChangeKind::ClaimUpload | ChangeKind::CommitUpload | ChangeKind::RollbackUpload => {
+            "upload_image"
+        }
+        ChangeKind::Deactivate => "deactivate",
+        ChangeKind::Reactivate => "reactivate",
     }
 }
 
-/// Whether two records differ in anything but status and the attributes an
-/// upload sets (size, hashes, virtual size, locations).
-fn changes_besides_upload(stored: &Image, wanted: &Image) -> bool {
-    let mut comparable = wanted.clone();
-    comparable.status = stored.status;
-    comparable.size = stored.size;
-    comparable.virtual_size = stored.virtual_size;
-    comparable.checksum = stored.checksum.clone();
-    comparable.os_hash_algo = stored.os_hash_algo.clone();
-    comparable.os_hash_value = stored.os_hash_value.clone();
-    comparable.locations = stored.locations.clone();
-    comparable.updated_at = stored.updated_at;
-    comparable.created_at = stored.created_at;
-    comparable != *stored
+impl<R> PolicyRepo<R> {
+    /// `get_image` first, as Glance looks an image up before acting on it;
+    /// its refusal hides the image ([`Error::NotFound`]).
+    fn require_readable(&self, ctx: &RequestContext, image: &Image) -> Result<Target, Error> {
+        let target = Target::image_for(image, ctx);
+        if self.rules.allows("get_image", &target, ctx) {
+            Ok(target)
+        } else {
+            Err(Error::NotFound { id: image.id })
+        }
+    }
+
+    /// `get_image`, then each of `rules` on `image`.
+    fn enforce_on(&self, ctx: &RequestContext, image: &Image, rules: &[&str]) -> Result<(), Error> {
+        let target = self.require_readable(ctx, image)?;
+        for rule in rules {
+            self.rules.enforce(rule, &target, ctx, Some(image.id))?;
+        }
+        Ok(())
+    }
 }
+
+delegate_stored!(PolicyRepo);
 
 impl<R: ImageRepo> ImageRepo for PolicyRepo<R> {
     async fn get(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
         let image = self.inner.get(ctx, id).await?;
         self.rules
-            .enforce("get_image", &Target::image(&image), ctx, Some(id))?;
+            .enforce("get_image", &Target::image_for(&image, ctx), ctx, Some(id))?;
         Ok(image)
     }
 
@@ -621,50 +668,34 @@ impl<R: ImageRepo> ImageRepo for PolicyRepo<R> {
         self.inner.list(ctx, query).await
     }
 
-    async fn add(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+    async fn add(&self, ctx: &RequestContext, new: &NewImage) -> Result<Image, Error> {
+        let image = &new.image;
         let target = Target::image(image);
         self.rules
             .enforce("add_image", &target, ctx, Some(image.id))?;
         if let Some(rule) = Self::visibility_rule(image.visibility) {
             self.rules.enforce(rule, &target, ctx, Some(image.id))?;
         }
-        self.inner.add(ctx, image).await
+        self.inner.add(ctx, new).await
     }
 
-    async fn save(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        from: Option<Status>,
-    ) -> Result<Image, Error> {
-        let stored = self.inner.get(ctx, image.id).await?;
-        // Rules are checked against the stored record: the caller must not
-        // gain rights by editing the owner it sends.
-        let target = Target::image(&stored);
-        let id = Some(image.id);
-        let from_status = from.unwrap_or(stored.status);
-        let status_rule = (image.status != from_status)
-            .then(|| transition_rule(from_status, image.status))
-            .flatten();
-        if let Some(rule) = status_rule {
-            self.rules.enforce(rule, &target, ctx, id)?;
-        }
-        if status_rule.is_none() || changes_besides_upload(&stored, image) {
-            self.rules.enforce("modify_image", &target, ctx, id)?;
-        }
-        if image.visibility != stored.visibility
-            && let Some(rule) = Self::visibility_rule(image.visibility)
+    async fn save(&self, ctx: &RequestContext, change: &Change) -> Result<Image, Error> {
+        // Rules are checked against the stored record (`before`): the caller
+        // must not gain rights by editing the owner it sends.
+        let before = &change.before;
+        self.enforce_on(ctx, before, &[change_rule(change.kind)])?;
+        if change.after.visibility != before.visibility
+            && let Some(rule) = Self::visibility_rule(change.after.visibility)
         {
-            self.rules.enforce(rule, &target, ctx, id)?;
+            self.rules
+                .enforce(rule, &Target::image_for(before, ctx), ctx, Some(before.id))?;
         }
-        self.inner.save(ctx, image, from).await
+        self.inner.save(ctx, change).await
     }
 
-    async fn remove(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
-        let stored = self.inner.get(ctx, id).await?;
-        self.rules
-            .enforce("delete_image", &Target::image(&stored), ctx, Some(id))?;
-        self.inner.remove(ctx, id).await
+    async fn remove(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+        self.enforce_on(ctx, image, &["delete_image"])?;
+        self.inner.remove(ctx, image).await
     }
 
     async fn prepare_upload(
@@ -672,16 +703,13 @@ impl<R: ImageRepo> ImageRepo for PolicyRepo<R> {
         ctx: &RequestContext,
         image: &Image,
     ) -> Result<UploadAllowance, Error> {
-        let stored = self.inner.get(ctx, image.id).await?;
-        self.rules
-            .enforce("upload_image", &Target::image(&stored), ctx, Some(image.id))?;
+        self.enforce_on(ctx, image, &["upload_image"])?;
         self.inner.prepare_upload(ctx, image).await
     }
 
     async fn prepare_download(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
         let image = self.inner.prepare_download(ctx, id).await?;
-        self.rules
-            .enforce("download_image", &Target::image(&image), ctx, Some(id))?;
+        self.enforce_on(ctx, &image, &["download_image"])?;
         // Glance: "The requested image has been deactivated. Image data
         // download is prohibited." for everyone but administrators.
         if image.status == Status::Deactivated && !ctx.is_admin() {
@@ -691,6 +719,59 @@ impl<R: ImageRepo> ImageRepo for PolicyRepo<R> {
             ));
         }
         Ok(image)
+    }
+}
+
+impl<R: MemberRepo> MemberRepo for PolicyRepo<R> {
+    async fn members(&self, ctx: &RequestContext, image: &Image) -> Result<Vec<Member>, Error> {
+        self.enforce_on(ctx, image, &["get_members"])?;
+        self.inner.members(ctx, image).await
+    }
+
+    async fn member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> Result<Member, Error> {
+        // Glance's show answers 404 for every refusal.
+        self.enforce_on(ctx, image, &["get_member"])
+            .map_err(|err| match err {
+                Error::Forbidden { .. } => Error::MemberNotFound {
+                    id: image.id,
+                    member_id: member_id.to_owned(),
+                },
+                other => other,
+            })?;
+        self.inner.member(ctx, image, member_id).await
+    }
+
+    async fn add_member(&self, ctx: &RequestContext, new: &NewMember) -> Result<Member, Error> {
+        self.enforce_on(ctx, &new.image, &["add_member"])?;
+        self.inner.add_member(ctx, new).await
+    }
+
+    async fn update_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+        status: MemberStatus,
+    ) -> Result<Member, Error> {
+        self.enforce_on(ctx, image, &["get_member", "modify_member"])?;
+        self.inner
+            .update_member(ctx, image, member_id, status)
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> Result<Member, Error> {
+        self.enforce_on(ctx, image, &["get_member", "delete_member"])?;
+        self.inner.remove_member(ctx, image, member_id).await
     }
 }
 
@@ -858,7 +939,7 @@ mod tests {
         // Creating a public image needs publicize_image: only admins.
         let mut public = queued(Some("p1"));
         public.visibility = Visibility::Public;
-        let err = policy.add(&p1, &public).await.unwrap_err();
+        let err = policy.add(&p1, &public.clone().into()).await.unwrap_err();
         assert!(
             matches!(&err, Error::Forbidden { action, .. } if action.contains("publicize_image")),
             "{err}"
@@ -869,80 +950,112 @@ mod tests {
         ));
 
         // Members may create images for their own project only.
-        let own = policy.add(&p1, &queued(Some("p1"))).await.unwrap();
-        let err = policy.add(&p1, &queued(Some("p2"))).await.unwrap_err();
+        let own = policy.add(&p1, &queued(Some("p1")).into()).await.unwrap();
+        let err = policy
+            .add(&p1, &queued(Some("p2")).into())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), "forbidden");
 
         // Members may not publicize their image afterwards either.
         let mut changed = own.clone();
         changed.visibility = Visibility::Public;
-        let err = policy.save(&p1, &changed, None).await.unwrap_err();
+        let err = policy
+            .save(&p1, &Change::update(own.clone(), changed.clone()))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("publicize_image"), "{err}");
         changed.visibility = Visibility::Community;
-        let saved = policy.save(&p1, &changed, None).await.unwrap();
+        let saved = policy
+            .save(&p1, &Change::update(own.clone(), changed))
+            .await
+            .unwrap();
         assert_eq!(saved.visibility, Visibility::Community);
 
         // A reader may list and read but not upload or delete.
         let reader = RequestContext::for_project("p1", &["reader"]);
-        assert_eq!(
-            policy
-                .list(&reader, &ListQuery::default())
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        let all = ListQuery {
+            visibility: Some(crate::repo::VisibilityFilter::All),
+            ..ListQuery::default()
+        };
+        assert_eq!(policy.list(&reader, &all).await.unwrap().len(), 1);
         assert!(policy.get(&reader, own.id).await.is_ok());
         assert_eq!(
             policy
-                .prepare_upload(&reader, &own)
+                .prepare_upload(&reader, &saved)
                 .await
                 .unwrap_err()
                 .kind(),
             "forbidden"
         );
         assert_eq!(
-            policy.remove(&reader, own.id).await.unwrap_err().kind(),
+            policy.remove(&reader, &saved).await.unwrap_err().kind(),
             "forbidden"
         );
-        let mut saving = saved.clone();
-        saving.status = Status::Saving;
         assert_eq!(
             policy
-                .save(&reader, &saving, Some(Status::Queued))
+                .save(&reader, &Change::claim_upload(saved.clone()))
                 .await
                 .unwrap_err()
                 .kind(),
             "forbidden"
         );
+        // Another project's member sees a community image but may not
+        // delete it; a private one it cannot even see through policy
+        // (get_image refuses, which reads as not found).
+        assert_eq!(
+            policy
+                .remove(&member("p2"), &saved)
+                .await
+                .unwrap_err()
+                .kind(),
+            "forbidden"
+        );
+        let mut private = queued(Some("p1"));
+        private.visibility = Visibility::Private;
+        let private = added(&repo.sql, private).await;
+        assert_eq!(
+            policy
+                .remove(&member("p2"), &private)
+                .await
+                .unwrap_err()
+                .kind(),
+            "not_found"
+        );
         // The member may.
-        assert!(policy.prepare_upload(&p1, &own).await.is_ok());
-        assert!(policy.remove(&p1, own.id).await.is_ok());
+        assert!(policy.prepare_upload(&p1, &saved).await.is_ok());
+        assert!(policy.remove(&p1, &saved).await.is_ok());
     }
 
     #[tokio::test]
     async fn deactivated_images_download_only_for_admins() {
         let repo = temp_repo().await;
         let policy = PolicyRepo::new(repo.sql.clone(), rules());
-        let mut image = repo.sql.add(&admin(), &queued(Some("p1"))).await.unwrap();
-        for (from, to) in [
-            (Status::Queued, Status::Saving),
-            (Status::Saving, Status::Active),
-            (Status::Active, Status::Deactivated),
-        ] {
-            image.status = to;
-            image = repo.sql.save(&admin(), &image, Some(from)).await.unwrap();
-        }
+        let image = added(&repo.sql, queued(Some("p1"))).await;
+        let image = activated(&repo.sql, &image, 4).await;
+        let image = repo
+            .sql
+            .save(&admin(), &Change::deactivate(image))
+            .await
+            .unwrap();
         let err = policy
             .prepare_download(&member("p1"), image.id)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("deactivated"), "{err}");
         assert!(policy.prepare_download(&admin(), image.id).await.is_ok());
-        // Reactivating is the owner's right (reactivate rule).
-        image.status = Status::Active;
+        // Reactivating is the owner's right (reactivate rule), not a reader's.
+        let reader = RequestContext::for_project("p1", &["reader"]);
+        assert_eq!(
+            policy
+                .save(&reader, &Change::reactivate(image.clone()))
+                .await
+                .unwrap_err()
+                .kind(),
+            "forbidden"
+        );
         let image = policy
-            .save(&member("p1"), &image, Some(Status::Deactivated))
+            .save(&member("p1"), &Change::reactivate(image))
             .await
             .unwrap();
         assert_eq!(image.status, Status::Active);
@@ -952,7 +1065,6 @@ mod tests {
                 .await
                 .is_ok()
         );
-        let reader = RequestContext::for_project("p1", &["reader"]);
         assert_eq!(
             policy
                 .prepare_download(&reader, image.id)
@@ -961,6 +1073,41 @@ mod tests {
                 .kind(),
             "forbidden"
         );
+    }
+
+    #[test]
+    fn member_rules_are_glances() {
+        let mut image = queued(Some("p1"));
+        image.visibility = Visibility::Shared;
+        let rules = rules();
+        let allows = |rule: &str, ctx: &RequestContext| {
+            rules.allows(rule, &Target::image_for(&image, ctx), ctx)
+        };
+        let (owner, other) = (member("p1"), member("p2"));
+        let reader = RequestContext::for_project("p2", &["reader"]);
+        // The owner adds, lists and removes, but never answers for a member.
+        for rule in ["add_member", "delete_member", "get_member", "get_members"] {
+            assert!(allows(rule, &owner), "{rule}");
+            assert!(allows(rule, &admin()), "{rule}");
+        }
+        assert!(!allows("modify_member", &owner));
+        // Another project (a member, once the authorization layer has let it
+        // see the image) reads and answers, but does not add or remove.
+        assert!(allows("get_member", &other));
+        assert!(allows("get_members", &other));
+        assert!(allows("modify_member", &other));
+        assert!(!allows("add_member", &other));
+        assert!(!allows("delete_member", &other));
+        // A reader reads but does not answer.
+        assert!(allows("get_members", &reader));
+        assert!(!allows("modify_member", &reader));
+        // Without sharing there is no member_id, so nobody but the owner.
+        image.visibility = Visibility::Private;
+        let allows = |rule: &str, ctx: &RequestContext| {
+            rules.allows(rule, &Target::image_for(&image, ctx), ctx)
+        };
+        assert!(!allows("get_members", &other));
+        assert!(!allows("modify_member", &other));
     }
 
     proptest::proptest! {

@@ -6,18 +6,31 @@
 //! - the `img_signature*` properties are read-only once the image has data
 //!   (any status but `queued`): a signature cannot be swapped under verified
 //!   data (Glance allows it; we do not);
-//! - `size`, `virtual_size`, `checksum`, `os_hash_algo` and `os_hash_value`
-//!   change only when an upload commits (`saving → active`) or rolls back
-//!   (`saving → queued`, clearing them), never in an ordinary save or add;
-//! - `status` changes only through an explicit transition (`save` with
-//!   `from` equal to the stored status).
+//! - `disk_format` and `container_format` change only while the image is
+//!   `queued` (Glance: "Attribute disk_format can be only replaced for a
+//!   queued image."): the upload's format inspection decided on them;
+//! - `size`, `virtual_size`, `checksum`, `os_hash_algo`, `os_hash_value`
+//!   and `locations` change only when an upload commits (`saving → active`)
+//!   or rolls back (`saving → queued`, clearing them), and `status` only
+//!   through a status transition, never in an attribute update or an add
+//!   (each [`ChangeKind`]'s write set, see [`Change::stray_attribute`]).
+//!
+//! The properties of an update are judged as a diff between the stored
+//! record (`before`, handed down by the outermost layer) and the caller's
+//! `after`: properties the caller cannot read are kept, the others need
+//! the create, update or delete right. The SQL backend's compare-and-swap
+//! on `before` guarantees the diff is never applied over a concurrent change.
 //!
 //! It must not decide who owns an image (authorization) or which operations
 //! a role may perform (policy).
 
 use regex::Regex;
 
-use super::{Error, ImageRepo, ListQuery, UploadAllowance};
+use super::change::data_fields;
+use super::{
+    Change, ChangeKind, Error, ImageRepo, ListQuery, NewImage, UploadAllowance, delegate_members,
+    delegate_stored,
+};
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Properties, Status};
 
@@ -330,54 +343,43 @@ impl<R> PropertyProtectionRepo<R> {
     }
 }
 
-/// The attributes only an upload sets, with their values in a record.
-fn upload_attributes(image: &Image) -> [(&'static str, Option<String>); 5] {
-    [
-        ("size", image.size.map(|value| value.to_string())),
-        (
-            "virtual_size",
-            image.virtual_size.map(|value| value.to_string()),
-        ),
-        ("checksum", image.checksum.clone()),
-        ("os_hash_algo", image.os_hash_algo.clone()),
-        ("os_hash_value", image.os_hash_value.clone()),
-    ]
-}
-
-/// The built-in protections for a save of `wanted` over `stored`.
-fn check_built_in(stored: &Image, wanted: &Image, from: Option<Status>) -> Result<(), Error> {
-    let id = stored.id;
+/// The built-in protections for `change`.
+fn check_built_in(change: &Change) -> Result<(), Error> {
+    let (before, after) = (&change.before, &change.after);
+    let id = before.id;
     let read_only = |attribute: &str| Error::ReadOnly {
         id,
         attribute: attribute.to_owned(),
     };
-    // 1. Status changes only as an explicit transition.
-    if wanted.status != stored.status && from != Some(stored.status) {
-        return Err(read_only("status"));
+    // 1. Status, the upload's data fields and locations: each kind's write set.
+    if let Some(attribute) = change.stray_attribute() {
+        return Err(read_only(&attribute));
     }
-    // 2. Upload attributes: set by the commit, cleared by the rollback.
-    let committing = from == Some(Status::Saving) && wanted.status == Status::Active;
-    let rolling_back = from == Some(Status::Saving) && wanted.status == Status::Queued;
-    for ((name, before), (_, after)) in upload_attributes(stored)
-        .into_iter()
-        .zip(upload_attributes(wanted))
-    {
-        let allowed = before == after || committing || (rolling_back && after.is_none());
-        if !allowed {
-            return Err(read_only(name));
+    if change.kind != ChangeKind::Update {
+        return Ok(());
+    }
+    // 2. The declared formats, once data may exist.
+    if before.status != Status::Queued {
+        if before.disk_format != after.disk_format {
+            return Err(read_only("disk_format"));
+        }
+        if before.container_format != after.container_format {
+            return Err(read_only("container_format"));
         }
     }
     // 3. The signature properties are frozen once data exists.
-    if stored.status != Status::Queued {
-        let names = stored.properties.keys().chain(wanted.properties.keys());
+    if before.status != Status::Queued {
+        let names = before.properties.keys().chain(after.properties.keys());
         for name in names.filter(|name| name.starts_with(SIGNATURE_PREFIX)) {
-            if stored.properties.get(name) != wanted.properties.get(name) {
+            if before.properties.get(name) != after.properties.get(name) {
                 return Err(read_only(name));
             }
         }
     }
     Ok(())
 }
+
+delegate_stored!(PropertyProtectionRepo);
 
 impl<R: ImageRepo> ImageRepo for PropertyProtectionRepo<R> {
     async fn get(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
@@ -399,8 +401,9 @@ impl<R: ImageRepo> ImageRepo for PropertyProtectionRepo<R> {
             .collect())
     }
 
-    async fn add(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
-        for (name, value) in upload_attributes(image) {
+    async fn add(&self, ctx: &RequestContext, new: &NewImage) -> Result<Image, Error> {
+        let image = &new.image;
+        for (name, value) in data_fields(image) {
             if value.is_some() {
                 return Err(Error::ReadOnly {
                     id: image.id,
@@ -408,49 +411,55 @@ impl<R: ImageRepo> ImageRepo for PropertyProtectionRepo<R> {
                 });
             }
         }
+        if !image.locations.is_empty() {
+            return Err(Error::ReadOnly {
+                id: image.id,
+                attribute: "locations".to_owned(),
+            });
+        }
         for name in image.properties.keys() {
             self.require(ctx, image.id, name, Operation::Create)?;
         }
-        let stored = self.inner.add(ctx, image).await?;
+        let stored = self.inner.add(ctx, new).await?;
         Ok(self.readable(ctx, stored))
     }
 
-    async fn save(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        from: Option<Status>,
-    ) -> Result<Image, Error> {
-        let stored = self.inner.get(ctx, image.id).await?;
-        check_built_in(&stored, image, from)?;
-        let mut merged = image.clone();
+    async fn save(&self, ctx: &RequestContext, change: &Change) -> Result<Image, Error> {
+        check_built_in(change)?;
+        if change.kind != ChangeKind::Update {
+            let saved = self.inner.save(ctx, change).await?;
+            return Ok(self.readable(ctx, saved));
+        }
+        let (stored, wanted) = (&change.before, &change.after);
+        let id = stored.id;
         let mut properties = Properties::new();
         for (name, value) in &stored.properties {
-            match image.properties.get(name) {
+            match wanted.properties.get(name) {
                 // Unreadable properties never reached the caller: keep them.
                 None if !self.allows(name, Operation::Read, ctx) => {
                     properties.insert(name.clone(), value.clone());
                 }
-                None => self.require(ctx, image.id, name, Operation::Delete)?,
+                None => self.require(ctx, id, name, Operation::Delete)?,
                 Some(new) if new != value => {
-                    self.require(ctx, image.id, name, Operation::Update)?;
+                    self.require(ctx, id, name, Operation::Update)?;
                 }
                 Some(_) => {}
             }
         }
-        for (name, value) in &image.properties {
+        for (name, value) in &wanted.properties {
             if !stored.properties.contains_key(name) {
-                self.require(ctx, image.id, name, Operation::Create)?;
+                self.require(ctx, id, name, Operation::Create)?;
             }
             properties.insert(name.clone(), value.clone());
         }
-        merged.properties = properties;
-        let saved = self.inner.save(ctx, &merged, from).await?;
+        let mut merged = change.clone();
+        merged.after.properties = properties;
+        let saved = self.inner.save(ctx, &merged).await?;
         Ok(self.readable(ctx, saved))
     }
 
-    async fn remove(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
-        let removed = self.inner.remove(ctx, id).await?;
+    async fn remove(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+        let removed = self.inner.remove(ctx, image).await?;
         Ok(self.readable(ctx, removed))
     }
 
@@ -467,6 +476,9 @@ impl<R: ImageRepo> ImageRepo for PropertyProtectionRepo<R> {
         Ok(self.readable(ctx, image))
     }
 }
+
+// Members carry no properties: nothing to protect.
+delegate_members!(PropertyProtectionRepo);
 
 #[cfg(test)]
 mod tests {
@@ -551,19 +563,27 @@ delete = admin
         let layer =
             PropertyProtectionRepo::new(repo.sql.clone(), Some(Rules::parse(SAMPLE).unwrap()));
         let member = user(&["member"]);
+        // What the outermost layer would hand down: the stored record as `before`.
+        let update = |edited: Image| {
+            let sql = repo.sql.clone();
+            async move {
+                let stored = sql.get(&admin(), edited.id).await.unwrap();
+                Change::update(edited.clone(), edited).on(stored)
+            }
+        };
 
         let mut image = queued(Some("p1"));
         image.properties.insert("x_owner_os".into(), "linux".into());
         image.properties.insert("secret".into(), "s3".into());
         // A member cannot create an admin-only property...
-        let err = layer.add(&member, &image).await.unwrap_err();
+        let err = layer.add(&member, &image.clone().into()).await.unwrap_err();
         assert!(
             err.to_string()
                 .contains("create protected property \"secret\""),
             "{err}"
         );
         // ...an admin can, and the member does not see it.
-        let stored = layer.add(&admin(), &image).await.unwrap();
+        let stored = layer.add(&admin(), &image.clone().into()).await.unwrap();
         assert_eq!(stored.properties.len(), 2);
         let seen = layer.get(&member, image.id).await.unwrap();
         assert_eq!(seen.properties.keys().collect::<Vec<_>>(), ["x_owner_os"]);
@@ -577,7 +597,7 @@ delete = admin
         let mut edited = seen.clone();
         edited.properties.insert("x_owner_os".into(), "bsd".into());
         edited.properties.insert("x_owner_new".into(), "1".into());
-        layer.save(&member, &edited, None).await.unwrap();
+        layer.save(&member, &update(edited).await).await.unwrap();
         let all = repo.sql.get(&admin(), image.id).await.unwrap();
         assert_eq!(all.properties.get("secret").map(String::as_str), Some("s3"));
         assert_eq!(
@@ -591,17 +611,20 @@ delete = admin
         edited
             .properties
             .insert("x_billing_code".into(), "42".into());
-        let edited = layer.save(&admin(), &edited, None).await.unwrap();
+        let edited = layer.save(&admin(), &update(edited).await).await.unwrap();
         let mut without = edited.clone();
         without.properties.remove("x_billing_code");
-        let err = layer.save(&admin(), &without, None).await.unwrap_err();
+        let err = layer
+            .save(&admin(), &update(without).await)
+            .await
+            .unwrap_err();
         assert!(
             err.to_string().contains("delete protected property"),
             "{err}"
         );
         let mut without = layer.get(&member, image.id).await.unwrap();
         without.properties.remove("x_owner_new");
-        layer.save(&member, &without, None).await.unwrap();
+        layer.save(&member, &update(without).await).await.unwrap();
         assert!(
             !repo
                 .sql
@@ -622,7 +645,7 @@ delete = admin
         // Hashes cannot be supplied at creation...
         let mut image = queued(Some("p1"));
         image.checksum = Some("d41d8cd98f00b204e9800998ecf8427e".into());
-        let err = layer.add(&ctx, &image).await.unwrap_err();
+        let err = layer.add(&ctx, &image.into()).await.unwrap_err();
         assert!(
             matches!(&err, Error::ReadOnly { attribute, .. } if attribute == "checksum"),
             "{err}"
@@ -633,86 +656,100 @@ delete = admin
         image
             .properties
             .insert("img_signature".into(), "c2ln".into());
-        let image = layer.add(&ctx, &image).await.unwrap();
-        for attribute in ["size", "os_hash_value", "status"] {
+        let image = layer.add(&ctx, &image.into()).await.unwrap();
+        for attribute in ["size", "os_hash_value", "status", "locations"] {
             let mut changed = image.clone();
             match attribute {
                 "size" => changed.size = Some(1),
                 "os_hash_value" => changed.os_hash_value = Some("ab".into()),
+                "locations" => changed.locations = vec![uploaded(image.id, 1).location],
                 _ => changed.status = Status::Saving,
             }
-            let err = layer.save(&ctx, &changed, None).await.unwrap_err();
+            let err = layer
+                .save(&ctx, &Change::update(image.clone(), changed))
+                .await
+                .unwrap_err();
             assert!(
                 matches!(&err, Error::ReadOnly { attribute: a, .. } if a == attribute),
                 "{attribute}: {err}"
             );
         }
 
-        // While queued the signature may still change.
+        // While queued the signature and the formats may still change.
         let mut resigned = image.clone();
         resigned
             .properties
             .insert("img_signature".into(), "bmV3".into());
-        let image = layer.save(&ctx, &resigned, None).await.unwrap();
-
-        // The upload's transitions may set and clear the upload attributes.
-        let mut saving = image.clone();
-        saving.status = Status::Saving;
-        let saving = layer
-            .save(&ctx, &saving, Some(Status::Queued))
+        resigned.disk_format = Some(crate::image::DiskFormat::Qcow2);
+        let image = layer
+            .save(&ctx, &Change::update(image, resigned))
             .await
             .unwrap();
-        let mut active = saving.clone();
-        active.status = Status::Active;
-        active.size = Some(3);
-        active.checksum = Some("900150983cd24fb0d6963f7d28e17f72".into());
-        active.os_hash_algo = Some("sha512".into());
-        active.os_hash_value = Some("ddaf35a1".into());
+
+        // The upload's transitions set and clear the upload attributes.
+        let saving = layer
+            .save(&ctx, &Change::claim_upload(image.clone()))
+            .await
+            .unwrap();
         let active = layer
-            .save(&ctx, &active, Some(Status::Saving))
+            .save(&ctx, &Change::commit_upload(saving, uploaded(image.id, 3)))
             .await
             .unwrap();
         assert_eq!(active.size, Some(3));
 
-        // Once data exists, the signature properties are frozen, others not.
-        let mut tampered = active.clone();
-        tampered
-            .properties
-            .insert("img_signature".into(), "ZXZpbA==".into());
-        let err = layer.save(&ctx, &tampered, None).await.unwrap_err();
+        // Once data exists, the signature properties and the formats are
+        // frozen, others not.
+        let refused = |edit: &dyn Fn(&mut Image)| {
+            let mut edited = active.clone();
+            edit(&mut edited);
+            let change = Change::update(active.clone(), edited);
+            let layer = &layer;
+            async move { layer.save(&admin(), &change).await.unwrap_err() }
+        };
+        let err = refused(&|image| {
+            image
+                .properties
+                .insert("img_signature".into(), "ZXZpbA==".into());
+        })
+        .await;
         assert!(
             matches!(&err, Error::ReadOnly { attribute, .. } if attribute == "img_signature"),
             "{err}"
         );
-        let mut added = active.clone();
-        added
-            .properties
-            .insert("img_signature_key_type".into(), "RSA-PSS".into());
+        assert!(err.to_string().contains("once it has data"), "{err}");
+        let err = refused(&|image| {
+            image
+                .properties
+                .insert("img_signature_key_type".into(), "RSA-PSS".into());
+        })
+        .await;
+        assert_eq!(err.kind(), "read_only");
         assert_eq!(
-            layer.save(&ctx, &added, None).await.unwrap_err().kind(),
+            refused(&|image| image.properties.clear()).await.kind(),
             "read_only"
         );
-        let mut removed = active.clone();
-        removed.properties.clear();
-        assert_eq!(
-            layer.save(&ctx, &removed, None).await.unwrap_err().kind(),
-            "read_only"
+        let err = refused(&|image| image.disk_format = Some(crate::image::DiskFormat::Raw)).await;
+        assert!(
+            matches!(&err, Error::ReadOnly { attribute, .. } if attribute == "disk_format"),
+            "{err}"
         );
         let mut renamed = active.clone();
         renamed.name = Some("renamed".into());
         renamed
             .properties
             .insert("os_distro".into(), "cirros".into());
-        assert!(layer.save(&ctx, &renamed, None).await.is_ok());
+        assert!(
+            layer
+                .save(&ctx, &Change::update(active.clone(), renamed))
+                .await
+                .is_ok()
+        );
         let stored = repo.sql.get(&ctx, active.id).await.unwrap();
         assert_eq!(
             stored.properties.get("img_signature").map(String::as_str),
             Some("bmV3")
         );
-        assert_eq!(
-            stored.checksum.as_deref(),
-            Some("900150983cd24fb0d6963f7d28e17f72")
-        );
+        assert_eq!(stored.checksum.as_deref(), Some(&*"0".repeat(32)));
     }
 
     proptest::proptest! {

@@ -1,31 +1,40 @@
 //! The quota layer: per-project limits, as Glance's unified limits
 //! (`image_count_total`, `image_size_total` in MiB, `image_count_uploading`),
-//! configured per project with a default.
+//! configured per project with a default, and Glance's per-image
+//! `image_member_quota`.
 //!
-//! It owns the checks and the upload allowance: [`ImageRepo::prepare_upload`]
-//! returns the bytes the owner has left, so ingest stops reading at the
-//! limit; the `saving → active` commit is checked again with the real size,
-//! so two concurrent uploads of one project cannot both slip under the
-//! limit; likewise `queued → saving` re-checks `image_count_uploading`,
-//! which `prepare_upload` checked before. Usage comes straight from the
-//! SQL backend ([`SqlRepo::usage`]);
-//! because reading it and writing the record are two transactions, every
-//! check that precedes a write (add, upload start, commit, owner change) holds one gate
-//! shared by all clones of the layer until the write is done. That covers
-//! every caller in one process (a server); two processes sharing a data
-//! directory can still race between the check and the write.
-//! Images without an owner count against nobody. It must not decide who
-//! may do what (authorization, policy).
-
-use std::sync::Arc;
+//! It decides which limits a write must respect and attaches them to it as
+//! [`QuotaCheck`]s; the SQL backend evaluates them inside the transaction
+//! that records the write, after locking the project (SQLite: the write
+//! transaction excludes every other writer; PostgreSQL: the project's row
+//! `FOR UPDATE`), so two processes, or two nodes, cannot both pass a limit:
+//! - creating an image (and an administrator giving one to another
+//!   project): `image_count_total` (and the image's size against
+//!   `image_size_total`);
+//! - an upload's claim (`queued → saving`): `image_count_uploading`, and no
+//!   room left in `image_size_total` means no upload;
+//! - an upload's commit (`saving → active`): `image_size_total` with the
+//!   real size, so parallel uploads of one project cannot together pass it;
+//! - adding a member: `image_member_quota` members per image.
+//!
+//! [`ImageRepo::prepare_upload`] also returns the bytes the owner has left,
+//! read outside any transaction: an early stop for ingest, not the guarantee
+//! (the commit's check is). Images without an owner count against nobody.
+//! It must not decide who may do what (authorization, policy).
 
 use super::options::{EffectiveLimits, Limit, QuotaOptions};
-use super::sql::{SqlRepo, Usage};
-use super::{Error, ImageRepo, ListQuery, QuotaResource, UploadAllowance};
+use super::sql::SqlRepo;
+use super::{
+    Change, ChangeKind, Error, ImageRepo, ListQuery, MemberRepo, NewImage, NewMember, QuotaCheck,
+    QuotaResource, UploadAllowance, delegate_stored,
+};
 use crate::context::RequestContext;
-use crate::image::{Image, ImageId, Status};
+use crate::image::{Image, ImageId, Member, MemberStatus};
 
 const MIB: u64 = 1024 * 1024;
+
+/// Glance's default `image_member_quota`.
+pub const DEFAULT_IMAGE_MEMBER_QUOTA: u64 = 128;
 
 /// The quota layer.
 #[derive(Debug, Clone)]
@@ -33,19 +42,17 @@ pub struct QuotaRepo<R> {
     inner: R,
     options: QuotaOptions,
     usage: SqlRepo,
-    /// Held from a usage check to the end of the write it allows.
-    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<R> QuotaRepo<R> {
     /// Wraps `inner`, enforcing `options`; `usage` answers "how much does
-    /// this project use" (the same database the stack ends in).
+    /// this project use" for upload allowances (the same database the stack
+    /// ends in).
     pub fn new(inner: R, options: QuotaOptions, usage: SqlRepo) -> QuotaRepo<R> {
         QuotaRepo {
             inner,
             options,
             usage,
-            gate: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -54,32 +61,74 @@ impl<R> QuotaRepo<R> {
         self.inner
     }
 
-    async fn usage_of(&self, project: &str) -> Result<(EffectiveLimits, Usage), Error> {
-        Ok((
-            self.options.limits_for(project),
-            self.usage.usage(project).await?,
-        ))
+    /// A check of `resource` for `project`, unless its limit is unlimited.
+    fn check(&self, project: &str, resource: QuotaResource, requested: u64) -> Option<QuotaCheck> {
+        let limits = self.options.limits_for(project);
+        match limit_of(&limits, resource) {
+            Limit::Max(limit) => Some(QuotaCheck::Project {
+                project: project.to_owned(),
+                resource,
+                limit,
+                requested,
+            }),
+            Limit::Unlimited => None,
+        }
+    }
+
+    /// The checks a change needs.
+    fn checks_for(&self, change: &Change) -> Vec<QuotaCheck> {
+        let Some(project) = change.after.owner.as_deref() else {
+            return Vec::new();
+        };
+        let wanted: Vec<(QuotaResource, u64)> = match change.kind {
+            // prepare_upload checked these too, but another upload of the
+            // project may have started since: the limits hold here.
+            ChangeKind::ClaimUpload => vec![
+                (QuotaResource::ImageCountUploading, 1),
+                (QuotaResource::ImageSizeTotal, 0),
+            ],
+            // The stored record of an image being committed has no size
+            // yet, so the usage leaves it out; the real size is requested.
+            ChangeKind::CommitUpload => vec![(
+                QuotaResource::ImageSizeTotal,
+                change.after.size.unwrap_or(0),
+            )],
+            // An image changing hands brings its count and stored size along.
+            ChangeKind::Update if change.after.owner != change.before.owner => vec![
+                (QuotaResource::ImageCountTotal, 1),
+                (
+                    QuotaResource::ImageSizeTotal,
+                    change.before.size.unwrap_or(0),
+                ),
+            ],
+            ChangeKind::Update
+            | ChangeKind::RollbackUpload
+            | ChangeKind::Deactivate
+            | ChangeKind::Reactivate => Vec::new(),
+        };
+        wanted
+            .into_iter()
+            .filter_map(|(resource, requested)| self.check(project, resource, requested))
+            .collect()
     }
 }
 
-fn exceeded(
-    project: &str,
-    resource: QuotaResource,
-    limit: u64,
-    usage: u64,
-    requested: u64,
-) -> Error {
-    Error::QuotaExceeded {
-        project: project.to_owned(),
-        resource,
-        limit,
-        usage,
-        requested,
+delegate_stored!(QuotaRepo);
+
+fn limit_of(limits: &EffectiveLimits, resource: QuotaResource) -> Limit {
+    match resource {
+        QuotaResource::ImageCountTotal => limits.image_count_total,
+        QuotaResource::ImageCountUploading => limits.image_count_uploading,
+        QuotaResource::ImageSizeTotal => match limits.image_size_total_mib {
+            Limit::Max(mib) => Limit::Max(mib.saturating_mul(MIB)),
+            Limit::Unlimited => Limit::Unlimited,
+        },
     }
 }
 
-/// Fails when `usage + requested` would pass `limit`.
-fn check(
+/// Fails when `usage + requested` would pass `limit` (the advisory check of
+/// [`ImageRepo::prepare_upload`]).
+fn precheck(
     project: &str,
     resource: QuotaResource,
     limit: Limit,
@@ -87,32 +136,14 @@ fn check(
     requested: u64,
 ) -> Result<(), Error> {
     match limit {
-        Limit::Max(max) if usage.saturating_add(requested) > max => {
-            Err(exceeded(project, resource, max, usage, requested))
-        }
+        Limit::Max(max) if usage.saturating_add(requested) > max => Err(Error::QuotaExceeded {
+            project: project.to_owned(),
+            resource,
+            limit: max,
+            usage,
+            requested,
+        }),
         Limit::Max(_) | Limit::Unlimited => Ok(()),
-    }
-}
-
-/// Fails when `project` cannot own one more image (`image_count_total`).
-fn check_one_more_image(
-    project: &str,
-    limits: &EffectiveLimits,
-    usage: &Usage,
-) -> Result<(), Error> {
-    check(
-        project,
-        QuotaResource::ImageCountTotal,
-        limits.image_count_total,
-        usage.image_count,
-        1,
-    )
-}
-
-fn size_limit_bytes(limits: &EffectiveLimits) -> Limit {
-    match limits.image_size_total_mib {
-        Limit::Max(mib) => Limit::Max(mib.saturating_mul(MIB)),
-        Limit::Unlimited => Limit::Unlimited,
     }
 }
 
@@ -125,72 +156,28 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
         self.inner.list(ctx, query).await
     }
 
-    async fn add(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
-        let _gate = if image.owner.is_some() {
-            Some(self.gate.lock().await)
-        } else {
-            None
-        };
-        if let Some(project) = &image.owner {
-            let (limits, usage) = self.usage_of(project).await?;
-            check_one_more_image(project, &limits, &usage)?;
-        }
-        self.inner.add(ctx, image).await
-    }
-
-    async fn save(
-        &self,
-        ctx: &RequestContext,
-        image: &Image,
-        from: Option<Status>,
-    ) -> Result<Image, Error> {
-        let stored = self.inner.get(ctx, image.id).await?;
-        let starting = from == Some(Status::Queued) && image.status == Status::Saving;
-        let committing = from == Some(Status::Saving) && image.status == Status::Active;
-        let changing_owner = image.owner != stored.owner;
-        let checked = image.owner.is_some() && (starting || committing || changing_owner);
-        let _gate = if checked {
-            Some(self.gate.lock().await)
-        } else {
-            None
-        };
-        if let Some(project) = &image.owner
-            && checked
+    async fn add(&self, ctx: &RequestContext, new: &NewImage) -> Result<Image, Error> {
+        let mut new = new.clone();
+        if let Some(project) = new.image.owner.as_deref()
+            && let Some(check) = self.check(project, QuotaResource::ImageCountTotal, 1)
         {
-            let (limits, usage) = self.usage_of(project).await?;
-            if starting {
-                // `prepare_upload` checked this too, but another upload of
-                // the project may have started since: the limit holds here.
-                check(
-                    project,
-                    QuotaResource::ImageCountUploading,
-                    limits.image_count_uploading,
-                    usage.uploading,
-                    1,
-                )?;
-            }
-            if changing_owner {
-                check_one_more_image(project, &limits, &usage)?;
-            }
-            if committing || changing_owner {
-                // The stored record of an image being committed has no size
-                // yet, so `usage` excludes it; an image changing hands brings
-                // its stored size along.
-                let requested = image.size.unwrap_or(0);
-                check(
-                    project,
-                    QuotaResource::ImageSizeTotal,
-                    size_limit_bytes(&limits),
-                    usage.stored_bytes,
-                    requested,
-                )?;
-            }
+            new.quota.push(check);
         }
-        self.inner.save(ctx, image, from).await
+        self.inner.add(ctx, &new).await
     }
 
-    async fn remove(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
-        self.inner.remove(ctx, id).await
+    async fn save(&self, ctx: &RequestContext, change: &Change) -> Result<Image, Error> {
+        let checks = self.checks_for(change);
+        if checks.is_empty() {
+            return self.inner.save(ctx, change).await;
+        }
+        let mut change = change.clone();
+        change.quota.extend(checks);
+        self.inner.save(ctx, &change).await
+    }
+
+    async fn remove(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
+        self.inner.remove(ctx, image).await
     }
 
     async fn prepare_upload(
@@ -198,20 +185,20 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
         ctx: &RequestContext,
         image: &Image,
     ) -> Result<UploadAllowance, Error> {
-        let stored = self.inner.get(ctx, image.id).await?;
-        let Some(project) = &stored.owner else {
+        let Some(project) = &image.owner else {
             return self.inner.prepare_upload(ctx, image).await;
         };
-        let (limits, usage) = self.usage_of(project).await?;
-        check(
+        let limits = self.options.limits_for(project);
+        let usage = self.usage.usage(project).await?;
+        precheck(
             project,
             QuotaResource::ImageCountUploading,
             limits.image_count_uploading,
             usage.uploading,
             1,
         )?;
-        let size_limit = size_limit_bytes(&limits);
-        check(
+        let size_limit = limit_of(&limits, QuotaResource::ImageSizeTotal);
+        precheck(
             project,
             QuotaResource::ImageSizeTotal,
             size_limit,
@@ -227,6 +214,57 @@ impl<R: ImageRepo> ImageRepo for QuotaRepo<R> {
 
     async fn prepare_download(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
         self.inner.prepare_download(ctx, id).await
+    }
+}
+
+impl<R: MemberRepo> MemberRepo for QuotaRepo<R> {
+    async fn members(&self, ctx: &RequestContext, image: &Image) -> Result<Vec<Member>, Error> {
+        self.inner.members(ctx, image).await
+    }
+
+    async fn member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> Result<Member, Error> {
+        self.inner.member(ctx, image, member_id).await
+    }
+
+    async fn add_member(&self, ctx: &RequestContext, new: &NewMember) -> Result<Member, Error> {
+        let limit = self
+            .options
+            .image_member_quota
+            .unwrap_or(Limit::Max(DEFAULT_IMAGE_MEMBER_QUOTA));
+        match limit {
+            Limit::Max(limit) => {
+                let mut new = new.clone();
+                new.quota.push(QuotaCheck::Members { limit });
+                self.inner.add_member(ctx, &new).await
+            }
+            Limit::Unlimited => self.inner.add_member(ctx, new).await,
+        }
+    }
+
+    async fn update_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+        status: MemberStatus,
+    ) -> Result<Member, Error> {
+        self.inner
+            .update_member(ctx, image, member_id, status)
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        ctx: &RequestContext,
+        image: &Image,
+        member_id: &str,
+    ) -> Result<Member, Error> {
+        self.inner.remove_member(ctx, image, member_id).await
     }
 }
 
@@ -247,20 +285,6 @@ mod tests {
         }
     }
 
-    async fn activate(repo: &SqlRepo, image: &Image, size: u64) -> Image {
-        let mut image = image.clone();
-        image.status = Status::Saving;
-        let mut image = repo
-            .save(&admin(), &image, Some(Status::Queued))
-            .await
-            .unwrap();
-        image.status = Status::Active;
-        image.size = Some(size);
-        repo.save(&admin(), &image, Some(Status::Saving))
-            .await
-            .unwrap()
-    }
-
     #[tokio::test]
     async fn image_count_total_limits_add_per_project() {
         let repo = temp_repo().await;
@@ -274,9 +298,14 @@ mod tests {
         );
         let quota = QuotaRepo::new(repo.sql.clone(), opts, repo.sql.clone());
         let ctx = member("p1");
-        quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
-        let second = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
-        let err = quota.add(&ctx, &queued(Some("p1"))).await.unwrap_err();
+        let add = |image: Image| {
+            let quota = &quota;
+            let ctx = ctx.clone();
+            async move { quota.add(&ctx, &image.into()).await }
+        };
+        add(queued(Some("p1"))).await.unwrap();
+        let second = add(queued(Some("p1"))).await.unwrap();
+        let err = add(queued(Some("p1"))).await.unwrap_err();
         match &err {
             Error::QuotaExceeded {
                 project,
@@ -297,16 +326,16 @@ mod tests {
             "project p1 is over its image_count_total quota: 2 images in use, 1 more requested, limit 2 images"
         );
         // Other projects and per-project overrides have their own counts.
-        quota.add(&ctx, &queued(Some("p2"))).await.unwrap();
+        add(queued(Some("p2"))).await.unwrap();
         for _ in 0..3 {
-            quota.add(&ctx, &queued(Some("big"))).await.unwrap();
+            add(queued(Some("big"))).await.unwrap();
         }
         // Deleted images no longer count.
-        repo.sql.remove(&admin(), second.id).await.unwrap();
-        quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        repo.sql.remove(&admin(), &second).await.unwrap();
+        add(queued(Some("p1"))).await.unwrap();
         // Ownerless images are not counted against anyone.
         for _ in 0..3 {
-            quota.add(&admin(), &queued(None)).await.unwrap();
+            quota.add(&admin(), &queued(None).into()).await.unwrap();
         }
     }
 
@@ -315,28 +344,26 @@ mod tests {
         let repo = temp_repo().await;
         let quota = QuotaRepo::new(repo.sql.clone(), options(-1, 1, -1), repo.sql.clone());
         let ctx = member("p1");
-        let first = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        let first = quota.add(&ctx, &queued(Some("p1")).into()).await.unwrap();
         let allowance = quota.prepare_upload(&ctx, &first).await.unwrap();
         assert_eq!(allowance.max_bytes, Some(MIB));
-        activate(&repo.sql, &first, 600 * 1024).await;
+        activated(&repo.sql, &first, 600 * 1024).await;
 
-        let second = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        let second = quota.add(&ctx, &queued(Some("p1")).into()).await.unwrap();
         let allowance = quota.prepare_upload(&ctx, &second).await.unwrap();
         assert_eq!(allowance.max_bytes, Some(MIB - 600 * 1024));
 
         // Committing more than is left fails, even if the upload started
         // when there was room (another upload of the project finished first).
-        let mut saving = second.clone();
-        saving.status = Status::Saving;
         let saving = quota
-            .save(&ctx, &saving, Some(Status::Queued))
+            .save(&ctx, &Change::claim_upload(second.clone()))
             .await
             .unwrap();
-        let mut active = saving.clone();
-        active.status = Status::Active;
-        active.size = Some(500 * 1024);
         let err = quota
-            .save(&ctx, &active, Some(Status::Saving))
+            .save(
+                &ctx,
+                &Change::commit_upload(saving.clone(), uploaded(second.id, 500 * 1024)),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -346,21 +373,28 @@ mod tests {
         );
         assert_eq!(
             repo.sql.get(&ctx, second.id).await.unwrap().status,
-            Status::Saving
+            crate::image::Status::Saving
         );
-        active.size = Some(400 * 1024);
         quota
-            .save(&ctx, &active, Some(Status::Saving))
+            .save(
+                &ctx,
+                &Change::commit_upload(saving, uploaded(second.id, 400 * 1024)),
+            )
             .await
             .unwrap();
 
         // Over the limit: nothing may start.
-        let third = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        let third = quota.add(&ctx, &queued(Some("p1")).into()).await.unwrap();
         let allowance = quota.prepare_upload(&ctx, &third).await.unwrap();
         assert_eq!(allowance.max_bytes, Some(MIB - 1000 * 1024));
-        activate(&repo.sql, &third, 100 * 1024).await;
-        let fourth = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        activated(&repo.sql, &third, 100 * 1024).await;
+        let fourth = quota.add(&ctx, &queued(Some("p1")).into()).await.unwrap();
         let err = quota.prepare_upload(&ctx, &fourth).await.unwrap_err();
+        assert_eq!(err.kind(), "quota_exceeded");
+        let err = quota
+            .save(&ctx, &Change::claim_upload(fourth))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), "quota_exceeded");
     }
 
@@ -369,8 +403,8 @@ mod tests {
         let repo = temp_repo().await;
         let quota = QuotaRepo::new(repo.sql.clone(), options(-1, -1, 1), repo.sql.clone());
         let ctx = member("p1");
-        let a = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
-        let b = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
+        let a = quota.add(&ctx, &queued(Some("p1")).into()).await.unwrap();
+        let b = quota.add(&ctx, &queued(Some("p1")).into()).await.unwrap();
         // Both may prepare while nothing is uploading...
         for image in [&a, &b] {
             assert_eq!(
@@ -378,14 +412,10 @@ mod tests {
                 None
             );
         }
-        let mut saving = a.clone();
-        saving.status = Status::Saving;
-        quota
-            .save(&ctx, &saving, Some(Status::Queued))
-            .await
-            .unwrap();
+        quota.save(&ctx, &Change::claim_upload(a)).await.unwrap();
         // ...but once one has started, the other can neither prepare nor
-        // start (the start is re-checked: it may have prepared earlier).
+        // start (the start is checked in its transaction: it may have
+        // prepared earlier).
         let is_uploading_quota = |err: &Error| {
             matches!(
                 err,
@@ -398,63 +428,66 @@ mod tests {
         };
         let err = quota.prepare_upload(&ctx, &b).await.unwrap_err();
         assert!(is_uploading_quota(&err), "{err}");
-        let mut saving = b.clone();
-        saving.status = Status::Saving;
         let err = quota
-            .save(&ctx, &saving, Some(Status::Queued))
+            .save(&ctx, &Change::claim_upload(b.clone()))
             .await
             .unwrap_err();
         assert!(is_uploading_quota(&err), "{err}");
         assert_eq!(
             repo.sql.get(&ctx, b.id).await.unwrap().status,
-            Status::Queued
+            crate::image::Status::Queued
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_commits_cannot_both_slip_under_the_size_limit() {
-        // Each commit fits alone (600 KiB of 1 MiB) but not both together.
-        // The usage check and the write are separate statements, so two
-        // commits racing used to both see the other's size as zero.
-        for _ in 0..8 {
-            let repo = temp_repo().await;
-            let quota = QuotaRepo::new(repo.sql.clone(), options(-1, 1, -1), repo.sql.clone());
-            let ctx = member("p1");
-            let mut commits = Vec::new();
-            for _ in 0..2 {
-                let image = quota.add(&ctx, &queued(Some("p1"))).await.unwrap();
-                let mut saving = image.clone();
-                saving.status = Status::Saving;
-                let mut active = quota
-                    .save(&ctx, &saving, Some(Status::Queued))
-                    .await
-                    .unwrap();
-                active.status = Status::Active;
-                active.size = Some(600 * 1024);
-                commits.push(active);
-            }
-            let (a, b) = tokio::join!(
-                quota.save(&ctx, &commits[0], Some(Status::Saving)),
-                quota.save(&ctx, &commits[1], Some(Status::Saving)),
-            );
-            let n_active = [&a, &b].iter().filter(|result| result.is_ok()).count();
-            assert_eq!(n_active, 1, "{a:?} / {b:?}");
-            let usage = repo.sql.usage("p1").await.unwrap();
-            assert_eq!(usage.stored_bytes, 600 * 1024);
-        }
+    #[tokio::test]
+    async fn giving_an_image_away_counts_against_the_new_owner() {
+        let repo = temp_repo().await;
+        let quota = QuotaRepo::new(repo.sql.clone(), options(1, 1, -1), repo.sql.clone());
+        added(&repo.sql, queued(Some("p2"))).await;
+        let image = added(&repo.sql, queued(Some("p1"))).await;
+        let image = activated(&repo.sql, &image, 10).await;
+        let mut given = image.clone();
+        given.owner = Some("p2".into());
+        let err = quota
+            .save(&admin(), &Change::update(image.clone(), given.clone()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::QuotaExceeded { ref project, resource: QuotaResource::ImageCountTotal, .. } if project == "p2"),
+            "{err}"
+        );
+        given.owner = Some("p3".into());
+        let saved = quota
+            .save(&admin(), &Change::update(image, given))
+            .await
+            .unwrap();
+        assert_eq!(saved.owner.as_deref(), Some("p3"));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_adds_cannot_both_slip_under_the_count_limit() {
-        for _ in 0..8 {
-            let repo = temp_repo().await;
-            let quota = QuotaRepo::new(repo.sql.clone(), options(1, -1, -1), repo.sql.clone());
-            let ctx = member("p1");
-            let (first, second) = (queued(Some("p1")), queued(Some("p1")));
-            let (a, b) = tokio::join!(quota.add(&ctx, &first), quota.add(&ctx, &second));
-            let n_added = [&a, &b].iter().filter(|result| result.is_ok()).count();
-            assert_eq!(n_added, 1, "{a:?} / {b:?}");
-            assert_eq!(repo.sql.usage("p1").await.unwrap().image_count, 1);
+    #[tokio::test]
+    async fn image_member_quota_limits_members_per_image() {
+        let repo = temp_repo().await;
+        let opts = QuotaOptions {
+            image_member_quota: Some(Limit::Max(2)),
+            ..QuotaOptions::default()
+        };
+        let quota = QuotaRepo::new(repo.sql.clone(), opts, repo.sql.clone());
+        let image = added(&repo.sql, queued(Some("p1"))).await;
+        for project in ["p2", "p3"] {
+            quota
+                .add_member(&admin(), &NewMember::new(image.clone(), project))
+                .await
+                .unwrap();
         }
+        let err = quota
+            .add_member(&admin(), &NewMember::new(image.clone(), "p4"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::MemberLimit { limit: 2, .. }), "{err}");
+        quota.remove_member(&admin(), &image, "p2").await.unwrap();
+        quota
+            .add_member(&admin(), &NewMember::new(image, "p4"))
+            .await
+            .unwrap();
     }
 }

@@ -1043,6 +1043,60 @@ mod library {
         super::assert_rolled_back(&env, &image.id.to_string());
     }
 
+    /// Issue 8, item 10: two uploads of one image at once, many times. Each
+    /// upload's data waits on a gate, so the winner stays `saving` until the
+    /// loser has failed: the loser must always fail with `conflict` (it used
+    /// to get `invalid_transition`, "status transition from saving to saving
+    /// is not allowed", or `not_queued`), and the winner then completes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_uploads_to_one_image_lose_with_conflict() {
+        let env = Env::new();
+        let (app, first) = open(&env).await;
+        let ctx = RequestContext::local_admin();
+        let mut image = first;
+        for round in 0..20u8 {
+            if round > 0 {
+                let request = CreateRequest {
+                    disk_format: Some(DiskFormat::Raw),
+                    container_format: Some(ContainerFormat::Bare),
+                    ..CreateRequest::default()
+                };
+                image = app.create(&ctx, request).await.unwrap();
+            }
+            let (release, gate) = tokio::sync::watch::channel(false);
+            let upload = |seed: u8| {
+                let (app, ctx, id) = (app.clone(), ctx.clone(), image.id);
+                let mut gate = gate.clone();
+                tokio::spawn(async move {
+                    let stream = Box::pin(futures_util::stream::once(async move {
+                        let _ = gate.wait_for(|open| *open).await;
+                        Ok::<_, std::io::Error>(Bytes::from(data(64 * 1024, seed)))
+                    }));
+                    app.upload(
+                        &ctx,
+                        id,
+                        UploadData {
+                            stream,
+                            declared_size: None,
+                        },
+                        &mut |_| {},
+                    )
+                    .await
+                })
+            };
+            let (mut a, mut b) = (upload(round), upload(round.wrapping_add(100)));
+            let (loser, winner) = tokio::select! {
+                done = &mut a => (done.unwrap(), b),
+                done = &mut b => (done.unwrap(), a),
+            };
+            let err = loser.unwrap_err();
+            assert_eq!(err.kind(), "conflict", "round {round}: {err}");
+            release.send(true).unwrap();
+            let active = winner.await.unwrap().unwrap();
+            assert_eq!(active.status, portcullis::image::Status::Active);
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_cancelled_upload_is_cleaned_up_by_its_drop_guard() {
         let env = Env::new();
@@ -1170,10 +1224,12 @@ mod recovery {
         let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
         image.disk_format = Some(DiskFormat::Raw);
         image.container_format = Some(ContainerFormat::Bare);
-        let image = sql.add(&ctx, &image).await.unwrap();
-        let mut saving = image.clone();
-        saving.status = Status::Saving;
-        sql.save(&ctx, &saving, Some(Status::Queued)).await.unwrap();
+        let image = sql.add(&ctx, &image.into()).await.unwrap();
+        let saving = sql
+            .save(&ctx, &portcullis::repo::Change::claim_upload(image.clone()))
+            .await
+            .unwrap();
+        assert_eq!(saving.status, Status::Saving);
         // The dead upload got as far as committing its data.
         let mut staged = store.stage(image.id).await.unwrap();
         staged.write(&data(10_000, 50)).await.unwrap();

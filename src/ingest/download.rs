@@ -159,7 +159,7 @@ pub async fn download(
         None => HashAlgorithm::Sha512,
     };
     let reader = store
-        .open(location)
+        .open(location, None)
         .await
         .map_err(|source| Error::Store { id, source })?;
 

@@ -157,7 +157,10 @@ mod tests {
             .await
             .unwrap();
         let mut staged = store.stage(image.id).await.unwrap();
-        staged.write(b"image data").await.unwrap();
+        staged
+            .write(bytes::Bytes::from_static(b"image data"))
+            .await
+            .unwrap();
         let location = staged.commit().await.unwrap();
         let mut active = saving;
         active.status = Status::Active;

@@ -684,10 +684,9 @@ pub async fn open_embedded(
     options: &RepoOptions,
     clock: Arc<dyn Clock>,
 ) -> Result<Embedded, Error> {
-    let store = Store::filesystem(data_dir).map_err(Error::Store)?;
-    let root = match &store {
-        Store::Fs(fs) => fs.root().to_path_buf(),
-    };
+    let fs = crate::store::FsStore::open(data_dir.to_path_buf()).map_err(Error::Store)?;
+    let root = fs.root().to_path_buf();
+    let store = Store::Fs(fs);
     let sql = SqlRepo::open_sqlite(&root.join(DATABASE_FILE), clock.clone()).await?;
     let repo = stack(sql.clone(), store.clone(), options, clock)?;
     Ok(Embedded {

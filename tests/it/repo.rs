@@ -956,7 +956,10 @@ async fn the_embedded_stack_runs_every_layer() {
     saving.status = Status::Saving;
     let saving = repo.save(&p1, &saving, Some(Status::Queued)).await.unwrap();
     let mut staged = embedded.store.stage(image.id).await.unwrap();
-    staged.write(b"0123456789").await.unwrap();
+    staged
+        .write(bytes::Bytes::from_static(b"0123456789"))
+        .await
+        .unwrap();
     let location = staged.commit().await.unwrap();
     let mut active = saving.clone();
     active.status = Status::Active;

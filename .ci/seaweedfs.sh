@@ -27,7 +27,9 @@ seaweedfs_install() {
 }
 
 # Free TCP ports on 127.0.0.1 below 55535 (weed's gRPC ports are set
-# explicitly, but keep room for its port+10000 defaults all the same).
+# explicitly, but keep room for its port+10000 defaults all the same). Its
+# fixed-port extras (Iceberg catalog 8181, Lance namespace 9101) are turned
+# off, so two servers (or a developer's and CI's) never collide.
 _seaweedfs_free_ports() {
     python3 - "$1" <<'PY'
 import socket, sys, random
@@ -70,6 +72,7 @@ JSON
         -volume.port="$volume" -volume.port.grpc="$volume_grpc" \
         -filer.port="$filer" -filer.port.grpc="$filer_grpc" \
         -s3.port="$s3" -s3.port.grpc="$s3_grpc" -s3.config="$SEAWEEDFS_DIR/s3.json" \
+        -s3.port.iceberg=0 -s3.port.lance=0 \
         > "$SEAWEEDFS_DIR/weed.log" 2>&1 &
     SEAWEEDFS_PID=$!
     export AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key AWS_REGION=us-east-1

@@ -535,9 +535,10 @@ pub enum Error {
         operation: &'static str,
         /// The `s3://bucket/key` involved.
         target: String,
-        /// The client's error (status and S3's message; never credentials).
+        /// The client's error (status and S3's message; never credentials),
+        /// boxed: it is large and every `Result` of the crate carries it.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// The S3 client could not be set up from the configuration.
     #[error("s3 store for bucket {bucket:?}: {problem}")]
@@ -548,7 +549,7 @@ pub enum Error {
         problem: String,
         /// The client's error, when it has one.
         #[source]
-        source: Option<object_store::Error>,
+        source: Option<Box<object_store::Error>>,
     },
     /// The `--store` value is unusable.
     #[error(transparent)]

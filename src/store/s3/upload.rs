@@ -163,14 +163,14 @@ impl S3Staged {
             return Err(Error::S3 {
                 operation: "upload part",
                 target: self.target.clone(),
-                source: object_store::Error::Generic {
+                source: Box::new(object_store::Error::Generic {
                     store: "S3",
                     source: format!(
                         "the image is larger than S3's {S3_MAX_PARTS} parts of {} bytes: configure a larger part_size",
                         self.part_size
                     )
                     .into(),
-                },
+                }),
             });
         }
         let payload: PutPayload = self.filling.drain(..).collect();
@@ -189,11 +189,17 @@ impl S3Staged {
     }
 
     /// Waits for the oldest part in flight; on failure the upload is aborted.
+    ///
+    /// Cancel-safe: the part leaves the queue only once its task finished.
     async fn finish_oldest(&mut self) -> Result<(), Error> {
-        let Some(in_flight) = self.uploading.pop_front() else {
+        let Some(oldest) = self.uploading.front_mut() else {
             return Ok(());
         };
-        let result = in_flight.task.await;
+        let result = (&mut oldest.task).await;
+        let in_flight = self
+            .uploading
+            .pop_front()
+            .expect("the part awaited is still first");
         self.held -= in_flight.len;
         match result {
             Ok(Ok(part)) => {
@@ -249,7 +255,7 @@ impl S3Staged {
             .map_err(|source| Error::S3 {
                 operation: "abort multipart upload",
                 target: self.target.clone(),
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -280,7 +286,7 @@ impl S3Staged {
         Error::S3 {
             operation,
             target: self.target.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 }

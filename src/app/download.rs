@@ -1,5 +1,6 @@
 //! Downloads: [`App::download`] hands out the stored data as a stream (the
-//! whole image verified on the way out, or one byte range), and
+//! whole image verified on the way out, or one byte range, read from the
+//! store with a ranged read), and
 //! [`Download::write_to`] writes such a stream to a file (under a temporary
 //! name, renamed only when every check passed) or to standard output.
 //!
@@ -21,6 +22,7 @@ use crate::image::{Image, ImageId};
 use crate::ingest::Progress;
 use crate::ingest::download::{self as data, Error as DownloadError};
 use crate::repo::ImageRepo;
+use crate::store::ByteRange;
 
 use super::{App, Error};
 
@@ -28,49 +30,8 @@ use super::{App, Error};
 /// not match the record (or cannot be read).
 pub type DownloadStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
 
-/// One HTTP-style byte range (`Range: bytes=…`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ByteRange {
-    /// `first-last`, both inclusive (`last` beyond the end means the end).
-    FromTo {
-        /// First byte.
-        first: u64,
-        /// Last byte.
-        last: u64,
-    },
-    /// `first-`: from `first` to the end.
-    From(u64),
-    /// `-n`: the last `n` bytes.
-    Suffix(u64),
-}
-
-impl fmt::Display for ByteRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ByteRange::FromTo { first, last } => write!(f, "bytes={first}-{last}"),
-            ByteRange::From(first) => write!(f, "bytes={first}-"),
-            ByteRange::Suffix(n) => write!(f, "bytes=-{n}"),
-        }
-    }
-}
-
-impl ByteRange {
-    /// The bytes this range selects in data of `size` bytes, as HTTP says
-    /// (RFC 9110 §14.1.2): `None` when none can be served (416).
-    pub fn resolve(self, size: u64) -> Option<ResolvedRange> {
-        let last_byte = size.checked_sub(1)?;
-        let (first, last) = match self {
-            ByteRange::FromTo { first, last } if first <= last => (first, last.min(last_byte)),
-            ByteRange::FromTo { .. } => return None,
-            ByteRange::From(first) => (first, last_byte),
-            ByteRange::Suffix(0) => return None,
-            ByteRange::Suffix(n) => (size.saturating_sub(n), last_byte),
-        };
-        (first <= last_byte).then_some(ResolvedRange { first, last, size })
-    }
-}
-
-/// The bytes a range download serves.
+/// The bytes a range download serves: a [`ByteRange`] resolved against the
+/// image's recorded size (`ByteRange::resolve`, HTTP's rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResolvedRange {
     /// First byte served.
@@ -82,6 +43,22 @@ pub struct ResolvedRange {
 }
 
 impl ResolvedRange {
+    /// `range` resolved against data of `size` bytes, or `None` when it
+    /// selects nothing (HTTP 416).
+    pub fn new(range: ByteRange, size: u64) -> Option<ResolvedRange> {
+        let offsets = range.resolve(size)?;
+        Some(ResolvedRange {
+            first: offsets.start,
+            last: offsets.end - 1,
+            size,
+        })
+    }
+
+    /// The offsets served, half-open.
+    pub fn offsets(&self) -> std::ops::Range<u64> {
+        self.first..self.last + 1
+    }
+
     /// How many bytes are served.
     pub fn len(&self) -> u64 {
         self.last - self.first + 1
@@ -166,12 +143,13 @@ impl App {
             }
             Some(asked) => {
                 let size = data::downloadable_size(&image)?;
-                let resolved = asked.resolve(size).ok_or(Error::RangeNotSatisfiable {
-                    id,
-                    range: asked,
-                    size,
-                })?;
-                let stream = data::open_range(store, &image, resolved.first, resolved.last).await?;
+                let resolved =
+                    ResolvedRange::new(asked, size).ok_or(Error::RangeNotSatisfiable {
+                        id,
+                        range: asked,
+                        size,
+                    })?;
+                let stream = data::open_range(store, &image, resolved.offsets()).await?;
                 (stream, Some(resolved), resolved.len())
             }
         };
@@ -300,45 +278,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges_resolve_as_http_says() {
-        /// (range, size, the first and last byte served; `None`: 416)
-        type Case = (ByteRange, u64, Option<(u64, u64)>);
-        let cases: &[Case] = &[
-            (
-                ByteRange::FromTo { first: 0, last: 15 },
-                1_048_576,
-                Some((0, 15)),
-            ),
-            (
-                ByteRange::From(1_048_570),
-                1_048_576,
-                Some((1_048_570, 1_048_575)),
-            ),
-            (
-                ByteRange::FromTo {
-                    first: 10,
-                    last: 99,
-                },
-                20,
-                Some((10, 19)),
-            ),
-            (ByteRange::Suffix(5), 20, Some((15, 19))),
-            (ByteRange::Suffix(50), 20, Some((0, 19))),
-            (ByteRange::Suffix(0), 20, None),
-            (ByteRange::From(20), 20, None),
-            (ByteRange::FromTo { first: 5, last: 4 }, 20, None),
-            // Glance: any range on a 0-byte image is 416.
-            (ByteRange::FromTo { first: 0, last: 0 }, 0, None),
-            (ByteRange::Suffix(1), 0, None),
-        ];
-        for (range, size, expect) in cases {
-            let got = range.resolve(*size).map(|r| (r.first, r.last));
-            assert_eq!(got, *expect, "{range} of {size}");
-        }
-        let resolved = ByteRange::FromTo { first: 0, last: 15 }
-            .resolve(1_048_576)
-            .unwrap();
+    fn a_resolved_range_names_its_bytes() {
+        // HTTP's resolution rules are `store::ByteRange`'s (tested there).
+        let resolved =
+            ResolvedRange::new(ByteRange::FromTo { first: 0, last: 15 }, 1_048_576).unwrap();
+        assert_eq!((resolved.first, resolved.last), (0, 15));
         assert_eq!(resolved.content_range(), "bytes 0-15/1048576");
         assert_eq!(resolved.len(), 16);
+        assert_eq!(resolved.offsets(), 0..16);
+        let tail = ResolvedRange::new(ByteRange::Suffix(50), 20).unwrap();
+        assert_eq!(tail.content_range(), "bytes 0-19/20");
+        // Glance: any range of a 0-byte image is 416.
+        assert_eq!(ResolvedRange::new(ByteRange::Suffix(1), 0), None);
+        assert_eq!(ByteRange::Suffix(5).to_string(), "bytes=-5");
     }
 }

@@ -14,8 +14,8 @@ use crate::ingest::download;
 use crate::repo;
 use crate::wire;
 
-use super::download::ByteRange;
 use super::lifecycle::StatusAction;
+use crate::store::ByteRange;
 
 /// Why an [`super::App`] method did not do what was asked.
 #[derive(Debug, thiserror::Error)]

@@ -32,7 +32,7 @@ use crate::image::{Image, ImageId, Location, Status};
 use crate::inspect::Inspector;
 use crate::repo::Error as RepoError;
 use crate::repo::{Change, ImageRepo, UploadedData};
-use crate::store::{Staged, Store, UploadLock};
+use crate::store::{Staged, StagingIntent, Store, UploadLock};
 use crate::verify::{self, KeyManager, KeyManagerError, SignatureParams, Verifier};
 
 use super::error::Error;
@@ -353,7 +353,7 @@ struct StagedSink<'a>(&'a mut Staged);
 impl ChunkSink for StagedSink<'_> {
     type Error = crate::store::Error;
     async fn write(&mut self, chunk: Bytes) -> Result<(), Self::Error> {
-        self.0.write(&chunk).await
+        self.0.write(chunk).await
     }
 }
 
@@ -366,6 +366,10 @@ struct Guard<'a, R: ImageRepo + 'static> {
     /// The image as it is while `saving`; rollback saves it back as `queued`.
     saving: Image,
     staged: Option<Staged>,
+    /// A store commit was started and did not report success: it may or may
+    /// not have published, so a rollback aborts this intent and deletes the
+    /// image's location too (both idempotent).
+    committing: Option<StagingIntent>,
     committed: Option<Location>,
     lock: Option<UploadLock>,
 }
@@ -383,6 +387,7 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
             ctx,
             saving,
             staged,
+            committing: None,
             committed: None,
             lock: Some(lock),
         }
@@ -396,7 +401,9 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
 
     async fn commit_store(&mut self) -> Result<Location, crate::store::Error> {
         let staged = self.staged.take().expect("the store is committed once");
+        self.committing = Some(staged.intent().clone());
         let location = staged.commit().await?;
+        self.committing = None;
         self.committed = Some(location.clone());
         Ok(location)
     }
@@ -407,6 +414,14 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
             && let Err(err) = staged.abort().await
         {
             tracing::error!(image = %self.saving.id, error = %err, "cannot remove staged data");
+        }
+        if let Some(intent) = self.committing.take() {
+            let store = &self.uploader.store;
+            if let Err(err) = store.abort(&intent).await {
+                tracing::error!(image = %self.saving.id, error = %err, "cannot remove staged data");
+            }
+            self.committed
+                .get_or_insert_with(|| store.location_of(self.saving.id));
         }
         if let Some(location) = self.committed.take()
             && let Err(err) = self.uploader.store.delete(&location).await
@@ -429,6 +444,7 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
     /// The upload succeeded: nothing to undo.
     fn disarm(mut self) {
         self.staged = None;
+        self.committing = None;
         self.committed = None;
         self.lock.take();
     }
@@ -436,17 +452,26 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
 
 impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
     fn drop(&mut self) {
-        if self.staged.is_none() && self.committed.is_none() && self.lock.is_none() {
+        if self.staged.is_none()
+            && self.committing.is_none()
+            && self.committed.is_none()
+            && self.lock.is_none()
+        {
             return;
         }
-        // Cancelled mid-upload (the future was dropped) or a panic: the staged
-        // write removes itself when dropped (synchronously, in the store); a
-        // committed but unrecorded write and the status reset need awaiting,
-        // so they run as a task that keeps the lock until it is done. Without
-        // a runtime, recovery at the next start does both (the lock dies
+        // Cancelled mid-upload (the future was dropped) or a panic: aborting
+        // the staged write (by its intent), deleting a committed but
+        // unrecorded write and the status reset all need awaiting, so they
+        // run as a task that keeps the lock until it is done. Without a
+        // runtime, recovery at the next start does all three (the lock dies
         // with the process).
-        drop(self.staged.take());
-        let committed = self.committed.take();
+        let mut abort = self.staged.take().map(Staged::into_intent);
+        let mut committed = self.committed.take();
+        if let Some(intent) = self.committing.take() {
+            // Dropped while committing: it may or may not have published.
+            abort = Some(intent);
+            committed.get_or_insert_with(|| self.uploader.store.location_of(self.saving.id));
+        }
         let lock = self.lock.take();
         let rollback = Change::rollback_upload(self.saving.clone());
         let id = rollback.id();
@@ -456,6 +481,11 @@ impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
                 let store = self.uploader.store.clone();
                 let ctx = self.ctx.clone();
                 runtime.spawn(async move {
+                    if let Some(intent) = abort
+                        && let Err(err) = store.abort(&intent).await
+                    {
+                        tracing::error!(image = %id, error = %err, "cannot remove staged data");
+                    }
                     if let Some(location) = committed
                         && let Err(err) = store.delete(&location).await
                     {

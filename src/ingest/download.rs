@@ -6,12 +6,14 @@
 //! error item instead of the end of the stream when any differs from the
 //! record (corruption at rest), so an HTTP server can abort the response and
 //! a file writer can refuse to keep the file. Data beyond the recorded size
-//! is refused before it is yielded. One byte range ([`open_range`]) cannot be
-//! checked against whole-image digests; it is checked for length only, as
-//! Glance does. This module must not change the image record or write
+//! is refused before it is yielded. One byte range ([`open_range`]) is a
+//! ranged read of the store (only its bytes are read); it cannot be checked
+//! against whole-image digests, so it is checked for length only, as Glance
+//! does. This module must not change the image record or write
 //! anywhere: writing a file or standard output is the caller's.
 
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -21,10 +23,10 @@ use tokio_util::io::ReaderStream;
 
 use crate::hash::HashAlgorithm;
 use crate::image::{Image, ImageId, Location, Status};
-use crate::store::{Reader, Store};
+use crate::store::{ByteRange, Error as StoreError, Reader, Store};
 
 use super::source::CHUNK_SIZE;
-use super::workers::{HashPlan, HashPool, HashWorkers, WorkerError};
+use super::workers::{Digests, HashPlan, HashPool, HashWorkers, WorkerError};
 
 /// A download's chunks; the last item is an error when the data is not
 /// what the record says.
@@ -184,7 +186,7 @@ fn recorded(image: &Image) -> Result<Recorded, Error> {
 
 async fn open_reader(store: &Store, id: ImageId, location: &Location) -> Result<Reader, Error> {
     store
-        .open(location)
+        .open(location, None)
         .await
         .map_err(|source| Error::Store { id, source })
 }
@@ -211,8 +213,9 @@ pub fn downloadable_size(image: &Image) -> Result<u64, Error> {
 /// the record; more bytes than recorded fail before they are yielded.
 ///
 /// Fails before streaming when the image is not active (or deactivated),
-/// its record lacks a location, size, checksum or os_hash, or the store
-/// cannot open the data.
+/// its record lacks a location, size, checksum or os_hash, the store
+/// cannot open the data, or the stored length differs from the recorded
+/// size ([`Error::Corrupted`]).
 pub async fn open_verified(
     store: &Store,
     pool: &HashPool,
@@ -220,6 +223,17 @@ pub async fn open_verified(
 ) -> Result<DataStream, Error> {
     let recorded = recorded(image)?;
     let reader = open_reader(store, image.id, &recorded.location).await?;
+    // The store knows the stored length: a different one is corruption,
+    // refused before a byte goes out (the checks while streaming remain,
+    // for data that changes while it is read).
+    if reader.len() != recorded.size {
+        return Err(Error::Corrupted {
+            id: image.id,
+            field: "size",
+            expected: recorded.size.to_string(),
+            actual: reader.len().to_string(),
+        });
+    }
     let workers = HashWorkers::start(
         pool,
         HashPlan {
@@ -283,7 +297,13 @@ impl Verifying {
             }
             None => {
                 let workers = self.workers.take()?;
-                match self.check(workers).await {
+                // Only owned values across the await: the store's reader
+                // is `Send` but not `Sync`.
+                let result = match workers.finish().await {
+                    Ok(digests) => self.check(&digests),
+                    Err(source) => Err(Error::Worker { id, source }),
+                };
+                match result {
                     Ok(()) => None,
                     Err(err) => Some((Err(err), self)),
                 }
@@ -292,12 +312,8 @@ impl Verifying {
     }
 
     /// The end of the data: size, then checksum, then os_hash against the record.
-    async fn check(&self, workers: HashWorkers) -> Result<(), Error> {
+    fn check(&self, digests: &Digests) -> Result<(), Error> {
         let id = self.id;
-        let digests = workers
-            .finish()
-            .await
-            .map_err(|source| Error::Worker { id, source })?;
         let checks = [
             (
                 "size",
@@ -329,30 +345,47 @@ impl Verifying {
     }
 }
 
-/// Opens bytes `first..=last` of `image`'s data (within its recorded size).
-/// A part cannot be checked against whole-image digests: the range is
-/// checked for length only, and ends with [`Error::Corrupted`] (`size`)
-/// when the stored data is shorter than the record says.
+/// Opens bytes `range` (a resolved, non-empty range within the recorded
+/// size) of `image`'s data with a ranged read of the store: only those bytes
+/// are read. A part cannot be checked against whole-image digests: it is
+/// checked for length only (as Glance does), before streaming against the
+/// stored length the store reports, and while streaming (the stream ends
+/// with [`Error::Corrupted`] (`size`) when the data ends early).
 ///
-/// The store reads from the start and skips to `first` (the filesystem
-/// store has no ranged read yet), so a range costs a read of the bytes before it.
-///
-/// Fails as [`open_verified`] does before streaming.
+/// Fails as [`open_verified`] does before streaming, and with
+/// [`Error::Corrupted`] when the stored data is not as long as the record
+/// says.
 pub async fn open_range(
     store: &Store,
     image: &Image,
-    first: u64,
-    last: u64,
+    range: Range<u64>,
 ) -> Result<DataStream, Error> {
     let recorded = recorded(image)?;
-    let reader = open_reader(store, image.id, &recorded.location).await?;
+    let id = image.id;
+    let wrong_size = |stored: u64| Error::Corrupted {
+        id,
+        field: "size",
+        expected: recorded.size.to_string(),
+        actual: stored.to_string(),
+    };
+    let asked = ByteRange::FromTo {
+        first: range.start,
+        last: range.end.saturating_sub(1),
+    };
+    let reader = match store.open(&recorded.location, Some(asked)).await {
+        Ok(reader) => reader,
+        // The range is inside the recorded size: the stored data is shorter.
+        Err(StoreError::RangeNotSatisfiable { len, .. }) => return Err(wrong_size(len)),
+        Err(source) => return Err(Error::Store { id, source }),
+    };
+    if reader.len() != recorded.size {
+        return Err(wrong_size(reader.len()));
+    }
     let state = Ranged {
-        id: image.id,
+        id,
         chunks: ReaderStream::with_capacity(reader, CHUNK_SIZE),
-        position: 0,
-        first,
-        last,
-        size: recorded.size,
+        served: 0,
+        expected: range.end - range.start,
         done: false,
     };
     Ok(Box::pin(futures_util::stream::unfold(state, Ranged::next)))
@@ -361,51 +394,48 @@ pub async fn open_range(
 /// The state of a range download between two chunks.
 struct Ranged {
     id: ImageId,
+    /// The store's reader yields exactly the range.
     chunks: ReaderStream<Reader>,
-    /// Offset of the next byte the reader yields.
-    position: u64,
-    first: u64,
-    last: u64,
-    size: u64,
+    /// Bytes yielded so far.
+    served: u64,
+    /// Bytes the range has.
+    expected: u64,
     done: bool,
 }
 
 impl Ranged {
     async fn next(mut self) -> Option<(Result<Bytes, Error>, Ranged)> {
-        while !self.done {
-            let Some(next) = self.chunks.next().await else {
-                self.done = true;
-                let err = Error::Corrupted {
-                    id: self.id,
-                    field: "size",
-                    expected: self.size.to_string(),
-                    actual: format!("only {}", self.position),
-                };
-                return Some((Err(err), self));
-            };
-            let chunk = match next {
-                Ok(chunk) => chunk,
-                Err(source) => {
-                    self.done = true;
-                    return Some((Err(read_error(self.id, source)), self));
-                }
-            };
-            let start = self.position;
-            let end = start + chunk.len() as u64; // exclusive
-            self.position = end;
-            if end <= self.first {
-                continue;
-            }
-            let from = self.first.saturating_sub(start);
-            let to = (self.last + 1).min(end) - start;
-            if end > self.last {
-                self.done = true;
-            }
-            let (Ok(from), Ok(to)) = (usize::try_from(from), usize::try_from(to)) else {
-                continue;
-            };
-            return Some((Ok(chunk.slice(from..to)), self));
+        if self.done {
+            return None;
         }
-        None
+        let short = |ranged: &Ranged| Error::Corrupted {
+            id: ranged.id,
+            field: "size",
+            expected: format!("{} bytes in the range", ranged.expected),
+            actual: format!("only {}", ranged.served),
+        };
+        match self.chunks.next().await {
+            Some(Ok(chunk)) => {
+                // The reader is bounded to the range; never serve past it.
+                let room = usize::try_from(self.expected - self.served).unwrap_or(usize::MAX);
+                let chunk = if chunk.len() > room {
+                    chunk.slice(..room)
+                } else {
+                    chunk
+                };
+                self.served += chunk.len() as u64;
+                Some((Ok(chunk), self))
+            }
+            Some(Err(source)) => {
+                self.done = true;
+                Some((Err(read_error(self.id, source)), self))
+            }
+            None if self.served < self.expected => {
+                self.done = true;
+                let err = short(&self);
+                Some((Err(err), self))
+            }
+            None => None,
+        }
     }
 }

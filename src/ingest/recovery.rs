@@ -91,7 +91,7 @@ async fn recover_one(
             tracing::warn!(
                 image = %id,
                 staged_files = removed.len(),
-                staged_bytes = removed.iter().map(|staged| staged.len).sum::<u64>(),
+                staged_bytes = removed.iter().filter_map(|staged| staged.len).sum::<u64>(),
                 "recovered an interrupted upload: its data was removed and the image is queued again"
             );
             true
@@ -138,7 +138,10 @@ mod tests {
         assert_eq!(stuck.len(), 1);
         // ... then the live upload commits and releases its lock.
         let mut staged = store.stage(image.id).await.unwrap();
-        staged.write(b"image data").await.unwrap();
+        staged
+            .write(bytes::Bytes::from_static(b"image data"))
+            .await
+            .unwrap();
         let location = staged.commit().await.unwrap();
         let data = crate::repo::UploadedData {
             size: 10,
@@ -159,7 +162,7 @@ mod tests {
             Status::Active
         );
         assert!(
-            store.open(&location).await.is_ok(),
+            store.open(&location, None).await.is_ok(),
             "the active image's data was deleted"
         );
     }

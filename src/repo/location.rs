@@ -162,7 +162,10 @@ mod tests {
             .await
             .unwrap();
         let mut staged = store.stage(image.id).await.unwrap();
-        staged.write(b"image data").await.unwrap();
+        staged
+            .write(bytes::Bytes::from_static(b"image data"))
+            .await
+            .unwrap();
         let location = staged.commit().await.unwrap();
         let mut data = uploaded(image.id, 10);
         data.location = location;

@@ -1232,11 +1232,17 @@ mod recovery {
         assert_eq!(saving.status, Status::Saving);
         // The dead upload got as far as committing its data.
         let mut staged = store.stage(image.id).await.unwrap();
-        staged.write(&data(10_000, 50)).await.unwrap();
+        staged
+            .write(bytes::Bytes::from(data(10_000, 50)))
+            .await
+            .unwrap();
         staged.commit().await.unwrap();
         // And left a second, uncommitted staging file from an earlier try.
         let mut leftover = store.stage(image.id).await.unwrap();
-        leftover.write(&data(5_000, 51)).await.unwrap();
+        leftover
+            .write(bytes::Bytes::from(data(5_000, 51)))
+            .await
+            .unwrap();
         std::mem::forget(leftover); // as if the process died: no Drop cleanup
         let id = image.id.to_string();
         assert_eq!(env.store_files().len(), 2, "{:?}", env.store_files());

@@ -1789,7 +1789,10 @@ async fn the_embedded_stack_runs_every_layer() {
         .await
         .unwrap();
     let mut staged = store.stage(image.id).await.unwrap();
-    staged.write(b"0123456789").await.unwrap();
+    staged
+        .write(bytes::Bytes::from_static(b"0123456789"))
+        .await
+        .unwrap();
     let location = staged.commit().await.unwrap();
     let active = repo
         .save(

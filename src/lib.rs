@@ -9,6 +9,7 @@
 //!
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,10 +1,12 @@
 //! The integration-test binary: every test that drives the real `portcullis`
 //! binary or a real database, store or server lives in a module here.
 
+mod api;
 mod images;
 mod ingest;
 mod inspect;
 mod repo;
+mod serve;
 mod sign;
 mod store;
 mod support;

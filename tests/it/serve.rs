@@ -1,0 +1,166 @@
+//! The real `portcullis serve` process: start on a free port, answer,
+//! stop on SIGTERM with exit 0; refuse to start (exit 2) on bad settings.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `portcullis serve`, killed when dropped whatever happened.
+pub(crate) struct Server {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) url: String,
+    /// `127.0.0.1:<port>`.
+    pub(crate) addr: String,
+}
+
+impl Server {
+    /// Starts `portcullis serve --bind 127.0.0.1:0 --data-dir DATA` plus
+    /// `args`, and waits for its `listening on` line.
+    pub(crate) fn start(data_dir: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env_remove("PORTCULLIS_DATA_DIR")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("portcullis serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("portcullis serve did not start: first stdout line {line:?}")
+            })
+            .to_owned();
+        let addr = url.trim_start_matches("http://").to_owned();
+        Server { child, url, addr }
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the exit status.
+    pub(crate) fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "portcullis serve did not stop within {limit:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A plain HTTP/1.1 exchange (no client library needed for a smoke test).
+pub(crate) fn http(addr: &str, request_head: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .write_all(
+            format!("{request_head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("receive");
+    response
+}
+
+#[test]
+fn serve_starts_answers_and_stops_on_sigterm_with_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let versions = http(&server.addr, "GET /versions HTTP/1.1");
+    assert!(versions.starts_with("HTTP/1.1 200 OK"), "{versions}");
+    assert!(
+        versions.contains(&format!("\"href\": \"{}/v2/\"", server.url)),
+        "{versions}"
+    );
+    assert!(
+        versions
+            .to_ascii_lowercase()
+            .contains("x-openstack-request-id: req-")
+    );
+    // The embedded default was opened: the database exists.
+    assert!(dir.path().join("portcullis.db").exists());
+    let status = server.terminate(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn serve_refuses_to_start_on_bad_settings_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[server]\nauth = \"tokens\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("token_file"), "{stderr}");
+    assert!(output.stdout.is_empty());
+
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[server]\nauth = \"tokens\"\ntoken_file = \"missing.toml\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot read token file") && stderr.contains("missing.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_exit_2_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--bind", &addr, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+}

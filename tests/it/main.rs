@@ -2,6 +2,7 @@
 //! binary or a real database, store or server lives in a module here.
 
 mod api;
+mod compat;
 mod images;
 mod ingest;
 mod inspect;

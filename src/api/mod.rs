@@ -161,9 +161,18 @@ async fn negotiate_version(
     request: Request,
     next: Next,
 ) -> Response {
-    match versions::rewrite(request, state.options()) {
-        Ok(request) => next.run(request).await,
-        Err(response) => response,
+    match versions::negotiate(request.uri(), request.headers()) {
+        versions::Negotiated::V2(uri) => {
+            let mut request = request;
+            *request.uri_mut() = uri;
+            next.run(request).await
+        }
+        versions::Negotiated::Explicit => {
+            versions::response(StatusCode::OK, request.headers(), state.options())
+        }
+        versions::Negotiated::Choices => {
+            versions::response(StatusCode::MULTIPLE_CHOICES, request.headers(), state.options())
+        }
     }
 }
 

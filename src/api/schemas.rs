@@ -329,9 +329,12 @@ pub(crate) fn metadefs_resource_type() -> Value {
     })
 }
 
+/// A function building one document.
+type Build = fn() -> Value;
+
 /// Every served schema by its path below `/v2/schemas/`, serialized once.
 static DOCUMENTS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
-    let documents: [(&str, fn() -> Value); 6] = [
+    let documents: [(&str, Build); 6] = [
         ("image", image),
         ("images", images),
         ("member", member),

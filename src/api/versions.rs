@@ -12,7 +12,6 @@
 //! `<public_endpoint>/v2/` when configured. This module owns the versions
 //! list and the URL base; it must not route below `/v2`.
 
-use axum::extract::Request;
 use axum::http::header::{CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -166,23 +165,6 @@ pub(crate) fn negotiate(uri: &Uri, headers: &HeaderMap) -> Negotiated {
 /// The version names Glance 33 routes to v2 (multi-store, no cache).
 fn is_supported(version: &str) -> bool {
     version == "v2" || VERSIONS.iter().any(|(id, _)| *id == version)
-}
-
-/// Middleware body: answers discovery itself, rewrites versioned paths to
-/// `/v2/…`, and hands those on.
-pub(crate) fn rewrite(mut request: Request, options: &ServerOptions) -> Result<Request, Response> {
-    match negotiate(request.uri(), request.headers()) {
-        Negotiated::Explicit => Err(response(StatusCode::OK, request.headers(), options)),
-        Negotiated::Choices => Err(response(
-            StatusCode::MULTIPLE_CHOICES,
-            request.headers(),
-            options,
-        )),
-        Negotiated::V2(uri) => {
-            *request.uri_mut() = uri;
-            Ok(request)
-        }
-    }
 }
 
 #[cfg(test)]

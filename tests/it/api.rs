@@ -90,7 +90,7 @@ async fn send(method: Method, path: &str, headers: &[(&str, &str)]) -> Answer {
     }
     send_to(
         state(ServerOptions::default()),
-        request.body(Body::empty()).unwrap(),
+        request.body(Body::empty()).expect("a request"),
     )
     .await
 }
@@ -342,7 +342,7 @@ fn tokens_state(dir: &Path) -> ApiState {
         &file,
         "[[tokens]]\ntoken = \"alice-token\"\nproject = \"p1\"\nuser = \"alice\"\nroles = [\"member\", \"reader\"]\n",
     )
-    .unwrap();
+    .expect("token file written");
     state(ServerOptions {
         auth: AuthMode::Tokens,
         token_file: Some(file),

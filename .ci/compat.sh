@@ -9,8 +9,9 @@
 #   compat_stop
 #
 #   compat_install   # venv with the clients at the versions glance-wire.md was recorded with (idempotent)
-#   compat_start     # builds and starts the server; exports PORTCULLIS_SERVE_URL,
-#                    # PORTCULLIS_SERVE_DATA_DIR and PORTCULLIS_CLIENTS_VENV; a failed start fails
+#   compat_start     # builds and starts the server (image_size_cap 4 MiB, cert_dir testdata/certs);
+#                    # exports PORTCULLIS_SERVE_URL, PORTCULLIS_SERVE_DATA_DIR,
+#                    # PORTCULLIS_SERVE_SIZE_CAP and PORTCULLIS_CLIENTS_VENV; a failed start fails
 #   compat_stop      # SIGTERM to the server's pid, waits for it, removes the data directory
 #
 # The venv lives in $PORTCULLIS_CLIENTS_VENV (default /work/cache/venv-clients
@@ -19,8 +20,12 @@
 PORTCULLIS_CLIENTS_VENV=${PORTCULLIS_CLIENTS_VENV:-$([ -d /work/cache ] && echo /work/cache/venv-clients || echo "$HOME/.cache/portcullis/venv-clients")}
 COMPAT_GLANCECLIENT_VERSION=${COMPAT_GLANCECLIENT_VERSION:-4.13.0}
 COMPAT_OPENSTACKCLIENT_VERSION=${COMPAT_OPENSTACKCLIENT_VERSION:-10.5.0}
+COMPAT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COMPAT_SERVER_PID=
 COMPAT_DIR=
+# The suite server's image_size_cap (tests/it/compat.rs reads it back from
+# PORTCULLIS_SERVE_SIZE_CAP to upload just over it).
+COMPAT_SIZE_CAP=${COMPAT_SIZE_CAP:-4194304}
 
 compat_install() {
     local pip="$PORTCULLIS_CLIENTS_VENV/bin/pip"
@@ -39,12 +44,18 @@ compat_install() {
 }
 
 compat_start() {
-    cargo build --locked --quiet --bin portcullis
+    (cd "$COMPAT_ROOT" && cargo build --locked --quiet --bin portcullis)
     COMPAT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/portcullis-compat.XXXXXX")
     mkdir -p "$COMPAT_DIR/data"
+    # The suite's settings: a small size cap for the 413 scenario, and the
+    # test certificates as the key store for the signed-image scenarios.
+    cat > "$COMPAT_DIR/data/portcullis.toml" <<TOML
+image_size_cap = $COMPAT_SIZE_CAP
+cert_dir = "$COMPAT_ROOT/testdata/certs"
+TOML
     # Port 0: the server picks a free port and prints `listening on <url>`
     # as its first line on stdout once it accepts connections.
-    NO_COLOR=1 target/debug/portcullis serve --bind 127.0.0.1:0 --data-dir "$COMPAT_DIR/data" \
+    NO_COLOR=1 "$COMPAT_ROOT/target/debug/portcullis" serve --bind 127.0.0.1:0 --data-dir "$COMPAT_DIR/data" \
         > "$COMPAT_DIR/stdout" 2> "$COMPAT_DIR/server.log" &
     COMPAT_SERVER_PID=$!
     local deadline=$((SECONDS + 60)) url=
@@ -64,6 +75,7 @@ compat_start() {
     done
     export PORTCULLIS_SERVE_URL=$url
     export PORTCULLIS_SERVE_DATA_DIR=$COMPAT_DIR/data
+    export PORTCULLIS_SERVE_SIZE_CAP=$COMPAT_SIZE_CAP
     export PORTCULLIS_CLIENTS_VENV
     echo "compat: portcullis serve (pid $COMPAT_SERVER_PID) at $url, data in $PORTCULLIS_SERVE_DATA_DIR"
 }

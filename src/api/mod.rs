@@ -170,9 +170,11 @@ async fn negotiate_version(
         versions::Negotiated::Explicit => {
             versions::response(StatusCode::OK, request.headers(), state.options())
         }
-        versions::Negotiated::Choices => {
-            versions::response(StatusCode::MULTIPLE_CHOICES, request.headers(), state.options())
-        }
+        versions::Negotiated::Choices => versions::response(
+            StatusCode::MULTIPLE_CHOICES,
+            request.headers(),
+            state.options(),
+        ),
     }
 }
 

@@ -83,66 +83,29 @@ impl ApiError {
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::UnknownResource => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Query(err) => match err {
-                QueryError::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
-                QueryError::LimitNotInteger { .. }
-                | QueryError::LimitNegative { .. }
-                | QueryError::Marker { .. }
-                | QueryError::SortKey { .. }
-                | QueryError::SortDir { .. }
-                | QueryError::SortSyntaxMixed
-                | QueryError::SortDirCount { .. }
-                | QueryError::Visibility { .. }
-                | QueryError::MemberStatus { .. }
-                | QueryError::Boolean { .. }
-                | QueryError::RangeValue { .. }
-                | QueryError::Timestamp { .. }
-                | QueryError::TimeOperator { .. }
-                | QueryError::Operator { .. }
-                | QueryError::Quotes { .. }
-                | QueryError::Enum { .. }
-                | QueryError::ChangesSince => StatusCode::BAD_REQUEST,
-            },
-            ApiError::Range(err) => match err {
-                RangeError::Multiple => StatusCode::BAD_REQUEST,
-                RangeError::Invalid { .. } | RangeError::StartPastEnd { .. } => {
-                    StatusCode::RANGE_NOT_SATISFIABLE
-                }
-            },
-            ApiError::Upload(err) => match err {
-                UploadHeaderError::ContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                UploadHeaderError::Size { .. } => StatusCode::BAD_REQUEST,
-            },
-            ApiError::Body(err) => match err {
-                BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                BodyError::Unreadable(_) => StatusCode::BAD_REQUEST,
-                BodyError::PatchMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            },
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.classify().status
     }
 
-    /// What the body says (before it takes a form).
-    fn body(&self) -> ErrorBody {
-        let standard = |explanation: &str, detail: Option<String>| ErrorBody::Standard {
-            explanation: explanation.to_owned(),
-            detail,
-        };
+    /// The status and what the body says, in one exhaustive match per
+    /// error type (nested into the facade's layers where they decide).
+    fn classify(&self) -> Failure {
         match self {
-            ApiError::UnknownResource => standard(NOT_FOUND, None),
-            ApiError::MethodNotAllowed { method, .. } => ErrorBody::MethodNotAllowed {
-                method: method.to_string(),
+            ApiError::UnknownResource => Failure::standard(StatusCode::NOT_FOUND, NOT_FOUND),
+            ApiError::MethodNotAllowed { method, .. } => Failure {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                body: ErrorBody::MethodNotAllowed {
+                    method: method.to_string(),
+                },
             },
-            ApiError::Unauthenticated { reason, .. } => standard(reason.glance_message(), None),
+            ApiError::Unauthenticated { reason, .. } => {
+                Failure::standard(StatusCode::UNAUTHORIZED, reason.glance_message())
+            }
             ApiError::Query(err) => match err {
-                QueryError::Unsupported { .. } => {
-                    standard(NOT_IMPLEMENTED, Some(err.glance_message()))
-                }
+                QueryError::Unsupported { .. } => Failure::detailed(
+                    StatusCode::NOT_IMPLEMENTED,
+                    NOT_IMPLEMENTED,
+                    err.glance_message(),
+                ),
                 QueryError::LimitNotInteger { .. }
                 | QueryError::LimitNegative { .. }
                 | QueryError::Marker { .. }
@@ -159,34 +122,48 @@ impl ApiError {
                 | QueryError::Operator { .. }
                 | QueryError::Quotes { .. }
                 | QueryError::Enum { .. }
-                | QueryError::ChangesSince => standard(&err.glance_message(), None),
+                | QueryError::ChangesSince => {
+                    Failure::standard(StatusCode::BAD_REQUEST, &err.glance_message())
+                }
             },
             ApiError::Range(err) => {
                 let (explanation, message) = err.glance_message();
+                let status = match err {
+                    RangeError::Multiple => StatusCode::BAD_REQUEST,
+                    RangeError::Invalid { .. } | RangeError::StartPastEnd { .. } => {
+                        StatusCode::RANGE_NOT_SATISFIABLE
+                    }
+                };
                 match explanation {
-                    Some(explanation) => standard(explanation, Some(message)),
-                    None => standard(&message, None),
+                    Some(explanation) => Failure::detailed(status, explanation, message),
+                    None => Failure::standard(status, &message),
                 }
             }
             ApiError::Upload(err) => match err {
                 UploadHeaderError::ContentType { content_type } => {
-                    ErrorBody::UnsupportedMediaType {
-                        content_type: content_type.clone(),
-                        detail: err.glance_message(),
-                    }
+                    Failure::media_type(content_type.clone(), err.glance_message())
                 }
-                UploadHeaderError::Size { .. } => standard(&err.glance_message(), None),
+                UploadHeaderError::Size { .. } => {
+                    Failure::standard(StatusCode::BAD_REQUEST, &err.glance_message())
+                }
             },
             ApiError::Body(err) => match err {
-                BodyError::TooLarge { .. } => standard(TOO_LARGE, Some(err.glance_message())),
-                BodyError::Unreadable(_) => standard(BAD_REQUEST, Some(err.glance_message())),
-                BodyError::PatchMediaType { content_type } => ErrorBody::UnsupportedMediaType {
-                    content_type: content_type.clone(),
-                    detail: err.glance_message(),
-                },
+                BodyError::TooLarge { .. } => Failure::detailed(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    TOO_LARGE,
+                    err.glance_message(),
+                ),
+                BodyError::Unreadable(_) => {
+                    Failure::detailed(StatusCode::BAD_REQUEST, BAD_REQUEST, err.glance_message())
+                }
+                BodyError::PatchMediaType { content_type } => {
+                    Failure::media_type(content_type.clone(), err.glance_message())
+                }
             },
-            ApiError::ShuttingDown => standard(UNAVAILABLE, None),
-            ApiError::Internal(_) => standard(INTERNAL, None),
+            ApiError::ShuttingDown => {
+                Failure::standard(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+            }
+            ApiError::Internal(_) => internal(),
         }
     }
 
@@ -243,6 +220,52 @@ impl ApiError {
     }
 }
 
+/// A status and what the body says.
+struct Failure {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl Failure {
+    /// Glance's message as the explanation (`HTTPxxx(explanation=msg)`).
+    fn standard(status: StatusCode, explanation: &str) -> Failure {
+        Failure {
+            status,
+            body: ErrorBody::Standard {
+                explanation: explanation.to_owned(),
+                detail: None,
+            },
+        }
+    }
+
+    /// webob's default explanation plus Glance's message as the detail.
+    fn detailed(status: StatusCode, explanation: &str, detail: String) -> Failure {
+        Failure {
+            status,
+            body: ErrorBody::Standard {
+                explanation: explanation.to_owned(),
+                detail: Some(detail),
+            },
+        }
+    }
+
+    /// 415 with webob's media-type template.
+    fn media_type(content_type: Option<String>, detail: String) -> Failure {
+        Failure {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            body: ErrorBody::UnsupportedMediaType {
+                content_type,
+                detail,
+            },
+        }
+    }
+}
+
+/// A 500: the body says nothing about the cause.
+fn internal() -> Failure {
+    Failure::standard(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL)
+}
+
 /// An error with its `source()` chain, `: `-separated.
 struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
 
@@ -261,10 +284,8 @@ impl std::fmt::Display for ErrorChain<'_> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
-        let report = ErrorReport {
-            status: self.status(),
-            body: self.body(),
-        };
+        let Failure { status, body } = self.classify();
+        let report = ErrorReport { status, body };
         let (content_type, body) = report.render(Form::Html);
         let mut response = (report.status, body).into_response();
         let headers = response.headers_mut();

@@ -233,3 +233,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 #[derive(Debug, thiserror::Error)]
 #[error("no request context: the route is not behind the authentication layer")]
 struct MissingContext;
+
+/// Helpers shared by the unit tests of this module's files.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    /// A header map from `(name, value)` pairs (names may repeat).
+    pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                *name,
+                HeaderValue::from_str(value).expect("a valid header value"),
+            );
+        }
+        map
+    }
+}

@@ -191,50 +191,52 @@ mod tests {
         response
     }
 
-    /// A slow "upload" under the lifecycle: finishes within the grace period.
-    #[tokio::test]
-    async fn running_transfers_finish_within_the_grace_period() {
-        let lifecycle = Lifecycle::new();
-        let router = {
-            let lifecycle = lifecycle.clone();
-            Router::new().route(
-                "/slow",
-                get(move || {
-                    let lifecycle = lifecycle.clone();
-                    async move {
-                        lifecycle
-                            .run(
-                                async {
-                                    tokio::time::sleep(Duration::from_millis(300)).await;
-                                    "done"
-                                },
-                                async {},
-                            )
-                            .await
-                            .unwrap_or("cancelled")
-                    }
-                }),
-            )
-        };
+    /// Serves `router` on a free port with `grace`, GETs `path` from a
+    /// client, sends the shutdown signal once the transfer runs, and returns
+    /// the client's response, the server's outcome and the address.
+    async fn shutdown_during(
+        router: Router,
+        lifecycle: &Lifecycle,
+        grace: Duration,
+        path: &'static str,
+    ) -> (String, Outcome, SocketAddr) {
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (signal, shutdown) = shutdown_channel();
-        let server = tokio::spawn(run(
-            listener,
-            router,
-            lifecycle.clone(),
-            Duration::from_secs(5),
-            shutdown,
-        ));
-        let client = tokio::spawn(get_raw(addr, "/slow"));
+        let server = tokio::spawn(run(listener, router, lifecycle.clone(), grace, shutdown));
+        let client = tokio::spawn(get_raw(addr, path));
         while lifecycle.in_flight() == 0 {
             tokio::task::yield_now().await;
         }
         signal.send(()).await.unwrap();
         let response = client.await.unwrap();
+        let outcome = server.await.unwrap().unwrap();
+        (response, outcome, addr)
+    }
+
+    /// A slow "upload" under the lifecycle: finishes within the grace period.
+    #[tokio::test]
+    async fn running_transfers_finish_within_the_grace_period() {
+        let lifecycle = Lifecycle::new();
+        let handler_lifecycle = lifecycle.clone();
+        let router = Router::new().route(
+            "/slow",
+            get(move || {
+                let lifecycle = handler_lifecycle.clone();
+                async move {
+                    let work = async {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        "done"
+                    };
+                    lifecycle.run(work, async {}).await.unwrap_or("cancelled")
+                }
+            }),
+        );
+        let (response, outcome, addr) =
+            shutdown_during(router, &lifecycle, Duration::from_secs(5), "/slow").await;
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         assert!(response.ends_with("done"), "{response}");
-        assert_eq!(server.await.unwrap().unwrap(), Outcome::Clean);
+        assert_eq!(outcome, Outcome::Clean);
         // No new connections after the signal.
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
@@ -244,49 +246,31 @@ mod tests {
     async fn transfers_past_the_grace_period_are_cancelled_and_rolled_back() {
         let lifecycle = Lifecycle::new();
         let rolled_back = Arc::new(AtomicBool::new(false));
-        let router = {
-            let lifecycle = lifecycle.clone();
-            let rolled_back = rolled_back.clone();
-            Router::new().route(
-                "/stuck",
-                get(move || {
-                    let lifecycle = lifecycle.clone();
-                    let rolled_back = rolled_back.clone();
-                    async move {
-                        let after_cancel = async move { rolled_back.store(true, Ordering::SeqCst) };
-                        match lifecycle
-                            .run(std::future::pending::<()>(), after_cancel)
-                            .await
-                        {
-                            Ok(()) => "finished".to_owned(),
-                            Err(err) => format!("{err}"),
-                        }
+        let (handler_lifecycle, handler_flag) = (lifecycle.clone(), rolled_back.clone());
+        let router = Router::new().route(
+            "/stuck",
+            get(move || {
+                let (lifecycle, flag) = (handler_lifecycle.clone(), handler_flag.clone());
+                async move {
+                    let after_cancel = async move { flag.store(true, Ordering::SeqCst) };
+                    match lifecycle
+                        .run(std::future::pending::<()>(), after_cancel)
+                        .await
+                    {
+                        Ok(()) => "finished".to_owned(),
+                        Err(err) => format!("{err}"),
                     }
-                }),
-            )
-        };
-        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (signal, shutdown) = shutdown_channel();
-        let server = tokio::spawn(run(
-            listener,
-            router,
-            lifecycle.clone(),
-            Duration::from_millis(200),
-            shutdown,
-        ));
-        let client = tokio::spawn(get_raw(addr, "/stuck"));
-        while lifecycle.in_flight() == 0 {
-            tokio::task::yield_now().await;
-        }
-        signal.send(()).await.unwrap();
-        let response = client.await.unwrap();
+                }
+            }),
+        );
+        let (response, outcome, _) =
+            shutdown_during(router, &lifecycle, Duration::from_millis(200), "/stuck").await;
         assert!(
             response.ends_with("the server is shutting down"),
             "{response}"
         );
         assert!(rolled_back.load(Ordering::SeqCst));
-        assert_eq!(server.await.unwrap().unwrap(), Outcome::Clean);
+        assert_eq!(outcome, Outcome::Clean);
     }
 
     #[tokio::test]

@@ -112,16 +112,8 @@ pub fn body_stream(body: Body) -> impl Stream<Item = Result<Bytes, io::Error>> +
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use crate::api::test_support::headers;
     use futures_util::StreamExt;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
 
     #[test]
     fn the_size_comes_from_the_header_then_content_length() {

@@ -111,6 +111,15 @@ fn serve_starts_answers_and_stops_on_sigterm_with_exit_0() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// `portcullis serve --bind BIND --data-dir DATA`, run to its end.
+fn serve_output(data_dir: &Path, bind: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--bind", bind, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("portcullis serve runs")
+}
+
 #[test]
 fn serve_refuses_to_start_on_bad_settings_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,11 +128,7 @@ fn serve_refuses_to_start_on_bad_settings_with_exit_2() {
         "[server]\nauth = \"tokens\"\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let output = serve_output(dir.path(), "127.0.0.1:0");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("token_file"), "{stderr}");
@@ -134,11 +139,7 @@ fn serve_refuses_to_start_on_bad_settings_with_exit_2() {
         "[server]\nauth = \"tokens\"\ntoken_file = \"missing.toml\"\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let output = serve_output(dir.path(), "127.0.0.1:0");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -152,11 +153,7 @@ fn a_port_in_use_is_exit_2_naming_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--bind", &addr, "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let output = serve_output(dir.path(), &addr);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

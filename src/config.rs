@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::api::ServerOptions;
 use crate::hash::HashAlgorithm;
 use crate::inspect::policy::FormatPolicy;
+use crate::openstack::{BarbicanOptions, Interface};
 use crate::repo::RepoOptions;
 
 /// The data directory when neither `--data-dir` nor `PORTCULLIS_DATA_DIR` is given.
@@ -46,6 +47,10 @@ pub struct IngestSettings {
     pub require_signature: bool,
     /// Where certificates are looked up (`<uuid>.pem`); none: signed images are refused.
     pub cert_dir: Option<PathBuf>,
+    /// Which key manager holds the certificates (`key_manager`; default the directory).
+    pub key_manager: KeyManagerKind,
+    /// Barbican's settings (`[barbican]`), used when `key_manager` is Barbican.
+    pub barbican: BarbicanOptions,
     /// Trusted certificate ids: when set (even empty), the signing
     /// certificate's chain must end at one of them.
     pub trusted_certificates: Option<Vec<String>>,
@@ -83,8 +88,69 @@ struct ConfigFile {
     compat: Option<Compat>,
     image_format: Option<FormatPolicy>,
     repo: Option<RepoOptions>,
+    key_manager: Option<KeyManagerKind>,
+    barbican: Option<BarbicanSection>,
     server: Option<ServerOptions>,
 }
+
+// ---- key manager (issue 9): `key_manager = "barbican"` and `[barbican]` ----
+
+/// Where signing certificates come from (`key_manager`, `--key-manager`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyManagerKind {
+    /// `cert_dir` / `--cert-dir`: `<uuid>.pem` files (the default).
+    #[default]
+    Directory,
+    /// Barbican, found in the Keystone catalog (service type `key-manager`),
+    /// read with the caller's token.
+    Barbican,
+}
+
+/// The `[barbican]` table, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BarbicanSection {
+    /// Barbican's URL instead of the catalog's.
+    endpoint: Option<String>,
+    /// Catalog interface (public, internal, admin).
+    interface: Option<String>,
+    /// Catalog region.
+    region_name: Option<String>,
+    /// Seconds a fetched certificate is reused per user and project.
+    cache_ttl: Option<u64>,
+    /// Certificates kept in the cache (0: no cache).
+    cache_capacity: Option<usize>,
+}
+
+fn barbican_options(
+    section: Option<&BarbicanSection>,
+    path: &Path,
+) -> Result<BarbicanOptions, Error> {
+    let defaults = BarbicanOptions::default();
+    let Some(section) = section else {
+        return Ok(defaults);
+    };
+    let interface = match &section.interface {
+        Some(text) => Some(Interface::parse(text).ok_or_else(|| Error::Barbican {
+            path: path.to_owned(),
+            reason: format!("interface {text:?} is not one of public, internal, admin"),
+        })?),
+        None => None,
+    };
+    Ok(BarbicanOptions {
+        endpoint: section.endpoint.clone(),
+        interface,
+        region_name: section.region_name.clone(),
+        cache_ttl: section
+            .cache_ttl
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(defaults.cache_ttl),
+        cache_capacity: section.cache_capacity.unwrap_or(defaults.cache_capacity),
+    })
+}
+
+// ---- end of the key-manager section ----
 
 /// Settings given on the command line; `None` leaves the file's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,6 +167,8 @@ pub struct Overrides {
     pub trusted_list: Option<PathBuf>,
     /// `--compat cursive`.
     pub compat: Option<Compat>,
+    /// `--key-manager`.
+    pub key_manager: Option<KeyManagerKind>,
 }
 
 /// A config file or flag that cannot be used.
@@ -145,6 +213,14 @@ pub enum Error {
     /// `image_size_cap` is zero.
     #[error("image_size_cap must be at least 1 byte")]
     ZeroSizeCap,
+    /// The `[barbican]` table has a value that cannot be used.
+    #[error("config file {path}: [barbican] {reason}")]
+    Barbican {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The `[server]` table has settings that cannot work together.
     #[error("config file {path}: [server]")]
     Server {
@@ -231,6 +307,11 @@ impl Config {
                 .clone()
                 .or_else(|| file.cert_dir.as_ref().map(|dir| file_dir.join(dir))),
             trusted_certificates,
+            key_manager: overrides
+                .key_manager
+                .or(file.key_manager)
+                .unwrap_or_default(),
+            barbican: barbican_options(file.barbican.as_ref(), &file_path)?,
             compat: overrides.compat.or(file.compat).unwrap_or(Compat::Strict),
             format: file.image_format.clone().unwrap_or_default(),
         };
@@ -334,6 +415,45 @@ mod tests {
         assert_eq!(config.ingest.image_size_cap, 5);
         assert_eq!(config.ingest.cert_dir, Some(PathBuf::from("flagcerts")));
         assert_eq!(config.ingest.compat, Compat::Strict);
+    }
+
+    #[test]
+    fn key_manager_section() {
+        let config = load_with("", Overrides::default()).unwrap();
+        assert_eq!(config.ingest.key_manager, KeyManagerKind::Directory);
+        assert_eq!(config.ingest.barbican, BarbicanOptions::default());
+        let file = "key_manager = \"barbican\"\n[barbican]\nendpoint = \"https://kms:9311\"\n\
+                    interface = \"internal\"\nregion_name = \"R1\"\ncache_ttl = 5\ncache_capacity = 0\n";
+        let config = load_with(file, Overrides::default()).unwrap();
+        assert_eq!(config.ingest.key_manager, KeyManagerKind::Barbican);
+        assert_eq!(
+            config.ingest.barbican,
+            BarbicanOptions {
+                endpoint: Some("https://kms:9311".to_owned()),
+                interface: Some(Interface::Internal),
+                region_name: Some("R1".to_owned()),
+                cache_ttl: std::time::Duration::from_secs(5),
+                cache_capacity: 0,
+            }
+        );
+        let flag = Overrides {
+            key_manager: Some(KeyManagerKind::Directory),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            load_with(file, flag).unwrap().ingest.key_manager,
+            KeyManagerKind::Directory
+        );
+        let err = load_with("key_manager = \"vault\"\n", Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }), "{err:?}");
+        let err = load_with(
+            "[barbican]\ninterface = \"private\"\n",
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("private"), "{err}");
+        let err = load_with("[barbican]\nurl = \"x\"\n", Overrides::default()).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }), "{err:?}");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub mod hash;
 pub mod image;
 pub mod ingest;
 pub mod inspect;
+pub mod key_manager;
+pub mod openstack;
 pub mod repo;
 pub mod store;
 pub mod verify;

@@ -14,6 +14,7 @@ use crate::clock::{Clock, FixedClock, SystemClock};
 mod images;
 mod ingest;
 mod inspect;
+mod openstack;
 mod serve;
 mod sign;
 mod verify;

@@ -1,18 +1,28 @@
 //! `portcullis sign`: sign an image and print the four `img_signature*`
-//! properties Glance needs.
+//! properties Glance needs; with `--store-certificate`, first store the
+//! signing certificate in Barbican (as `openstack secret store
+//! --secret-type certificate` does) and use the new secret's id.
 //!
 //! This file parses arguments, reads the key and the image, calls
-//! [`crate::verify::sign`], and prints JSON or `glance image-create`
-//! arguments. It must not implement signing itself nor print key material.
+//! [`crate::verify::sign`] and [`crate::openstack::Barbican`], and prints
+//! JSON or `glance image-create` arguments. It must not implement signing
+//! itself nor print key material or credentials.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::ValueEnum;
 
 use super::Exit;
+use super::images::error_chain;
+use super::openstack::OpenStackArgs;
 use super::verify::{hash_image, open_image};
+use crate::clock::SystemClock;
+use crate::openstack::{Barbican, BarbicanOptions, Caller, Session};
 use crate::verify::sign::{SigningKey, signature_properties};
-use crate::verify::{CertificateId, HashMethod};
+use crate::verify::{
+    CertificateId, HashMethod, MemorySource, Mode, SignatureParams, Verifier, VerifyOptions,
+};
 
 /// How `sign` prints the properties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -33,14 +43,30 @@ pub(crate) struct SignArgs {
     #[arg(long, value_name = "KEY.pem")]
     key: PathBuf,
     /// Key-manager id of the certificate holding the public key.
-    #[arg(long, value_name = "ID")]
-    cert_uuid: String,
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "store_certificate",
+        conflicts_with = "store_certificate"
+    )]
+    cert_uuid: Option<String>,
+    /// Store this certificate (PEM) in Barbican as a certificate secret,
+    /// with the OpenStack client settings (OS_CLOUD or OS_*), and use the
+    /// new secret's UUID as img_signature_certificate_uuid. The certificate
+    /// must hold the public key of --key.
+    #[arg(long, value_name = "CERT.pem")]
+    store_certificate: Option<PathBuf>,
+    /// Name of the Barbican secret made by --store-certificate.
+    #[arg(long, value_name = "NAME", requires = "store_certificate")]
+    secret_name: Option<String>,
     /// Hash method: SHA-224, SHA-256, SHA-384 or SHA-512.
     #[arg(long, default_value = "SHA-256")]
     hash_method: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: SignFormat,
+    #[command(flatten)]
+    openstack: OpenStackArgs,
 }
 
 pub(crate) fn run(args: SignArgs) -> Exit {
@@ -72,6 +98,80 @@ fn glance_args(properties: &std::collections::BTreeMap<String, String>) -> Strin
     words.join(" ")
 }
 
+/// A placeholder id for checking the key against the certificate file
+/// before anything is stored.
+const LOCAL_CERTIFICATE_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+/// The certificate to store: its DER, and the settings to store it with.
+struct ToStore {
+    path: PathBuf,
+    der: Vec<u8>,
+    session: Session,
+    barbican: Barbican,
+}
+
+fn prepare_store(args: &SignArgs, path: &Path) -> Result<ToStore, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|err| format!("cannot read certificate {}: {err}", path.display()))?;
+    let placeholder = CertificateId::parse(LOCAL_CERTIFICATE_ID).map_err(|err| err.to_string())?;
+    // Barbican and castellan read certificate secrets as PEM: take the
+    // certificate block (only it is stored, never a key in the same file).
+    let der = crate::verify::castellan_certificate(&placeholder, &bytes)
+        .map_err(|_| format!("{} holds no PEM CERTIFICATE block", path.display()))?;
+    let settings = args.openstack.settings().map_err(|err| error_chain(&err))?;
+    let barbican = Barbican::new(
+        &settings.tls,
+        BarbicanOptions::default(),
+        Arc::new(SystemClock),
+    )
+    .map_err(|err| error_chain(&err))?;
+    let session = Session::new(settings).map_err(|err| error_chain(&err))?;
+    Ok(ToStore {
+        path: path.to_owned(),
+        der,
+        session,
+        barbican,
+    })
+}
+
+/// Checks that `signature` verifies with the certificate about to be
+/// stored, so that a key/certificate mismatch is found before a secret is
+/// created that no image signed with this key would verify against.
+fn check_pair(
+    store: &ToStore,
+    signature: &[u8],
+    hash_method: HashMethod,
+    key: &SigningKey,
+    digest: &crate::hash::Digest,
+    key_path: &Path,
+) -> Result<(), String> {
+    let placeholder = CertificateId::parse(LOCAL_CERTIFICATE_ID).map_err(|err| err.to_string())?;
+    let mut source = MemorySource::new();
+    source.insert(&placeholder, Ok(store.der.clone()));
+    let properties =
+        signature_properties(signature, hash_method, key.key_type(), LOCAL_CERTIFICATE_ID);
+    let mismatch = |reason: String| {
+        format!(
+            "the certificate in {} does not fit the key {}: {reason}",
+            store.path.display(),
+            key_path.display()
+        )
+    };
+    let params =
+        SignatureParams::from_properties(&properties.into_iter().collect(), Mode::CompatCursive)
+            .map_err(|err| mismatch(err.to_string()))?
+            .ok_or_else(|| mismatch("no signature properties".to_owned()))?;
+    let options = VerifyOptions {
+        mode: Mode::CompatCursive,
+        trusted_certificate_ids: None,
+        clock: &SystemClock,
+    };
+    Verifier::new(&params, &source, &options)
+        .and_then(|verifier| verifier.finish_with_digest(digest))
+        .map(|_| ())
+        .map_err(|err| mismatch(err.to_string()))
+}
+
 fn sign(args: &SignArgs) -> Result<(), String> {
     let hash_method = HashMethod::from_name(&args.hash_method).ok_or_else(|| {
         format!(
@@ -79,14 +179,51 @@ fn sign(args: &SignArgs) -> Result<(), String> {
             args.hash_method
         )
     })?;
-    CertificateId::parse(&args.cert_uuid).map_err(|err| format!("--cert-uuid: {err}"))?;
+    if let Some(id) = &args.cert_uuid {
+        CertificateId::parse(id).map_err(|err| format!("--cert-uuid: {err}"))?;
+    }
     let pem = std::fs::read_to_string(&args.key)
         .map_err(|err| format!("cannot read key {}: {err}", args.key.display()))?;
     let key = SigningKey::from_pem(&pem).map_err(|err| format!("{}: {err}", args.key.display()))?;
+    // Settings and the certificate file are checked before the image is read.
+    let to_store = match &args.store_certificate {
+        Some(path) => Some(prepare_store(args, path)?),
+        None => None,
+    };
     let mut image = open_image(&args.image)?;
     let (digest, _) = hash_image(&mut image, hash_method.algorithm(), &args.image)?;
     let signature = key.sign_digest(&digest).map_err(|err| err.to_string())?;
-    let properties = signature_properties(&signature, hash_method, key.key_type(), &args.cert_uuid);
+    let certificate_id = match (&to_store, &args.cert_uuid) {
+        (Some(store), _) => {
+            check_pair(store, &signature, hash_method, &key, &digest, &args.key)?;
+            let name = args
+                .secret_name
+                .clone()
+                .unwrap_or_else(|| "portcullis signing certificate".to_owned());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+            let stored = runtime
+                .block_on(store.barbican.store_certificate(
+                    &Caller::Session(&store.session),
+                    &name,
+                    &store.der,
+                ))
+                .map_err(|err| error_chain(&err))?;
+            eprintln!(
+                "stored certificate {} in Barbican as secret {}",
+                store.path.display(),
+                stored.href
+            );
+            stored.uuid.hyphenated().to_string()
+        }
+        (None, Some(id)) => id.clone(),
+        (None, None) => {
+            return Err("--cert-uuid ID or --store-certificate CERT.pem is required".to_owned());
+        }
+    };
+    let properties = signature_properties(&signature, hash_method, key.key_type(), &certificate_id);
     match args.format {
         SignFormat::Json => {
             let text = serde_json::to_string_pretty(&properties)

@@ -12,9 +12,14 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use serde::Serialize;
 
+use super::images::error_chain;
+use super::openstack::{KeyManagerArg, OpenStackArgs};
 use super::{Exit, OutputFormat};
+use crate::clock::SystemClock;
 use crate::hash::{Digest, HashAlgorithm};
 use crate::image::Properties;
+use crate::key_manager::KeyManager;
+use crate::openstack::{Barbican, BarbicanOptions, Caller, Session};
 use crate::verify::{
     self, CertificateSummary, DirKeyStore, Mode, SignatureParams, Verifier, VerifyOptions, rfc3339,
 };
@@ -44,9 +49,17 @@ pub(crate) struct VerifyArgs {
     /// `glance image-show -f json` / `openstack image show -f json`.
     #[arg(long, value_name = "PROPS.json")]
     properties: Option<PathBuf>,
-    /// Directory of signing certificates named `<uuid>.pem` (or `.der`).
+    /// Directory of signing certificates named `<uuid>.pem` (or `.der`);
+    /// required unless `--key-manager barbican`.
     #[arg(long, value_name = "DIR")]
-    cert_dir: PathBuf,
+    cert_dir: Option<PathBuf>,
+    /// Where certificates come from: `directory` (`--cert-dir`, the
+    /// default) or `barbican` (the Keystone catalog's key manager, read
+    /// with the OpenStack client settings: OS_CLOUD or OS_*).
+    #[arg(long, value_enum, value_name = "KIND")]
+    key_manager: Option<KeyManagerArg>,
+    #[command(flatten)]
+    openstack: OpenStackArgs,
     /// File of trusted certificate ids, one per line; switches chain
     /// validation on (an empty file trusts nothing and rejects).
     #[arg(long, value_name = "FILE")]
@@ -354,15 +367,7 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
     let clock = super::clock_from_env().map_err(|message| usage("usage", message))?;
     let properties = gather_properties(args)?;
     let trusted = trusted_ids(args)?;
-    let store = DirKeyStore::open(&args.cert_dir).map_err(|err| {
-        usage(
-            "io_error",
-            format!(
-                "cannot open the certificate directory {}: {err}",
-                args.cert_dir.display()
-            ),
-        )
-    })?;
+    let key_manager = open_key_manager(args)?;
     // Open the image before judging the properties, so a missing file is a
     // usage error (exit 2) whatever the properties say.
     let mut image = open_image(&args.image).map_err(|message| usage("io_error", message))?;
@@ -380,6 +385,7 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
     report.hash_method = Some(params.hash_method().name());
     report.key_type = Some(params.key_type().name());
 
+    let store = key_manager.certificates(&params, trusted.as_deref())?;
     let options = VerifyOptions {
         mode,
         trusted_certificate_ids: trusted.as_deref(),
@@ -410,4 +416,95 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
         .map_err(|err| Failure::Rejected(Box::new(err)))?;
     report.verified = true;
     Ok(())
+}
+
+/// The key manager of one `verify` run: the directory, or Barbican with the
+/// session of this process's OpenStack client settings.
+struct CliKeyManager {
+    key_manager: KeyManager,
+    barbican: Option<BarbicanRun>,
+}
+
+/// What reading Barbican from the command line needs besides the client.
+struct BarbicanRun {
+    session: Session,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// Checks the key-manager options and, for Barbican, the client settings
+/// (no network yet: properties are judged before anyone is asked).
+fn open_key_manager(args: &VerifyArgs) -> Result<CliKeyManager, Failure> {
+    match (args.key_manager, &args.cert_dir) {
+        (Some(KeyManagerArg::Barbican), Some(_)) => Err(usage(
+            "usage",
+            "--cert-dir and --key-manager barbican exclude each other: certificates come from one key manager",
+        )),
+        (Some(KeyManagerArg::Barbican), None) => {
+            let settings_error =
+                |err: &dyn std::error::Error| usage("openstack_settings", error_chain(err));
+            let settings = args
+                .openstack
+                .settings()
+                .map_err(|err| settings_error(&err))?;
+            let barbican = Barbican::new(
+                &settings.tls,
+                BarbicanOptions::default(),
+                std::sync::Arc::new(SystemClock),
+            )
+            .map_err(|err| settings_error(&err))?;
+            let session = Session::new(settings).map_err(|err| settings_error(&err))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|err| {
+                    usage("io_error", format!("cannot start the async runtime: {err}"))
+                })?;
+            Ok(CliKeyManager {
+                key_manager: KeyManager::Barbican(barbican),
+                barbican: Some(BarbicanRun { session, runtime }),
+            })
+        }
+        (Some(KeyManagerArg::Directory) | None, Some(dir)) => {
+            let store = DirKeyStore::open(dir).map_err(|err| {
+                usage(
+                    "io_error",
+                    format!(
+                        "cannot open the certificate directory {}: {err}",
+                        dir.display()
+                    ),
+                )
+            })?;
+            Ok(CliKeyManager {
+                key_manager: KeyManager::Directory(store),
+                barbican: None,
+            })
+        }
+        (Some(KeyManagerArg::Directory) | None, None) => Err(usage(
+            "usage",
+            "--cert-dir DIR is required (or --key-manager barbican to read certificates from Barbican)",
+        )),
+    }
+}
+
+impl CliKeyManager {
+    /// The certificates this verification needs (fetched from Barbican first).
+    fn certificates(
+        &self,
+        params: &SignatureParams,
+        trusted: Option<&[String]>,
+    ) -> Result<crate::key_manager::Certificates, Failure> {
+        let caller = self
+            .barbican
+            .as_ref()
+            .map(|run| Caller::Session(&run.session));
+        let fetch =
+            self.key_manager
+                .certificates(caller.as_ref(), params.certificate_id(), trusted);
+        let fetched = match &self.barbican {
+            Some(run) => run.runtime.block_on(fetch),
+            None => futures_util::FutureExt::now_or_never(fetch)
+                .expect("the directory key manager does no IO in certificates()"),
+        };
+        fetched.map_err(|err| usage(err.kind(), error_chain(&err)))
+    }
 }

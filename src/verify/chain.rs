@@ -130,6 +130,7 @@ fn load(id: &str, source: &dyn CertificateSource) -> Result<Cert, LoadFailure> {
     let der = source.certificate(&parsed).map_err(|err| match err {
         SourceError::Unparseable { .. } => LoadFailure::Fatal(err.to_string()),
         SourceError::NotFound { .. }
+        | SourceError::Forbidden { .. }
         | SourceError::Unavailable { .. }
         | SourceError::NotACertificate { .. } => LoadFailure::Skippable(err.to_string()),
     })?;

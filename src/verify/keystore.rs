@@ -1,11 +1,14 @@
 //! Where signing certificates come from: the [`CertificateSource`] trait,
-//! Barbican-style certificate ids, and [`DirKeyStore`], a directory that
-//! mimics Barbican as castellan sees it.
+//! Barbican-style certificate ids, [`DirKeyStore`], a directory that
+//! mimics Barbican as castellan sees it, and [`MemorySource`], which holds
+//! what an asynchronous key manager (Barbican, `crate::openstack`) fetched
+//! before the synchronous verifier runs.
 //!
-//! A Barbican client and the server's own store implement the same trait
-//! later. This module owns id syntax and secret-type semantics; it must not
-//! parse X.509 (the verifier does) or decide trust.
+//! This module owns id syntax and secret-type semantics (castellan's
+//! mapping of Barbican secret types and of PEM payloads); it must not
+//! parse X.509 (the verifier does), do network IO or decide trust.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -130,10 +133,22 @@ pub enum SourceError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The key store refused the caller access to the secret (Barbican
+    /// 403): a verdict on this caller and certificate, not an outage.
+    #[error(
+        "certificate {id} cannot be read with the caller's credentials: {reason}; ask the secret's owner for access (a Barbican ACL) or use a certificate your project holds"
+    )]
+    Forbidden {
+        /// The id asked for.
+        id: String,
+        /// What the key store said.
+        reason: String,
+    },
     /// The secret under the id is not a certificate.
     #[error(
-        "key store entry {id} is not a certificate but a {format} secret{}; store the signing certificate (PEM label CERTIFICATE) under this id",
-        label_note(.label)
+        "key store entry {id} is not a certificate but a {format} secret{}{}; store the signing certificate under this id (PEM label CERTIFICATE; in Barbican, secret type certificate)",
+        label_note(.label),
+        secret_type_note(.secret_type)
     )]
     NotACertificate {
         /// The id asked for.
@@ -142,6 +157,8 @@ pub enum SourceError {
         format: SecretFormat,
         /// The PEM label found, if any.
         label: Option<String>,
+        /// Barbican's `secret_type`, when the store is Barbican.
+        secret_type: Option<String>,
     },
     /// The secret claims to be a certificate but cannot be parsed.
     #[error("key store entry {id} cannot be parsed as a certificate: {reason}")]
@@ -160,6 +177,13 @@ fn where_looked(location: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+fn secret_type_note(secret_type: &Option<String>) -> String {
+    secret_type
+        .as_ref()
+        .map(|secret_type| format!(" (Barbican secret type {secret_type:?})"))
+        .unwrap_or_default()
+}
+
 fn label_note(label: &Option<String>) -> String {
     label
         .as_ref()
@@ -172,6 +196,7 @@ impl SourceError {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceError::NotFound { .. } => "certificate_not_found",
+            SourceError::Forbidden { .. } => "certificate_forbidden",
             SourceError::Unavailable { .. } => "certificate_unavailable",
             SourceError::NotACertificate { .. } | SourceError::Unparseable { .. } => {
                 "invalid_certificate"
@@ -185,7 +210,9 @@ impl SourceError {
             SourceError::NotFound { id, .. } => {
                 Some(format!("Certificate not found with ID: {id}"))
             }
-            SourceError::Unavailable { id, .. } => {
+            // castellan raises KeyManagerError for a 403 as for any other
+            // Barbican failure.
+            SourceError::Unavailable { id, .. } | SourceError::Forbidden { id, .. } => {
                 Some(format!("Unable to retrieve certificate with ID: {id}"))
             }
             SourceError::NotACertificate { format, .. } => {
@@ -327,6 +354,7 @@ fn classify(id: &CertificateId, bytes: &[u8]) -> Result<Vec<u8>, SourceError> {
                 id: id.to_string(),
                 format,
                 label: Some(block.label.to_owned()),
+                secret_type: None,
             });
         }
         return block.decode().map_err(|err| unparseable(err.to_string()));
@@ -342,9 +370,244 @@ fn classify(id: &CertificateId, bytes: &[u8]) -> Result<Vec<u8>, SourceError> {
     ))
 }
 
+/// castellan's object format for a Barbican `secret_type`; `None` for
+/// `certificate` (an X.509 object), anything unknown is opaque data.
+pub(crate) fn barbican_secret_format(secret_type: &str) -> Option<SecretFormat> {
+    match secret_type {
+        "certificate" => None,
+        "private" => Some(SecretFormat::Pkcs8),
+        "public" => Some(SecretFormat::SubjectPublicKeyInfo),
+        "symmetric" | "passphrase" => Some(SecretFormat::Raw),
+        _ => Some(SecretFormat::Opaque),
+    }
+}
+
+/// The DER of a Barbican `certificate` secret's payload, read as castellan
+/// reads it (cryptography's `load_pem_x509_certificate`): the first PEM
+/// block labelled `CERTIFICATE` or `X509 CERTIFICATE`, wherever it is.
+/// castellan does not read DER payloads, so neither does this.
+pub(crate) fn castellan_certificate(
+    id: &CertificateId,
+    payload: &[u8],
+) -> Result<Vec<u8>, SourceError> {
+    let unparseable = |reason: String| SourceError::Unparseable {
+        id: id.to_string(),
+        reason,
+    };
+    let text = String::from_utf8_lossy(payload);
+    for block in pem::blocks(&text) {
+        let block = block.map_err(|err| unparseable(err.to_string()))?;
+        if block.label == "CERTIFICATE" || block.label == "X509 CERTIFICATE" {
+            return block.decode().map_err(|err| unparseable(err.to_string()));
+        }
+    }
+    Err(unparseable(
+        "the certificate secret holds no PEM CERTIFICATE block (castellan reads certificate secrets as PEM; store the PEM, not DER)"
+            .to_owned(),
+    ))
+}
+
+/// What a key store answered for one id, kept so that it can be told again.
+#[derive(Debug, Clone)]
+enum Stored {
+    Certificate(Vec<u8>),
+    NotFound {
+        location: Option<String>,
+    },
+    Forbidden {
+        reason: String,
+    },
+    NotACertificate {
+        format: SecretFormat,
+        label: Option<String>,
+        secret_type: Option<String>,
+    },
+    Unparseable {
+        reason: String,
+    },
+    Unavailable {
+        message: String,
+    },
+}
+
+/// Certificates fetched before verification, served to the synchronous
+/// verifier: each id answers exactly what the key store answered when it
+/// was fetched (certificate or error), under the id text the verifier asks
+/// with. An id that was not fetched is "unavailable", so a caller that
+/// forgot one fails closed.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySource {
+    entries: HashMap<uuid::Uuid, Stored>,
+}
+
+impl MemorySource {
+    /// An empty source.
+    pub fn new() -> MemorySource {
+        MemorySource::default()
+    }
+
+    /// Records what the key store answered for `id`.
+    pub fn insert(&mut self, id: &CertificateId, outcome: Result<Vec<u8>, SourceError>) {
+        let stored = match outcome {
+            Ok(der) => Stored::Certificate(der),
+            Err(SourceError::NotFound { location, .. }) => Stored::NotFound { location },
+            Err(SourceError::Forbidden { reason, .. }) => Stored::Forbidden { reason },
+            Err(SourceError::NotACertificate {
+                format,
+                label,
+                secret_type,
+                ..
+            }) => Stored::NotACertificate {
+                format,
+                label,
+                secret_type,
+            },
+            Err(SourceError::Unparseable { reason, .. }) => Stored::Unparseable { reason },
+            Err(SourceError::Unavailable { source, .. }) => Stored::Unavailable {
+                message: chain_text(source.as_ref()),
+            },
+        };
+        self.entries.insert(id.uuid(), stored);
+    }
+
+    /// How many ids were recorded.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl CertificateSource for MemorySource {
+    fn certificate(&self, id: &CertificateId) -> Result<Vec<u8>, SourceError> {
+        let id_text = id.to_string();
+        match self.entries.get(&id.uuid()) {
+            Some(Stored::Certificate(der)) => Ok(der.clone()),
+            Some(Stored::NotFound { location }) => Err(SourceError::NotFound {
+                id: id_text,
+                location: location.clone(),
+            }),
+            Some(Stored::Forbidden { reason }) => Err(SourceError::Forbidden {
+                id: id_text,
+                reason: reason.clone(),
+            }),
+            Some(Stored::NotACertificate {
+                format,
+                label,
+                secret_type,
+            }) => Err(SourceError::NotACertificate {
+                id: id_text,
+                format: *format,
+                label: label.clone(),
+                secret_type: secret_type.clone(),
+            }),
+            Some(Stored::Unparseable { reason }) => Err(SourceError::Unparseable {
+                id: id_text,
+                reason: reason.clone(),
+            }),
+            Some(Stored::Unavailable { message }) => Err(SourceError::Unavailable {
+                id: id_text,
+                source: message.clone().into(),
+            }),
+            None => Err(SourceError::Unavailable {
+                id: id_text,
+                source: "it was not fetched from the key manager before verification".into(),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_source_replays_each_answer_under_the_asked_id() {
+        let plain = CertificateId::parse("6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55").unwrap();
+        let href =
+            CertificateId::parse("https://kms/v1/secrets/6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55")
+                .unwrap();
+        let other = CertificateId::parse("00000000-0000-4000-8000-000000000001").unwrap();
+        let mut source = MemorySource::new();
+        source.insert(&plain, Ok(vec![0x30, 0x00]));
+        assert_eq!(source.certificate(&href).unwrap(), vec![0x30, 0x00]);
+        source.insert(
+            &other,
+            Err(SourceError::Forbidden {
+                id: other.to_string(),
+                reason: "Secret retrieval attempt not allowed".into(),
+            }),
+        );
+        for _ in 0..2 {
+            let err = source.certificate(&other).unwrap_err();
+            assert_eq!(err.kind(), "certificate_forbidden");
+            assert!(err.to_string().contains("not allowed"), "{err}");
+        }
+        let missing = CertificateId::parse("00000000-0000-4000-8000-000000000002").unwrap();
+        let err = source.certificate(&missing).unwrap_err();
+        assert_eq!(err.kind(), "certificate_unavailable");
+        let unavailable = SourceError::Unavailable {
+            id: missing.to_string(),
+            source: Box::new(std::io::Error::other("connection refused")),
+        };
+        source.insert(&missing, Err(unavailable));
+        let err = source.certificate(&missing).unwrap_err();
+        let source_text = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(source_text, "connection refused");
+    }
+
+    #[test]
+    fn castellan_reads_the_first_certificate_block_of_a_certificate_secret() {
+        let id = CertificateId::parse("6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55").unwrap();
+        let pem = |label: &str| format!("-----BEGIN {label}-----\nQUJD\n-----END {label}-----\n");
+        let key_then_cert = format!("{}{}", pem("PRIVATE KEY"), pem("CERTIFICATE"));
+        assert_eq!(
+            castellan_certificate(&id, key_then_cert.as_bytes()).unwrap(),
+            b"ABC"
+        );
+        assert_eq!(
+            castellan_certificate(&id, pem("X509 CERTIFICATE").as_bytes()).unwrap(),
+            b"ABC"
+        );
+        for payload in [
+            pem("PRIVATE KEY").into_bytes(),
+            vec![0x30, 0x03, 1, 2, 3],
+            Vec::new(),
+        ] {
+            let err = castellan_certificate(&id, &payload).unwrap_err();
+            assert!(matches!(err, SourceError::Unparseable { .. }), "{err:?}");
+        }
+        assert_eq!(barbican_secret_format("certificate"), None);
+        assert_eq!(barbican_secret_format("private"), Some(SecretFormat::Pkcs8));
+        assert_eq!(
+            barbican_secret_format("public"),
+            Some(SecretFormat::SubjectPublicKeyInfo)
+        );
+        assert_eq!(
+            barbican_secret_format("passphrase"),
+            Some(SecretFormat::Raw)
+        );
+        assert_eq!(barbican_secret_format("symmetric"), Some(SecretFormat::Raw));
+        assert_eq!(barbican_secret_format("opaque"), Some(SecretFormat::Opaque));
+        assert_eq!(
+            barbican_secret_format("something-new"),
+            Some(SecretFormat::Opaque)
+        );
+    }
 
     #[test]
     fn ids_follow_barbican() {

@@ -45,8 +45,10 @@ pub use cert::CertificateSummary;
 pub use error::{CertificateError, ChainError, Error, KeyError, ParamsError, SignatureError};
 pub use inputs::{PropertiesFileError, properties_from_json, trusted_ids_from_text};
 pub use keystore::{
-    BadCertificateId, CertificateId, CertificateSource, DirKeyStore, SecretFormat, SourceError,
+    BadCertificateId, CertificateId, CertificateSource, DirKeyStore, MemorySource, SecretFormat,
+    SourceError,
 };
+pub(crate) use keystore::{barbican_secret_format, castellan_certificate};
 pub use params::{
     CERTIFICATE_UUID, HASH_METHOD, KEY_TYPE, PROPERTIES, Presence, RawSignatureProperties,
     SIGNATURE, SignatureParams,

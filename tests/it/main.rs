@@ -6,6 +6,7 @@ mod compat;
 mod images;
 mod ingest;
 mod inspect;
+mod openstack;
 mod repo;
 mod serve;
 mod sign;

@@ -213,6 +213,15 @@ pub enum Error {
     /// `image_size_cap` is zero.
     #[error("image_size_cap must be at least 1 byte")]
     ZeroSizeCap,
+    /// The data directory exists but is not a directory (or a file is in
+    /// the way on its path).
+    #[error(
+        "data directory {path} is not a directory; give --data-dir (or PORTCULLIS_DATA_DIR) a directory, or a path where one can be created"
+    )]
+    DataDirNotADirectory {
+        /// The data directory as given.
+        path: PathBuf,
+    },
     /// The `[barbican]` table has a value that cannot be used.
     #[error("config file {path}: [barbican] {reason}")]
     Barbican {
@@ -250,9 +259,27 @@ impl Config {
     /// else `<data_dir>/portcullis.toml` when it exists), then the flags.
     ///
     /// Relative paths in the config file are relative to the file's directory.
-    /// Fails on an unreadable or invalid file, an unknown key, an unknown
-    /// hashing algorithm, or an unreadable trusted list.
+    /// Fails when `data_dir` exists but is not a directory, on an
+    /// unreadable or invalid file, an unknown key, an unknown hashing
+    /// algorithm, or an unreadable trusted list.
     pub fn load(data_dir: &Path, overrides: &Overrides) -> Result<Config, Error> {
+        // A data directory that is a file would otherwise surface as
+        // "cannot read config file <dir>/portcullis.toml: Not a directory".
+        match std::fs::metadata(data_dir) {
+            Ok(metadata) if !metadata.is_dir() => {
+                return Err(Error::DataDirNotADirectory {
+                    path: data_dir.to_owned(),
+                });
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotADirectory => {
+                return Err(Error::DataDirNotADirectory {
+                    path: data_dir.to_owned(),
+                });
+            }
+            // Missing (created on first use) or a directory; other errors
+            // surface where the directory is used, with their cause.
+            Ok(_) | Err(_) => {}
+        }
         let (file, file_dir) = match &overrides.config_file {
             Some(path) => (read_file(path)?, parent_of(path)),
             None => {
@@ -478,6 +505,19 @@ mod tests {
         // No file at all is fine.
         let dir = tempfile::tempdir().unwrap();
         assert!(Config::load(dir.path(), &Overrides::default()).is_ok());
+    }
+
+    #[test]
+    fn a_data_directory_that_is_a_file_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data");
+        std::fs::write(&file, "").unwrap();
+        for path in [file.clone(), file.join("below")] {
+            let err = Config::load(&path, &Overrides::default()).unwrap_err();
+            assert!(matches!(err, Error::DataDirNotADirectory { .. }), "{err:?}");
+            assert!(err.to_string().contains("is not a directory"), "{err}");
+        }
+        assert!(Config::load(&dir.path().join("new"), &Overrides::default()).is_ok());
     }
 
     #[test]

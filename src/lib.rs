@@ -4,12 +4,14 @@
 //! The modules are listed in reading order: the domain first, then the
 //! single-purpose engines (hashing, signature verification, disk-format
 //! inspection), then the storage and metadata layers, then the ingest
-//! pipeline that ties them together. The command-line front end lives in
-//! [`cli`]; it only parses arguments and prints.
+//! pipeline that ties them together, then the application facade [`app`]
+//! whose methods are the use cases. The command-line front end lives in
+//! [`cli`]; it only parses arguments, calls the facade and prints.
 //!
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,6 +1,9 @@
 //! Glance's JSON shapes for images: the image document (glance-wire.md §4–§5),
-//! the images list page (§6), the create request body (§4), and the
-//! notification payload and envelope (glance/notifier.py, oslo.messaging).
+//! the images list page (§6), the create request body (§4), the PATCH body
+//! (§7, [`parse_patch`]), and the notification payload and envelope
+//! (glance/notifier.py, oslo.messaging). The rules for one attribute at a
+//! time (read-only and reserved names, types, 255-character limits) live in
+//! [`attribute`] and are shared by create, patch and requests built without JSON.
 //!
 //! This is the only place that knows Glance's JSON: the CLI prints with it
 //! now, the HTTP server will answer with it later, and the notifier writes
@@ -17,6 +20,18 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::image::{ContainerFormat, DiskFormat, Image, ImageId, Properties, Visibility};
+
+mod attribute;
+mod patch;
+
+pub use attribute::{
+    Attribute, MAX_PROPERTY_VALUE, MAX_STRING, attribute, check_attribute, check_name,
+    check_property, check_string, check_tag,
+};
+pub use patch::{
+    OperationProblem, PATCH_MEDIA_TYPE, PatchOp, PointerProblem, parse_patch, parse_patch_v2_0,
+    parse_patch_value,
+};
 
 /// The schema URL every image document carries.
 pub const IMAGE_SCHEMA: &str = "/v2/schemas/image";
@@ -52,39 +67,6 @@ pub const BASE_ATTRIBUTES: &[&str] = &[
     "schema",
     "locations",
 ];
-
-/// Attributes a create request may not set (Glance: 403 "Attribute 'x' is read-only.").
-const READ_ONLY: &[&str] = &[
-    "id",
-    "status",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "size",
-    "virtual_size",
-    "created_at",
-    "updated_at",
-    "direct_url",
-    "self",
-    "file",
-    "schema",
-    "stores",
-];
-
-/// Names a create request may not use at all (Glance: 403 "Attribute 'x' is reserved.").
-const RESERVED: &[&str] = &[
-    "location",
-    "locations",
-    "deleted",
-    "deleted_at",
-    "is_public",
-];
-
-/// Glance's reserved property namespace.
-const RESERVED_PREFIX: &str = "os_glance";
-
-/// Longest name, owner, tag or property name Glance stores.
-const MAX_STRING: usize = 255;
 
 /// Glance's timestamp: UTC, second precision, `Z` suffix (`2026-11-27T02:34:06Z`).
 pub fn timestamp(at: OffsetDateTime) -> String {
@@ -301,9 +283,28 @@ impl CreateRequest {
         image.properties = self.properties;
         image
     }
+
+    /// Checks a request built without [`parse_create`] (the CLI, library
+    /// callers) against the same rules: 255-character name, owner and tags,
+    /// and every property name and value ([`check_property`]: no read-only,
+    /// reserved or base-attribute names, `os_glance*` included).
+    ///
+    /// Fails with the error [`parse_create`] would give for the same body.
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(name) = &self.name {
+            check_string("name", name)?;
+        }
+        if let Some(owner) = &self.owner {
+            check_string("owner", owner)?;
+        }
+        self.tags.iter().try_for_each(|tag| check_tag(tag))?;
+        self.properties
+            .iter()
+            .try_for_each(|(name, value)| check_property(name, value))
+    }
 }
 
-/// A create request Glance would refuse.
+/// A request body Glance would refuse (create or patch).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The body is not JSON.
@@ -324,6 +325,15 @@ pub enum Error {
         /// The attribute.
         attribute: String,
     },
+    /// A base attribute given as a custom property (`--property owner=p2`):
+    /// stored as a property it would shadow the real attribute in clients.
+    #[error(
+        "attribute {attribute:?} is a base attribute of an image, not a custom property (set it with its own option or field)"
+    )]
+    NotAProperty {
+        /// The attribute.
+        attribute: String,
+    },
     /// A value that does not match the image schema (Glance: 400).
     #[error("attribute {attribute:?}: {reason}")]
     Schema {
@@ -331,6 +341,25 @@ pub enum Error {
         attribute: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A PATCH body that is not a JSON list (Glance: 400).
+    #[error("request body must be a JSON array of patch operations")]
+    NotAList,
+    /// A PATCH operation that is malformed (Glance: 400).
+    #[error("patch operation {index} {problem}")]
+    BadOperation {
+        /// Its position in the list, from 0.
+        index: usize,
+        /// What is wrong.
+        problem: OperationProblem,
+    },
+    /// A PATCH `path` that is not a usable JSON pointer (Glance: 400).
+    #[error("patch path {pointer:?} {problem}")]
+    BadPointer {
+        /// The pointer as sent.
+        pointer: String,
+        /// What is wrong.
+        problem: PointerProblem,
     },
 }
 
@@ -342,9 +371,15 @@ impl Error {
             Error::NotAnObject => "Malformed JSON in request body.".to_owned(),
             Error::ReadOnly { attribute } => format!("Attribute '{attribute}' is read-only."),
             Error::Reserved { attribute } => format!("Attribute '{attribute}' is reserved."),
+            Error::NotAProperty { attribute } => {
+                format!("Attribute '{attribute}' is not a custom property.")
+            }
             Error::Schema { attribute, reason } => {
                 format!("Provided object does not match schema 'image': {attribute}: {reason}")
             }
+            Error::NotAList => "Request body must be a JSON array of operation objects.".to_owned(),
+            Error::BadOperation { problem, .. } => problem.glance_message(),
+            Error::BadPointer { pointer, problem } => problem.glance_message(pointer),
         }
     }
 
@@ -354,7 +389,25 @@ impl Error {
             Error::Json(_) | Error::NotAnObject => "malformed_json",
             Error::ReadOnly { .. } => "read_only",
             Error::Reserved { .. } => "reserved",
+            Error::NotAProperty { .. } => "base_attribute",
             Error::Schema { .. } => "schema",
+            Error::NotAList | Error::BadOperation { .. } | Error::BadPointer { .. } => {
+                "invalid_patch"
+            }
+        }
+    }
+
+    /// Whether Glance answers this with 403 (a name the caller may not
+    /// set) rather than 400 (a body that does not parse or fit the schema).
+    pub fn is_forbidden(&self) -> bool {
+        match self {
+            Error::ReadOnly { .. } | Error::Reserved { .. } | Error::NotAProperty { .. } => true,
+            Error::Json(_)
+            | Error::NotAnObject
+            | Error::Schema { .. }
+            | Error::NotAList
+            | Error::BadOperation { .. }
+            | Error::BadPointer { .. } => false,
         }
     }
 }
@@ -377,120 +430,26 @@ pub fn parse_create_value(value: &Value) -> Result<CreateRequest, Error> {
     };
     let mut request = CreateRequest::default();
     for (key, value) in object {
-        let key = key.as_str();
-        if READ_ONLY.contains(&key) {
-            return Err(Error::ReadOnly {
-                attribute: key.to_owned(),
-            });
-        }
-        if RESERVED.contains(&key) || key.starts_with(RESERVED_PREFIX) {
-            return Err(Error::Reserved {
-                attribute: key.to_owned(),
-            });
-        }
-        match key {
-            "name" => request.name = nullable_string(key, value)?,
-            "owner" => request.owner = nullable_string(key, value)?,
-            "disk_format" => {
-                request.disk_format = nullable_string(key, value)?
-                    .map(|text| text.parse().map_err(|err| schema(key, err)))
-                    .transpose()?;
-            }
-            "container_format" => {
-                request.container_format = nullable_string(key, value)?
-                    .map(|text| text.parse().map_err(|err| schema(key, err)))
-                    .transpose()?;
-            }
-            "visibility" => {
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| schema(key, format!("{value} is not of type 'string'")))?;
-                request.visibility = Some(text.parse().map_err(|err| schema(key, err))?);
-            }
-            "protected" => request.protected = Some(boolean(key, value)?),
-            "os_hidden" => request.os_hidden = Some(boolean(key, value)?),
-            "min_disk" => request.min_disk = Some(small_integer(key, value)?),
-            "min_ram" => request.min_ram = Some(small_integer(key, value)?),
-            "tags" => request.tags = tags(value)?,
-            "kernel_id" | "ramdisk_id" => {
-                // The schema allows null and a UUID for these two.
-                if let Some(text) = nullable_string(key, value)? {
-                    text.parse::<ImageId>()
-                        .map_err(|_| schema(key, format!("{text:?} is not a UUID")))?;
-                    request.properties.insert(key.to_owned(), text);
-                }
-            }
-            _ => {
-                if key.len() > MAX_STRING {
-                    return Err(schema(
-                        key,
-                        format!("property names are at most {MAX_STRING} characters"),
-                    ));
-                }
-                let text = value
-                    .as_str()
-                    .ok_or_else(|| schema(key, format!("{value} is not of type 'string'")))?;
-                request.properties.insert(key.to_owned(), text.to_owned());
+        let Some(attribute) = attribute(key, value)? else {
+            continue;
+        };
+        match attribute {
+            Attribute::Name(name) => request.name = name,
+            Attribute::Owner(owner) => request.owner = owner,
+            Attribute::DiskFormat(format) => request.disk_format = format,
+            Attribute::ContainerFormat(format) => request.container_format = format,
+            Attribute::Visibility(visibility) => request.visibility = Some(visibility),
+            Attribute::Protected(protected) => request.protected = Some(protected),
+            Attribute::OsHidden(hidden) => request.os_hidden = Some(hidden),
+            Attribute::MinDisk(gib) => request.min_disk = Some(gib),
+            Attribute::MinRam(mib) => request.min_ram = Some(mib),
+            Attribute::Tags(tags) => request.tags = tags,
+            Attribute::Property { name, value } => {
+                request.properties.insert(name, value);
             }
         }
     }
     Ok(request)
-}
-
-fn schema(attribute: &str, reason: impl ToString) -> Error {
-    Error::Schema {
-        attribute: attribute.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-fn nullable_string(key: &str, value: &Value) -> Result<Option<String>, Error> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(text) if text.chars().count() > MAX_STRING => Err(schema(
-            key,
-            format!("is longer than {MAX_STRING} characters"),
-        )),
-        Value::String(text) => Ok(Some(text.clone())),
-        other => Err(schema(
-            key,
-            format!("{other} is not of type 'null', 'string'"),
-        )),
-    }
-}
-
-fn boolean(key: &str, value: &Value) -> Result<bool, Error> {
-    value
-        .as_bool()
-        .ok_or_else(|| schema(key, format!("{value} is not of type 'boolean'")))
-}
-
-fn small_integer(key: &str, value: &Value) -> Result<u32, Error> {
-    let Some(number) = value.as_i64() else {
-        return Err(schema(key, format!("{value} is not of type 'integer'")));
-    };
-    u32::try_from(number)
-        .map_err(|_| schema(key, format!("{number} is not between 0 and {}", u32::MAX)))
-}
-
-fn tags(value: &Value) -> Result<BTreeSet<String>, Error> {
-    let Value::Array(items) = value else {
-        return Err(schema("tags", format!("{value} is not of type 'array'")));
-    };
-    let mut tags = BTreeSet::new();
-    for item in items {
-        let Some(tag) = item.as_str() else {
-            return Err(schema("tags", format!("{item} is not of type 'string'")));
-        };
-        if tag.chars().count() > MAX_STRING {
-            return Err(schema(
-                "tags",
-                format!("tag {tag:?} is longer than {MAX_STRING} characters"),
-            ));
-        }
-        tags.insert(tag.to_owned());
-    }
-    Ok(tags)
 }
 
 /// Glance's notification payload for an image (notifier.py

@@ -11,6 +11,15 @@ use axum::http::header::{ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::app;
+use crate::image::ImageId;
+use crate::ingest;
+use crate::ingest::download::Error as DownloadError;
+use crate::ingest::limit::LimitKind;
+use crate::repo;
+use crate::store;
+use crate::wire;
+
 use super::auth::AuthError;
 use super::body::{ACCEPT_PATCH, BodyError};
 use super::query::QueryError;
@@ -53,12 +62,94 @@ pub enum ApiError {
     /// A JSON body that cannot be taken, or a PATCH with the wrong media type.
     #[error("bad request body")]
     Body(#[from] BodyError),
+    /// An image id in the path that is not a UUID: Glance looks it up and
+    /// finds nothing (404, never 400: openstacksdk tries names as ids).
+    #[error("{id:?} is not an image id")]
+    NoSuchImage {
+        /// What the request was doing (decides Glance's message).
+        op: Operation,
+        /// The path segment.
+        id: String,
+    },
+    /// The facade refused or failed.
+    #[error("{op} failed")]
+    App {
+        /// What the request was doing (decides some of Glance's messages).
+        op: Operation,
+        /// Why.
+        #[source]
+        source: app::Error,
+    },
     /// The server is shutting down and cancelled the request (503).
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Anything the client cannot fix (500); the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The image operation a request performs: Glance words some refusals
+/// (an unknown image above all) differently per operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST /v2/images`
+    Create,
+    /// `GET /v2/images/{id}`
+    Show,
+    /// `GET /v2/images`
+    List,
+    /// `PATCH /v2/images/{id}`
+    Update,
+    /// `DELETE /v2/images/{id}`
+    Delete,
+    /// `POST …/actions/deactivate`
+    Deactivate,
+    /// `POST …/actions/reactivate`
+    Reactivate,
+    /// `PUT …/file`
+    Upload,
+    /// `GET …/file`
+    Download,
+    /// `PUT …/tags/{tag}`
+    AddTag,
+    /// `DELETE …/tags/{tag}`
+    RemoveTag,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::Create => "create",
+            Operation::Show => "show",
+            Operation::List => "list",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Deactivate => "deactivate",
+            Operation::Reactivate => "reactivate",
+            Operation::Upload => "upload",
+            Operation::Download => "download",
+            Operation::AddTag => "add tag",
+            Operation::RemoveTag => "remove tag",
+        })
+    }
+}
+
+impl Operation {
+    /// Glance's 404 message for image `id` in this operation.
+    fn not_found(self, id: &str) -> String {
+        match self {
+            Operation::Delete => format!("Failed to find image {id} to delete"),
+            Operation::AddTag | Operation::RemoveTag => format!("Image {id} not found."),
+            Operation::Create
+            | Operation::Show
+            | Operation::List
+            | Operation::Update
+            | Operation::Deactivate
+            | Operation::Reactivate
+            | Operation::Upload
+            | Operation::Download => format!("No image found with ID {id}"),
+        }
+    }
 }
 
 /// webob's explanation for 400.
@@ -160,6 +251,10 @@ impl ApiError {
                     Failure::media_type(content_type.clone(), err.glance_message())
                 }
             },
+            ApiError::NoSuchImage { op, id } => {
+                Failure::standard(StatusCode::NOT_FOUND, &op.not_found(id))
+            }
+            ApiError::App { op, source } => app_failure(*op, source),
             ApiError::ShuttingDown => {
                 Failure::standard(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
             }
@@ -201,6 +296,8 @@ impl ApiError {
             | ApiError::Range(_)
             | ApiError::Upload(_)
             | ApiError::Body(BodyError::TooLarge { .. } | BodyError::Unreadable(_))
+            | ApiError::NoSuchImage { .. }
+            | ApiError::App { .. }
             | ApiError::ShuttingDown
             | ApiError::Internal(_) => Vec::new(),
         }
@@ -266,6 +363,243 @@ fn internal() -> Failure {
     Failure::standard(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL)
 }
 
+/// A message that starts with a capital letter, as Glance's do.
+fn sentence(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}
+
+/// Glance's 416 for data of `size` bytes.
+fn range_failure(size: u64) -> Failure {
+    let err = RangeError::StartPastEnd { first: size, size };
+    let (explanation, message) = err.glance_message();
+    Failure::detailed(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        explanation.unwrap_or(RANGE_EXPLANATION),
+        message,
+    )
+}
+
+/// webob's explanation for 416.
+const RANGE_EXPLANATION: &str = "The Range requested is not available.";
+
+fn app_failure(op: Operation, err: &app::Error) -> Failure {
+    match err {
+        app::Error::Request(err) => wire_failure(err),
+        app::Error::NotRemovable { attribute, .. } => Failure::standard(
+            StatusCode::FORBIDDEN,
+            &format!("Property {attribute} may not be removed."),
+        ),
+        app::Error::NoSuchProperty { property, .. } => Failure::standard(
+            StatusCode::CONFLICT,
+            &format!("Property {property} does not exist."),
+        ),
+        app::Error::QueuedOnly { attribute, .. } => Failure::standard(
+            StatusCode::FORBIDDEN,
+            &format!("Attribute {attribute} can be only replaced for a queued image."),
+        ),
+        app::Error::OwnerAdminOnly { id } => Failure::standard(
+            StatusCode::FORBIDDEN,
+            &format!("Only an administrator may change the owner of image {id}."),
+        ),
+        app::Error::StatusNotAllowed { action, status, .. } => Failure::standard(
+            StatusCode::FORBIDDEN,
+            &format!("Not allowed to {action} image in status '{status}'"),
+        ),
+        app::Error::NoVerifiedData { .. } => {
+            Failure::standard(StatusCode::CONFLICT, &sentence(&err.to_string()))
+        }
+        app::Error::TagNotFound { .. } => Failure::standard(StatusCode::NOT_FOUND, NOT_FOUND),
+        app::Error::RangeNotSatisfiable { size, .. } => range_failure(*size),
+        app::Error::NoKeyManager => Failure::standard(
+            StatusCode::BAD_REQUEST,
+            "Signature verification failed: the image is signed, but this server has no certificate directory (cert_dir) to verify it with.",
+        ),
+        app::Error::Repo(err) => repo_failure(op, err),
+        app::Error::Upload(err) => upload_failure(op, err),
+        app::Error::Download(err) => download_failure(err),
+    }
+}
+
+fn wire_failure(err: &wire::Error) -> Failure {
+    let status = match err {
+        wire::Error::ReadOnly { .. }
+        | wire::Error::Reserved { .. }
+        | wire::Error::NotAProperty { .. } => StatusCode::FORBIDDEN,
+        wire::Error::Json(_)
+        | wire::Error::NotAnObject
+        | wire::Error::Schema { .. }
+        | wire::Error::NotAList
+        | wire::Error::BadOperation { .. }
+        | wire::Error::BadPointer { .. } => StatusCode::BAD_REQUEST,
+    };
+    Failure::standard(status, &err.glance_message())
+}
+
+fn repo_failure(op: Operation, err: &repo::Error) -> Failure {
+    match err {
+        repo::Error::NotFound { id } => {
+            Failure::standard(StatusCode::NOT_FOUND, &op.not_found(&id.to_string()))
+        }
+        repo::Error::AlreadyExists { id } => Failure::standard(
+            StatusCode::CONFLICT,
+            &format!("Image with identifier {id} already exists!"),
+        ),
+        repo::Error::Conflict { actual, wanted, .. } => transition(*actual, *wanted),
+        repo::Error::InvalidTransition { from, to, .. } => transition(*from, *to),
+        repo::Error::Forbidden { action, image } => {
+            let message = match (op, image) {
+                (Operation::Upload, Some(id)) => {
+                    format!("Not allowed to upload image data for image {id}")
+                }
+                _ => format!("You are not authorized to complete {action} action."),
+            };
+            Failure::standard(StatusCode::FORBIDDEN, &message)
+        }
+        repo::Error::ReadOnly { attribute, .. } => Failure::standard(
+            StatusCode::FORBIDDEN,
+            &format!("Attribute '{attribute}' is read-only."),
+        ),
+        repo::Error::Protected { id } => Failure::standard(
+            StatusCode::FORBIDDEN,
+            &format!("Image {id} is protected and cannot be deleted."),
+        ),
+        repo::Error::QuotaExceeded { .. } => {
+            Failure::standard(StatusCode::PAYLOAD_TOO_LARGE, &sentence(&err.to_string()))
+        }
+        repo::Error::NoData { .. } => no_content(),
+        repo::Error::MarkerNotFound { id } => Failure::standard(
+            StatusCode::BAD_REQUEST,
+            &format!("No image found with ID {id}"),
+        ),
+        repo::Error::NotQueued { .. }
+        | repo::Error::ForeignLocation { .. }
+        | repo::Error::Database { .. }
+        | repo::Error::Migrate { .. }
+        | repo::Error::ForeignDatabase { .. }
+        | repo::Error::Corrupt { .. }
+        | repo::Error::Store(_)
+        | repo::Error::Options(_) => internal(),
+    }
+}
+
+/// Glance's 409 for a status change that cannot happen now.
+fn transition(from: crate::image::Status, to: crate::image::Status) -> Failure {
+    Failure::standard(
+        StatusCode::CONFLICT,
+        &format!("Image status transition from {from} to {to} is not allowed"),
+    )
+}
+
+/// An image without data: 204 and no body (Glance's answer to a download).
+fn no_content() -> Failure {
+    Failure::standard(StatusCode::NO_CONTENT, "")
+}
+
+fn upload_failure(op: Operation, err: &ingest::Error) -> Failure {
+    let signature = |id: &ImageId, reason: &str| {
+        Failure::standard(
+            StatusCode::BAD_REQUEST,
+            &format!("Signature verification failed for image {id}: {reason}"),
+        )
+    };
+    let too_large = |kind: &LimitKind| match kind {
+        LimitKind::SizeCap | LimitKind::DeclaredOverSizeCap { .. } => Failure::standard(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The incoming image is too large: The provided image is too large.",
+        ),
+        LimitKind::Quota | LimitKind::DeclaredOverQuota { .. } => Failure::standard(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Image exceeds the storage quota: {err}"),
+        ),
+        LimitKind::Declared => {
+            Failure::standard(StatusCode::BAD_REQUEST, &sentence(&err.to_string()))
+        }
+    };
+    match err {
+        ingest::Error::NotQueued { status, .. } => {
+            transition(*status, crate::image::Status::Saving)
+        }
+        ingest::Error::Conflict { .. } => {
+            transition(crate::image::Status::Saving, crate::image::Status::Saving)
+        }
+        ingest::Error::SignatureRequired { id } => signature(
+            id,
+            "the image has no img_signature properties and this server requires signed images",
+        ),
+        ingest::Error::Signature { id, source } => signature(id, &source.to_string()),
+        ingest::Error::NoCertDir { id } => signature(
+            id,
+            "the image is signed, but this server has no certificate directory (cert_dir) to verify it with",
+        ),
+        ingest::Error::TooLarge { kind, .. } | ingest::Error::DeclaredTooLarge { kind, .. } => {
+            too_large(kind)
+        }
+        ingest::Error::SizeExceedsDeclared {
+            declared, received, ..
+        } => Failure::standard(
+            StatusCode::BAD_REQUEST,
+            &format!("Size exceeds: expected {declared} bytes, got {received} bytes"),
+        ),
+        ingest::Error::SizeMismatch {
+            declared, received, ..
+        } => Failure::standard(
+            StatusCode::BAD_REQUEST,
+            &format!("Size mismatch: expected {declared} bytes, got {received} bytes"),
+        ),
+        // The request had to be application/octet-stream to get this far.
+        ingest::Error::Format { source, .. } => Failure::media_type(
+            Some("application/octet-stream".to_owned()),
+            sentence(&source.to_string()),
+        ),
+        ingest::Error::FormatsUnset { .. } => Failure::standard(
+            StatusCode::BAD_REQUEST,
+            "Properties disk_format, container_format must be set prior to saving data.",
+        ),
+        ingest::Error::Stream { received, .. } => Failure::detailed(
+            StatusCode::BAD_REQUEST,
+            BAD_REQUEST,
+            format!("The image data stopped after {received} bytes; the image is queued again."),
+        ),
+        ingest::Error::Store { source, .. } => store_failure(source),
+        ingest::Error::Repo { source, .. } => repo_failure(op, source),
+        ingest::Error::CertDir { .. }
+        | ingest::Error::KeyManager { .. }
+        | ingest::Error::Worker { .. } => internal(),
+    }
+}
+
+fn store_failure(err: &store::Error) -> Failure {
+    match err {
+        // Glance: 413 "Image storage media is full"; the path stays in the log.
+        store::Error::DiskFull { .. } => Failure::standard(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Image storage media is full.",
+        ),
+        store::Error::Io { .. }
+        | store::Error::ForeignLocation { .. }
+        | store::Error::Missing { .. }
+        | store::Error::Failed { .. } => internal(),
+    }
+}
+
+fn download_failure(err: &DownloadError) -> Failure {
+    match err {
+        DownloadError::NotActive { status, .. } => Failure::standard(
+            StatusCode::FORBIDDEN,
+            &format!("The requested image is {status}. Image data download is forbidden."),
+        ),
+        DownloadError::NoData { .. } => no_content(),
+        DownloadError::Corrupted { .. }
+        | DownloadError::Store { .. }
+        | DownloadError::Io { .. }
+        | DownloadError::Worker { .. } => internal(),
+    }
+}
+
 /// An error with its `source()` chain, `: `-separated.
 struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
 
@@ -285,6 +619,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
         let Failure { status, body } = self.classify();
+        if status == StatusCode::NO_CONTENT {
+            // Glance's download of an image without data: no body, no Content-Type.
+            return status.into_response();
+        }
         let report = ErrorReport { status, body };
         let (content_type, body) = report.render(Form::Html);
         let mut response = (report.status, body).into_response();

@@ -23,12 +23,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get};
 
+use crate::app::App;
 use crate::context::RequestContext;
 
 pub mod auth;
 pub mod body;
 mod error;
 mod health;
+mod images;
+mod info;
 pub mod lifecycle;
 pub mod negotiate;
 pub mod options;
@@ -42,15 +45,15 @@ pub mod upload;
 pub mod versions;
 
 pub use auth::Authenticator;
-pub use error::ApiError;
+pub use error::{ApiError, Operation};
 pub use lifecycle::Lifecycle;
 pub use options::{AuthMode, OptionsError, ServerOptions};
 pub use query::ListParams;
 pub use request_id::RequestId;
 pub use versions::BaseUrl;
 
-/// What every handler shares: the settings, the authenticator, the shutdown
-/// lifecycle (and, once the facade lands, the `app::App`).
+/// What every handler shares: the facade, the settings, the authenticator,
+/// the shutdown lifecycle.
 #[derive(Clone, Debug)]
 pub struct ApiState {
     inner: Arc<StateInner>,
@@ -58,25 +61,33 @@ pub struct ApiState {
 
 #[derive(Debug)]
 struct StateInner {
+    app: Arc<App>,
     options: ServerOptions,
     authenticator: Authenticator,
     lifecycle: Lifecycle,
 }
 
 impl ApiState {
-    /// The state for a server with these settings.
+    /// The state for a server over `app` with these settings.
     pub fn new(
+        app: Arc<App>,
         options: ServerOptions,
         authenticator: Authenticator,
         lifecycle: Lifecycle,
     ) -> ApiState {
         ApiState {
             inner: Arc::new(StateInner {
+                app,
                 options,
                 authenticator,
                 lifecycle,
             }),
         }
+    }
+
+    /// The application facade.
+    pub fn app(&self) -> &App {
+        &self.inner.app
     }
 
     /// The `[server]` settings.
@@ -100,6 +111,9 @@ pub fn app(state: ApiState) -> Router {
     let v2 = Router::new()
         .route("/v2", any(v2_redirect))
         .merge(schema_routes())
+        .merge(images::routes())
+        .route("/v2/info/stores", resource("GET", get(info::stores)))
+        .route("/v2/info/import", resource("GET", get(info::import)))
         .fallback(unknown_resource)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state.clone());

@@ -2,7 +2,9 @@
 //!
 //! This module owns argument syntax, output formatting (text and JSON) and
 //! exit codes. It must not do the work itself: every subcommand is a thin
-//! wrapper over a library function. Exit codes are the same everywhere:
+//! wrapper over a library function (`ingest` and `images` over one
+//! `app::App` method each; `args`, `session`, `report`, `data` and `output` hold what
+//! they share, so no command file imports another). Exit codes are the same everywhere:
 //! 0 success, 1 verification or policy rejected the input, 2 usage or I/O error.
 
 use std::process::ExitCode;
@@ -11,11 +13,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::clock::{Clock, FixedClock, SystemClock};
 
+mod args;
+mod data;
 mod images;
 mod ingest;
 mod inspect;
 mod openstack;
+mod output;
+mod report;
 mod serve;
+mod session;
 mod sign;
 mod verify;
 

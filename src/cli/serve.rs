@@ -19,11 +19,12 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::Exit;
+use super::report::error_chain;
 use crate::api::server::{self, Outcome};
 use crate::api::{self, ApiState, AuthMode, Authenticator, Lifecycle};
+use crate::app::App;
 use crate::clock::Clock;
 use crate::config::{Config, Overrides};
-use crate::ingest;
 
 /// Arguments of `portcullis serve`.
 #[derive(Debug, Args)]
@@ -66,12 +67,12 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
         cert_dir: args.cert_dir.clone(),
         ..Overrides::default()
     };
-    let config = Config::load(&args.data_dir, &overrides).map_err(|err| chain(&err))?;
+    let config = Config::load(&args.data_dir, &overrides).map_err(|err| error_chain(&err))?;
     let mut options = config.server.clone();
     if let Some(bind) = args.bind {
         options.bind = bind;
     }
-    let authenticator = Authenticator::from_options(&options).map_err(|err| chain(&err))?;
+    let authenticator = Authenticator::from_options(&options).map_err(|err| error_chain(&err))?;
     if options.auth == AuthMode::Noauth && !options.bind.ip().is_loopback() {
         tracing::warn!(
             bind = %options.bind,
@@ -85,16 +86,16 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
     runtime.block_on(async move {
         // Opening runs crash recovery: images left `saving` by a killed
         // server go back to `queued` before anything is served.
-        let data = ingest::open(&config, clock)
+        let app = App::open(&config, clock)
             .await
-            .map_err(|err| chain(&err))?;
+            .map_err(|err| error_chain(&err))?;
         let listener = server::bind(options.bind)
             .await
-            .map_err(|err| chain(&err))?;
+            .map_err(|err| error_chain(&err))?;
         let local = listener
             .local_addr()
             .map_err(|err| format!("cannot read the bound address: {err}"))?;
-        let signals = server::signals().map_err(|err| chain(&err))?;
+        let signals = server::signals().map_err(|err| error_chain(&err))?;
         let grace = options.shutdown_grace();
         tracing::info!(
             address = %local,
@@ -104,23 +105,9 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
         );
         println!("listening on http://{local}");
         let lifecycle = Lifecycle::new();
-        let state = ApiState::new(options, authenticator, lifecycle.clone());
-        let outcome = server::run(listener, api::app(state), lifecycle, grace, signals)
+        let state = ApiState::new(Arc::new(app), options, authenticator, lifecycle.clone());
+        server::run(listener, api::app(state), lifecycle, grace, signals)
             .await
-            .map_err(|err| chain(&err));
-        drop(data);
-        outcome
+            .map_err(|err| error_chain(&err))
     })
-}
-
-/// An error and its causes, `: `-separated.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

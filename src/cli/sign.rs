@@ -14,8 +14,8 @@ use std::sync::Arc;
 use clap::ValueEnum;
 
 use super::Exit;
-use super::images::error_chain;
 use super::openstack::OpenStackArgs;
+use super::report::error_chain;
 use super::verify::{hash_image, open_image};
 use crate::clock::SystemClock;
 use crate::openstack::{Barbican, BarbicanOptions, Caller, Session};

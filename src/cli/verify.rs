@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::images::error_chain;
 use super::openstack::{KeyManagerArg, OpenStackArgs};
+use super::report::error_chain;
 use super::{Exit, OutputFormat};
 use crate::clock::SystemClock;
 use crate::hash::{Digest, HashAlgorithm};
@@ -201,6 +201,16 @@ pub(super) fn hash_image(
     algorithm: HashAlgorithm,
     label: &Path,
 ) -> Result<(Digest, u64), String> {
+    let (digest, n_bytes) = hash_counting(image, algorithm, label);
+    Ok((digest?, n_bytes))
+}
+
+/// [`hash_image`], returning the bytes read also when reading fails part-way.
+fn hash_counting(
+    image: &mut ImageInput,
+    algorithm: HashAlgorithm,
+    label: &Path,
+) -> (Result<Digest, String>, u64) {
     let mut hasher = algorithm.hasher();
     let mut buffer = vec![0u8; CHUNK];
     let mut n_bytes = 0u64;
@@ -221,7 +231,13 @@ pub(super) fn hash_image(
             Ok(0) => break,
             Ok(n) => n,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(format!("cannot read image {}: {err}", label.display())),
+            Err(err) => {
+                let message = format!(
+                    "cannot read image {} after {n_bytes} bytes: {err}",
+                    label.display()
+                );
+                return (Err(message), n_bytes);
+            }
         };
         hasher.update(&buffer[..n]);
         n_bytes += n as u64;
@@ -232,17 +248,22 @@ pub(super) fn hash_image(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    Ok((hasher.finish(), n_bytes))
+    (Ok(hasher.finish()), n_bytes)
 }
 
 /// Gathers properties from the file and the override flags.
 fn gather_properties(args: &VerifyArgs) -> Result<Properties, Failure> {
     let mut properties = match &args.properties {
-        Some(path) => {
-            let text = read_text(path, "properties file")?;
-            verify::properties_from_json(&text)
-                .map_err(|err| usage("bad_properties_file", format!("{}: {err}", path.display())))?
-        }
+        Some(path) => verify::read_properties_file(path).map_err(|err| match err {
+            verify::PropertiesFileError::Read(err) => usage(
+                "io_error",
+                format!("cannot read the properties file {}: {err}", path.display()),
+            ),
+            other => usage(
+                "bad_properties_file",
+                format!("{}: {}", path.display(), verify::with_causes(&other)),
+            ),
+        })?,
         None => Properties::new(),
     };
     for (name, value) in [
@@ -302,7 +323,9 @@ pub(crate) fn run(args: VerifyArgs) -> Exit {
         report.error = Some(match failure {
             Failure::Rejected(error) => MessageJson {
                 kind: error.kind().to_owned(),
-                message: error.to_string(),
+                // With its causes: the I/O error behind an unreadable
+                // key-store entry, the base64 position, the DER problem.
+                message: verify::with_causes(error.as_ref()),
                 cursive_message: if mode == Mode::CompatCursive {
                     error.cursive_message()
                 } else {
@@ -369,9 +392,9 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
     let trusted = trusted_ids(args)?;
     let key_manager = open_key_manager(args)?;
     // Open the image before judging the properties, so a missing file is a
-    // usage error (exit 2) whatever the properties say.
+    // usage error (exit 2) whatever the properties say. `image_size` stays
+    // null until bytes are read: it reports what was read, not the file size.
     let mut image = open_image(&args.image).map_err(|message| usage("io_error", message))?;
-    report.image_size = image.size;
     let params = SignatureParams::from_properties(&properties, mode)
         .map_err(|err| Failure::Rejected(Box::new(err.into())))?
         .ok_or_else(|| {
@@ -391,8 +414,11 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
         trusted_certificate_ids: trusted.as_deref(),
         clock: clock.as_ref(),
     };
-    let verifier =
-        Verifier::new(&params, &store, &options).map_err(|err| Failure::Rejected(Box::new(err)))?;
+    let verifier = Verifier::new(&params, &store, &options).map_err(|err| {
+        // A failure after the certificate was read still says who signed.
+        report.signer = err.signer().map(CertificateJson::from);
+        Failure::Rejected(Box::new(err))
+    })?;
     report.signer = Some(verifier.signer().into());
     report.chain = verifier
         .chain()
@@ -407,9 +433,9 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
         })
         .collect();
 
-    let (digest, n_bytes) = hash_image(&mut image, verifier.hash_algorithm(), &args.image)
-        .map_err(|message| usage("io_error", message))?;
+    let (digest, n_bytes) = hash_counting(&mut image, verifier.hash_algorithm(), &args.image);
     report.image_size = Some(n_bytes);
+    let digest = digest.map_err(|message| usage("io_error", message))?;
     report.digest = Some(digest.to_hex());
     verifier
         .finish_with_digest(&digest)

@@ -3,9 +3,11 @@
 //!
 //! Order (every failure after step 4 goes through the drop guard (`Guard`), which removes
 //! the staged data and returns the image to `queued`):
-//! 1. the image must be `queued`; signature policy (a partial `img_signature*`
+//! 1. the image must be `queued` (`saving`: another upload owns it, a
+//!    conflict like every lost race); signature policy (a partial `img_signature*`
 //!    set is refused, `require_signature` refuses unsigned images);
-//! 2. the verifier is built (certificate fetched, chain checked) before any byte;
+//! 2. the verifier is built (certificates fetched through the key manager off
+//!    the async runtime, chain checked on the blocking pool) before any byte;
 //! 3. `prepare_upload` (authorization, policy, quota allowance);
 //! 4. the upload lock, then the compare-and-swap `queued → saving`;
 //! 5. one pass: limit → hashes → inspector → staged write;
@@ -31,12 +33,12 @@ use crate::inspect::Inspector;
 use crate::repo::Error as RepoError;
 use crate::repo::ImageRepo;
 use crate::store::{Staged, Store, UploadLock};
-use crate::verify::{self, SignatureParams, Verifier};
+use crate::verify::{self, KeyManager, KeyManagerError, SignatureParams, Verifier};
 
 use super::error::Error;
 use super::limit::{Limit, LimitKind};
 use super::pump::{ChunkSink, Observe, PumpError, pump};
-use super::workers::{HashPlan, WorkerError};
+use super::workers::{HashPlan, HashPool, WorkerError};
 
 /// Everything the uploads into one data directory share.
 pub struct Uploader<R> {
@@ -48,6 +50,10 @@ pub struct Uploader<R> {
     pub settings: IngestSettings,
     /// The clock for certificate checks and timestamps.
     pub clock: Arc<dyn Clock>,
+    /// The process's hashing threads, shared by every upload.
+    pub pool: HashPool,
+    /// Where signing certificates come from; `None` refuses signed images.
+    pub keys: Option<KeyManager>,
 }
 
 /// The data of one upload.
@@ -81,6 +87,10 @@ impl<R: ImageRepo + 'static> Uploader<R> {
 
         // 1. The image and the signature policy.
         let queued = self.repo.get(ctx, *id).await.map_err(repo_error)?;
+        // Another upload owns it: every lost race is a conflict (Glance: 409).
+        if queued.status == Status::Saving {
+            return Err(Error::Conflict { id: *id });
+        }
         if queued.status != Status::Queued {
             return Err(Error::NotQueued {
                 id: *id,
@@ -100,17 +110,20 @@ impl<R: ImageRepo + 'static> Uploader<R> {
 
         // 2. The verifier, before any byte: a missing certificate fails here.
         let verifier = match params {
-            Some(params) => Some(self.verifier(id, &params)?),
+            Some(params) => Some(self.verifier(id, params).await?),
             None => None,
         };
 
         // 3. Authorization, policy and quota, and how many bytes may come.
-        let allowance = self
-            .repo
-            .prepare_upload(ctx, &queued)
-            .await
-            .map_err(repo_error)?
-            .max_bytes;
+        //    The image was queued at step 1: a status that changed since is
+        //    another upload that won the race, which is a conflict.
+        let allowance = match self.repo.prepare_upload(ctx, &queued).await {
+            Ok(allowance) => allowance.max_bytes,
+            Err(RepoError::InvalidTransition { .. } | RepoError::Conflict { .. }) => {
+                return Err(Error::Conflict { id: *id });
+            }
+            Err(err) => return Err(repo_error(err)),
+        };
 
         // 4. The lock (liveness for crash recovery), then queued → saving.
         let lock = self
@@ -156,6 +169,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         let pass = match pump(
             data.stream,
             limit,
+            &self.pool,
             plan,
             &mut observers,
             &mut sink,
@@ -259,24 +273,44 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         }
     }
 
-    fn verifier(&self, id: &ImageId, params: &SignatureParams) -> Result<Verifier, Error> {
-        let cert_dir = self
-            .settings
-            .cert_dir
-            .as_ref()
-            .ok_or(Error::NoCertDir { id: *id })?;
-        let key_store = verify::DirKeyStore::open(cert_dir).map_err(|source| Error::CertDir {
-            id: *id,
-            path: cert_dir.clone(),
-            source,
+    /// Builds the verifier without blocking the async runtime:
+    /// 1. the key manager fetches the signer's and every trusted certificate
+    ///    (ids known up front) off the runtime into memory;
+    /// 2. `Verifier::new` (certificate parsing, key checks, chain
+    ///    validation, which may check many issuer signatures) runs on the
+    ///    blocking pool against that in-memory source.
+    async fn verifier(&self, id: &ImageId, params: SignatureParams) -> Result<Verifier, Error> {
+        let keys = self.keys.as_ref().ok_or(Error::NoCertDir { id: *id })?;
+        let trusted = self.settings.trusted_certificates.clone();
+        let mut wanted = vec![params.certificate_id().to_owned()];
+        wanted.extend(trusted.iter().flatten().cloned());
+        let source = keys.prefetch(wanted).await.map_err(|err| match err {
+            KeyManagerError::OpenDirectory { path, source } => Error::CertDir {
+                id: *id,
+                path,
+                source,
+            },
+            KeyManagerError::Interrupted(_) => Error::KeyManager {
+                id: *id,
+                source: err,
+            },
         })?;
-        let options = verify::VerifyOptions {
-            mode: self.mode(),
-            trusted_certificate_ids: self.settings.trusted_certificates.as_deref(),
-            clock: self.clock.as_ref(),
-        };
-        Verifier::new(params, &key_store, &options)
-            .map_err(|source| Error::Signature { id: *id, source })
+        let mode = self.mode();
+        let clock = self.clock.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let options = verify::VerifyOptions {
+                mode,
+                trusted_certificate_ids: trusted.as_deref(),
+                clock: clock.as_ref(),
+            };
+            Verifier::new(&params, &source, &options)
+        })
+        .await
+        .map_err(|join| Error::KeyManager {
+            id: *id,
+            source: KeyManagerError::Interrupted(join),
+        })?;
+        built.map_err(|source| Error::Signature { id: *id, source })
     }
 }
 
@@ -289,6 +323,12 @@ fn pump_error(id: &ImageId, err: PumpError<crate::store::Error>) -> Error {
                 received: exceeded.attempted,
             }
         }
+        PumpError::DeclaredOverLimit(exceeded) => Error::DeclaredTooLarge {
+            id: *id,
+            kind: exceeded.kind,
+            limit: exceeded.limit,
+            declared: exceeded.attempted,
+        },
         PumpError::Exceeded(exceeded) => Error::TooLarge {
             id: *id,
             kind: exceeded.kind,

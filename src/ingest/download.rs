@@ -1,33 +1,34 @@
-//! Verified download: stream an active image's data out of the store while
-//! re-computing its checksum (md5) and os_hash, and fail loudly when either
-//! differs from the record (corruption at rest).
+//! Downloads: an image's stored data as a stream of chunks, verified on the
+//! way out.
 //!
-//! A file output is written under a temporary name beside the target and
-//! renamed only when both digests match, so a corrupted or interrupted
-//! download never leaves a file under the requested name. Standard output
-//! cannot be taken back: there the mismatch is reported after the data.
-//! This module must not change the image record.
+//! The whole image ([`open_verified`]) re-computes its size, checksum (md5)
+//! and os_hash on the shared hash pool while it streams, and ends with an
+//! error item instead of the end of the stream when any differs from the
+//! record (corruption at rest), so an HTTP server can abort the response and
+//! a file writer can refuse to keep the file. Data beyond the recorded size
+//! is refused before it is yielded. One byte range ([`open_range`]) cannot be
+//! checked against whole-image digests; it is checked for length only, as
+//! Glance does. This module must not change the image record or write
+//! anywhere: writing a file or standard output is the caller's.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
+use bytes::Bytes;
+use futures_core::Stream;
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
 
 use crate::hash::HashAlgorithm;
-use crate::image::{Image, ImageId, Status};
-use crate::store::Store;
+use crate::image::{Image, ImageId, Location, Status};
+use crate::store::{Reader, Store};
 
-use super::workers::{HashPlan, HashWorkers, WorkerError};
+use super::source::CHUNK_SIZE;
+use super::workers::{HashPlan, HashPool, HashWorkers, WorkerError};
 
-/// Where the data goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// A file: written as `.<name>.partial-<random>` beside it, renamed at the end.
-    File(PathBuf),
-    /// Standard output.
-    Stdout,
-}
+/// A download's chunks; the last item is an error when the data is not
+/// what the record says.
+pub type DataStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
 
 /// A download that failed or did not match.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The image the failed download was of (every failure concerns one),
+    /// so a report can name it (`image_id` in JSON) without parsing text.
+    pub fn image_id(&self) -> ImageId {
+        match self {
+            Error::NotActive { id, .. }
+            | Error::NoData { id, .. }
+            | Error::Corrupted { id, .. }
+            | Error::Store { id, .. }
+            | Error::Io { id, .. }
+            | Error::Worker { id, .. } => *id,
+        }
+    }
+
     /// A stable snake_case name.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -117,27 +131,17 @@ impl Error {
     }
 }
 
-/// The temporary name a file download is written under.
-fn partial_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "download".to_owned());
-    let unique = uuid::Uuid::new_v4().simple().to_string();
-    target.with_file_name(format!(".{name}.partial-{}", &unique[..8]))
+/// What the record vouches for; checked before a byte goes out, so a
+/// record that cannot vouch for its data fails before a response starts.
+struct Recorded {
+    location: Location,
+    size: u64,
+    checksum: String,
+    os_hash_algo: HashAlgorithm,
+    os_hash_value: String,
 }
 
-/// Streams `image`'s data to `output`, checking size, checksum and os_hash.
-///
-/// `progress` is told the byte count after each chunk. Returns the bytes
-/// written. Fails when the image is not active, the data is missing or
-/// differs from the record, or on I/O errors; a file output then does not exist.
-pub async fn download(
-    store: &Store,
-    image: &Image,
-    output: &Output,
-    progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<u64, Error> {
+fn recorded(image: &Image) -> Result<Recorded, Error> {
     let id = image.id;
     // The repository's prepare_download decided who may read a deactivated
     // image (admins, as in Glance); anything else has no complete data.
@@ -147,186 +151,261 @@ pub async fn download(
             status: image.status,
         });
     }
-    let location = image.locations.first().ok_or(Error::NoData {
+    let location = image.locations.first().cloned().ok_or(Error::NoData {
         id,
         what: "no location",
     })?;
-    let os_hash = match image.os_hash_algo.as_deref() {
+    let os_hash_algo = match image.os_hash_algo.as_deref() {
         Some(name) => name.parse::<HashAlgorithm>().map_err(|_| Error::NoData {
             id,
             what: "unknown os_hash_algo",
         })?,
         None => HashAlgorithm::Sha512,
     };
-    let reader = store
+    // A record without the values cannot vouch for the data: refuse.
+    let (Some(size), Some(checksum), Some(os_hash_value)) = (
+        image.size,
+        image.checksum.clone(),
+        image.os_hash_value.clone(),
+    ) else {
+        return Err(Error::NoData {
+            id,
+            what: "the record has no size, checksum or os_hash_value",
+        });
+    };
+    Ok(Recorded {
+        location,
+        size,
+        checksum,
+        os_hash_algo,
+        os_hash_value,
+    })
+}
+
+async fn open_reader(store: &Store, id: ImageId, location: &Location) -> Result<Reader, Error> {
+    store
         .open(location)
         .await
-        .map_err(|source| Error::Store { id, source })?;
+        .map_err(|source| Error::Store { id, source })
+}
 
-    let (mut sink, partial): (
-        Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-        Option<PathBuf>,
-    ) = match output {
-        Output::Stdout => (Box::new(tokio::io::stdout()), None),
-        Output::File(target) => {
-            let partial = partial_path(target);
-            let file = tokio::fs::File::create(&partial)
-                .await
-                .map_err(|source| Error::Io {
-                    id,
-                    operation: "create",
-                    path: partial.display().to_string(),
-                    source,
-                })?;
-            (Box::new(file), Some(partial))
-        }
-    };
-    let result = copy_and_check(image, os_hash, reader, &mut sink, progress).await;
-    let result = match result {
-        Ok(n_bytes) => sink
-            .flush()
-            .await
-            .map(|()| n_bytes)
-            .map_err(|source| Error::Io {
-                id,
-                operation: "write",
-                path: output_name(output),
-                source,
-            }),
-        Err(err) => Err(err),
-    };
-    drop(sink);
-    match (result, partial, output) {
-        (Ok(n_bytes), Some(partial), Output::File(target)) => {
-            // The data reaches the disk before the requested name exists, so
-            // a power loss cannot leave a short file under that name.
-            let synced = match tokio::fs::File::open(&partial).await {
-                Ok(file) => file.sync_all().await,
-                Err(err) => Err(err),
-            };
-            if let Err(source) = synced {
-                let _ = std::fs::remove_file(&partial);
-                return Err(Error::Io {
-                    id,
-                    operation: "sync",
-                    path: partial.display().to_string(),
-                    source,
-                });
-            }
-            tokio::fs::rename(&partial, target)
-                .await
-                .map_err(|source| {
-                    let _ = std::fs::remove_file(&partial);
-                    Error::Io {
-                        id,
-                        operation: "rename",
-                        path: target.display().to_string(),
-                        source,
-                    }
-                })?;
-            Ok(n_bytes)
-        }
-        (Ok(n_bytes), _, _) => Ok(n_bytes),
-        (Err(err), Some(partial), _) => {
-            let _ = tokio::fs::remove_file(&partial).await;
-            Err(err)
-        }
-        (Err(err), None, _) => Err(err),
+fn read_error(id: ImageId, source: io::Error) -> Error {
+    Error::Io {
+        id,
+        operation: "read",
+        path: "the stored data".to_owned(),
+        source,
     }
 }
 
-fn output_name(output: &Output) -> String {
-    match output {
-        Output::File(path) => path.display().to_string(),
-        Output::Stdout => "-".to_owned(),
-    }
+/// The recorded size of an image that can be downloaded (for a range's bounds).
+///
+/// Fails as [`open_verified`] does before reading.
+pub fn downloadable_size(image: &Image) -> Result<u64, Error> {
+    recorded(image).map(|recorded| recorded.size)
 }
 
-async fn copy_and_check(
+/// Opens the whole data of `image` as a stream that re-computes size, md5
+/// and os_hash on `pool` and ends with [`Error::Corrupted`] (naming the
+/// field and both values) instead of ending normally when any differs from
+/// the record; more bytes than recorded fail before they are yielded.
+///
+/// Fails before streaming when the image is not active (or deactivated),
+/// its record lacks a location, size, checksum or os_hash, or the store
+/// cannot open the data.
+pub async fn open_verified(
+    store: &Store,
+    pool: &HashPool,
     image: &Image,
-    os_hash: HashAlgorithm,
-    reader: crate::store::Reader,
-    sink: &mut (dyn tokio::io::AsyncWrite + Unpin + Send),
-    progress: &mut (dyn FnMut(u64) + Send),
-) -> Result<u64, Error> {
-    let id = image.id;
-    let workers = HashWorkers::start(HashPlan {
-        os_hash,
-        signature: None,
-    })
-    .map_err(|source| Error::Worker { id, source })?;
-    let mut chunks = tokio_util::io::ReaderStream::with_capacity(reader, super::source::CHUNK_SIZE);
-    let mut n_bytes = 0u64;
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|source| Error::Io {
-            id,
-            operation: "read",
-            path: "the stored data".to_owned(),
-            source,
-        })?;
-        // More bytes than the record's size is corruption already: stop
-        // before they reach the output (standard output cannot take them back).
-        let received = n_bytes.saturating_add(chunk.len() as u64);
-        if let Some(size) = image.size
-            && received > size
-        {
-            return Err(Error::Corrupted {
-                id,
-                field: "size",
-                expected: size.to_string(),
-                actual: format!("at least {received}"),
-            });
+) -> Result<DataStream, Error> {
+    let recorded = recorded(image)?;
+    let reader = open_reader(store, image.id, &recorded.location).await?;
+    let workers = HashWorkers::start(
+        pool,
+        HashPlan {
+            os_hash: recorded.os_hash_algo,
+            signature: None,
+        },
+    );
+    let state = Verifying {
+        id: image.id,
+        chunks: ReaderStream::with_capacity(reader, CHUNK_SIZE),
+        workers: Some(workers),
+        n_bytes: 0,
+        recorded,
+    };
+    Ok(Box::pin(futures_util::stream::unfold(
+        state,
+        Verifying::next,
+    )))
+}
+
+/// The state of a verified download between two chunks.
+struct Verifying {
+    id: ImageId,
+    chunks: ReaderStream<Reader>,
+    /// `None` once the stream has ended (normally or with its error).
+    workers: Option<HashWorkers>,
+    n_bytes: u64,
+    recorded: Recorded,
+}
+
+impl Verifying {
+    async fn next(mut self) -> Option<(Result<Bytes, Error>, Verifying)> {
+        let workers = self.workers.as_ref()?;
+        let id = self.id;
+        match self.chunks.next().await {
+            Some(Ok(chunk)) => {
+                // More bytes than the record's size is corruption already:
+                // stop before they reach the output, which may not be able
+                // to take them back (standard output, an HTTP response).
+                let received = self.n_bytes.saturating_add(chunk.len() as u64);
+                if received > self.recorded.size {
+                    self.workers = None;
+                    let err = Error::Corrupted {
+                        id,
+                        field: "size",
+                        expected: self.recorded.size.to_string(),
+                        actual: format!("at least {received}"),
+                    };
+                    return Some((Err(err), self));
+                }
+                if let Err(source) = workers.feed(&chunk).await {
+                    self.workers = None;
+                    return Some((Err(Error::Worker { id, source }), self));
+                }
+                self.n_bytes = received;
+                Some((Ok(chunk), self))
+            }
+            Some(Err(source)) => {
+                self.workers = None;
+                Some((Err(read_error(id, source)), self))
+            }
+            None => {
+                let workers = self.workers.take()?;
+                match self.check(workers).await {
+                    Ok(()) => None,
+                    Err(err) => Some((Err(err), self)),
+                }
+            }
         }
-        workers
-            .feed(&chunk)
+    }
+
+    /// The end of the data: size, then checksum, then os_hash against the record.
+    async fn check(&self, workers: HashWorkers) -> Result<(), Error> {
+        let id = self.id;
+        let digests = workers
+            .finish()
             .await
             .map_err(|source| Error::Worker { id, source })?;
-        sink.write_all(&chunk).await.map_err(|source| Error::Io {
-            id,
-            operation: "write",
-            path: "the output".to_owned(),
-            source,
-        })?;
-        n_bytes += chunk.len() as u64;
-        progress(n_bytes);
-    }
-    let digests = workers
-        .finish()
-        .await
-        .map_err(|source| Error::Worker { id, source })?;
-    let checks = [
-        (
-            "size",
-            image.size.map(|size| size.to_string()),
-            n_bytes.to_string(),
-        ),
-        (
-            "checksum",
-            image.checksum.clone(),
-            digests.checksum.to_hex(),
-        ),
-        (
-            "os_hash_value",
-            image.os_hash_value.clone(),
-            digests.os_hash.to_hex(),
-        ),
-    ];
-    for (field, expected, actual) in checks {
-        // A record without the value cannot vouch for the data: refuse.
-        let Some(expected) = expected else {
-            return Err(Error::NoData {
-                id,
-                what: "the record has no size, checksum or os_hash_value",
-            });
-        };
-        if !expected.eq_ignore_ascii_case(&actual) {
-            return Err(Error::Corrupted {
-                id,
-                field,
-                expected,
-                actual,
-            });
+        let checks = [
+            (
+                "size",
+                self.recorded.size.to_string(),
+                self.n_bytes.to_string(),
+            ),
+            (
+                "checksum",
+                self.recorded.checksum.clone(),
+                digests.checksum.to_hex(),
+            ),
+            (
+                "os_hash_value",
+                self.recorded.os_hash_value.clone(),
+                digests.os_hash.to_hex(),
+            ),
+        ];
+        for (field, expected, actual) in checks {
+            if !expected.eq_ignore_ascii_case(&actual) {
+                return Err(Error::Corrupted {
+                    id,
+                    field,
+                    expected,
+                    actual,
+                });
+            }
         }
+        Ok(())
     }
-    Ok(n_bytes)
+}
+
+/// Opens bytes `first..=last` of `image`'s data (within its recorded size).
+/// A part cannot be checked against whole-image digests: the range is
+/// checked for length only, and ends with [`Error::Corrupted`] (`size`)
+/// when the stored data is shorter than the record says.
+///
+/// The store reads from the start and skips to `first` (the filesystem
+/// store has no ranged read yet), so a range costs a read of the bytes before it.
+///
+/// Fails as [`open_verified`] does before streaming.
+pub async fn open_range(
+    store: &Store,
+    image: &Image,
+    first: u64,
+    last: u64,
+) -> Result<DataStream, Error> {
+    let recorded = recorded(image)?;
+    let reader = open_reader(store, image.id, &recorded.location).await?;
+    let state = Ranged {
+        id: image.id,
+        chunks: ReaderStream::with_capacity(reader, CHUNK_SIZE),
+        position: 0,
+        first,
+        last,
+        size: recorded.size,
+        done: false,
+    };
+    Ok(Box::pin(futures_util::stream::unfold(state, Ranged::next)))
+}
+
+/// The state of a range download between two chunks.
+struct Ranged {
+    id: ImageId,
+    chunks: ReaderStream<Reader>,
+    /// Offset of the next byte the reader yields.
+    position: u64,
+    first: u64,
+    last: u64,
+    size: u64,
+    done: bool,
+}
+
+impl Ranged {
+    async fn next(mut self) -> Option<(Result<Bytes, Error>, Ranged)> {
+        while !self.done {
+            let Some(next) = self.chunks.next().await else {
+                self.done = true;
+                let err = Error::Corrupted {
+                    id: self.id,
+                    field: "size",
+                    expected: self.size.to_string(),
+                    actual: format!("only {}", self.position),
+                };
+                return Some((Err(err), self));
+            };
+            let chunk = match next {
+                Ok(chunk) => chunk,
+                Err(source) => {
+                    self.done = true;
+                    return Some((Err(read_error(self.id, source)), self));
+                }
+            };
+            let start = self.position;
+            let end = start + chunk.len() as u64; // exclusive
+            self.position = end;
+            if end <= self.first {
+                continue;
+            }
+            let from = self.first.saturating_sub(start);
+            let to = (self.last + 1).min(end) - start;
+            if end > self.last {
+                self.done = true;
+            }
+            let (Ok(from), Ok(to)) = (usize::try_from(from), usize::try_from(to)) else {
+                continue;
+            };
+            return Some((Ok(chunk.slice(from..to)), self));
+        }
+        None
+    }
 }

@@ -64,8 +64,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Fetching the certificates or building the verifier stopped (a
+    /// panicked or cancelled task); nothing was read.
+    #[error("image {id}: preparing the signature verification failed")]
+    KeyManager {
+        /// The image.
+        id: ImageId,
+        /// What went wrong.
+        #[source]
+        source: crate::verify::KeyManagerError,
+    },
     /// More data than `image_size_cap`, the quota or the declared size allows.
-    #[error("image {id}: upload stopped at {limit} bytes: {}", limit_text(*kind))]
+    #[error("image {id}: {}", limit_text(*kind, *limit))]
     TooLarge {
         /// The image.
         id: ImageId,
@@ -73,6 +83,22 @@ pub enum Error {
         kind: LimitKind,
         /// The limit in bytes.
         limit: u64,
+    },
+    /// The declared size is beyond `image_size_cap` or the quota: refused
+    /// before any byte was read.
+    #[error(
+        "image {id}: the declared size of {declared} bytes is over {}; nothing was read or stored",
+        declared_limit_text(*kind, *limit)
+    )]
+    DeclaredTooLarge {
+        /// The image.
+        id: ImageId,
+        /// Which limit (`SizeCap` or `Quota`).
+        kind: LimitKind,
+        /// The limit in bytes.
+        limit: u64,
+        /// The declared size.
+        declared: u64,
     },
     /// More bytes arrived than were declared; the upload stopped at the declared size.
     #[error("image {id}: size exceeds: expected {declared} bytes, got at least {received} bytes")]
@@ -149,15 +175,63 @@ pub enum Error {
     },
 }
 
-fn limit_text(kind: LimitKind) -> &'static str {
+fn limit_text(kind: LimitKind, limit: u64) -> String {
     match kind {
-        LimitKind::SizeCap => "the image is larger than image_size_cap",
-        LimitKind::Quota => "the owner's storage quota is exhausted",
-        LimitKind::Declared => "more data than the declared size",
+        LimitKind::SizeCap => {
+            format!("upload stopped at {limit} bytes: the image is larger than image_size_cap")
+        }
+        LimitKind::Quota => {
+            format!("upload stopped at {limit} bytes: the owner's storage quota is exhausted")
+        }
+        LimitKind::Declared => {
+            format!("upload stopped at {limit} bytes: more data than the declared size")
+        }
+        LimitKind::DeclaredOverSizeCap { declared } => format!(
+            "the declared size of {declared} bytes is larger than image_size_cap ({limit} bytes); nothing was read"
+        ),
+        LimitKind::DeclaredOverQuota { declared } => format!(
+            "the declared size of {declared} bytes is more than the owner's remaining storage quota ({limit} bytes); nothing was read"
+        ),
+    }
+}
+
+fn declared_limit_text(kind: LimitKind, limit: u64) -> String {
+    match kind {
+        LimitKind::SizeCap | LimitKind::DeclaredOverSizeCap { .. } => {
+            format!("image_size_cap ({limit} bytes)")
+        }
+        LimitKind::Quota | LimitKind::DeclaredOverQuota { .. } => {
+            format!("what the owner's storage quota has left ({limit} bytes)")
+        }
+        LimitKind::Declared => format!("the declared size ({limit} bytes)"),
     }
 }
 
 impl Error {
+    /// The image the upload was for: `queued` again (or untouched when the
+    /// upload never started).
+    pub fn image_id(&self) -> ImageId {
+        match self {
+            Error::NotQueued { id, .. }
+            | Error::Conflict { id }
+            | Error::SignatureRequired { id }
+            | Error::Signature { id, .. }
+            | Error::NoCertDir { id }
+            | Error::CertDir { id, .. }
+            | Error::KeyManager { id, .. }
+            | Error::TooLarge { id, .. }
+            | Error::DeclaredTooLarge { id, .. }
+            | Error::SizeExceedsDeclared { id, .. }
+            | Error::SizeMismatch { id, .. }
+            | Error::Format { id, .. }
+            | Error::FormatsUnset { id }
+            | Error::Stream { id, .. }
+            | Error::Store { id, .. }
+            | Error::Repo { id, .. }
+            | Error::Worker { id, .. } => *id,
+        }
+    }
+
     /// A stable snake_case name for this failure.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -167,15 +241,28 @@ impl Error {
             Error::Signature { source, .. } => source.kind(),
             Error::NoCertDir { .. } => "no_cert_dir",
             Error::CertDir { .. } => "cert_dir_unreadable",
+            Error::KeyManager { .. } => "key_manager_failed",
             Error::TooLarge {
-                kind: LimitKind::SizeCap,
+                kind: LimitKind::SizeCap | LimitKind::DeclaredOverSizeCap { .. },
+                ..
+            }
+            | Error::DeclaredTooLarge {
+                kind: LimitKind::SizeCap | LimitKind::DeclaredOverSizeCap { .. },
                 ..
             } => "size_cap_exceeded",
             Error::TooLarge {
-                kind: LimitKind::Quota,
+                kind: LimitKind::Quota | LimitKind::DeclaredOverQuota { .. },
+                ..
+            }
+            | Error::DeclaredTooLarge {
+                kind: LimitKind::Quota | LimitKind::DeclaredOverQuota { .. },
                 ..
             } => "quota_exceeded",
             Error::TooLarge {
+                kind: LimitKind::Declared,
+                ..
+            }
+            | Error::DeclaredTooLarge {
                 kind: LimitKind::Declared,
                 ..
             }
@@ -198,6 +285,7 @@ impl Error {
             | Error::Conflict { .. }
             | Error::SignatureRequired { .. }
             | Error::TooLarge { .. }
+            | Error::DeclaredTooLarge { .. }
             | Error::SizeMismatch { .. }
             | Error::SizeExceedsDeclared { .. }
             | Error::Format { .. }
@@ -206,6 +294,7 @@ impl Error {
             Error::Repo { source, .. } => repo_is_rejection(source),
             Error::NoCertDir { .. }
             | Error::CertDir { .. }
+            | Error::KeyManager { .. }
             | Error::Stream { .. }
             | Error::Store { .. }
             | Error::Worker { .. } => false,
@@ -232,6 +321,7 @@ pub fn repo_is_rejection(err: &crate::repo::Error) -> bool {
         | E::ForeignLocation { .. } => true,
         E::Database { .. }
         | E::Migrate { .. }
+        | E::ForeignDatabase { .. }
         | E::Corrupt { .. }
         | E::Store(_)
         | E::Options(_) => false,

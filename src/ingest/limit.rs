@@ -4,7 +4,8 @@
 //! It only counts and decides; it must not read or store data. It is checked
 //! before a chunk goes anywhere, so no byte past the limit is hashed or stored.
 
-/// Which limit an upload ran into.
+/// Which limit an upload ran into, and whether that was while reading or
+/// before any byte was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKind {
     /// The configured `image_size_cap` (Glance answers 413).
@@ -13,6 +14,18 @@ pub enum LimitKind {
     Quota,
     /// The size declared before the upload (`x-openstack-image-size`); Glance answers 400.
     Declared,
+    /// The declared size is over `image_size_cap`: refused before any byte
+    /// was read (Glance answers 413).
+    DeclaredOverSizeCap {
+        /// The declared size.
+        declared: u64,
+    },
+    /// The declared size is over the owner's remaining storage quota:
+    /// refused before any byte was read (Glance answers 413).
+    DeclaredOverQuota {
+        /// The declared size.
+        declared: u64,
+    },
 }
 
 /// A limit was crossed: the upload must stop without reading further.
@@ -90,14 +103,19 @@ impl Limit {
     /// byte is read: an upload that announces more than it may store is
     /// refused up front instead of after staging up to the limit.
     ///
-    /// Fails with the smallest limit the declared size crosses.
+    /// Fails with the smallest limit the declared size crosses, as
+    /// [`LimitKind::DeclaredOverSizeCap`] or [`LimitKind::DeclaredOverQuota`]
+    /// (nothing was read).
     pub fn check_declared(&self) -> Result<(), Exceeded> {
         let Some(declared) = self.declared else {
             return Ok(());
         };
         let crossed = [
-            (LimitKind::SizeCap, Some(self.size_cap)),
-            (LimitKind::Quota, self.quota),
+            (
+                LimitKind::DeclaredOverSizeCap { declared },
+                Some(self.size_cap),
+            ),
+            (LimitKind::DeclaredOverQuota { declared }, self.quota),
         ]
         .into_iter()
         .filter_map(|(kind, limit)| limit.map(|limit| (kind, limit)))
@@ -152,6 +170,27 @@ mod tests {
         );
         let mut tie = Limit::new(30, None, Some(30));
         assert_eq!(tie.take(31).unwrap_err().kind, LimitKind::Declared);
+    }
+
+    #[test]
+    fn a_declared_size_over_a_limit_says_so() {
+        let over_cap = Limit::new(100, Some(500), Some(200)).check_declared();
+        assert_eq!(
+            over_cap.unwrap_err().kind,
+            LimitKind::DeclaredOverSizeCap { declared: 200 }
+        );
+        let over_quota = Limit::new(1000, Some(50), Some(200)).check_declared();
+        let exceeded = over_quota.unwrap_err();
+        assert_eq!(
+            exceeded.kind,
+            LimitKind::DeclaredOverQuota { declared: 200 }
+        );
+        assert_eq!(exceeded.limit, 50);
+        assert!(
+            Limit::new(1000, Some(500), Some(200))
+                .check_declared()
+                .is_ok()
+        );
     }
 
     #[test]

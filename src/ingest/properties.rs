@@ -14,11 +14,23 @@ use crate::wire::BASE_ATTRIBUTES;
 /// (the exact shapes and errors of `verify --properties`), then drops
 /// Glance's base attributes, which are not properties.
 ///
-/// Fails as `properties_from_json` does: invalid JSON, not an object, an
-/// `img_signature*` value that is not a string, or a property given twice
-/// with different values.
+/// Fails as `properties_from_json` does: invalid JSON, not an object, a key
+/// given twice in one object, an `img_signature*` value that is not a
+/// string, or a property given at both levels with different values.
 pub fn from_json(text: &str) -> Result<Properties, crate::verify::PropertiesFileError> {
     let mut properties = crate::verify::properties_from_json(text)?;
+    properties.retain(|name, _| !BASE_ATTRIBUTES.contains(&name.as_str()));
+    Ok(properties)
+}
+
+/// Reads a properties file with [`crate::verify::read_properties_file`]
+/// (bounded to [`crate::verify::MAX_PROPERTIES_FILE_BYTES`]), then drops
+/// Glance's base attributes, as [`from_json`].
+///
+/// Fails as `read_properties_file` does: unreadable, over the size cap, or
+/// any of [`from_json`]'s reasons.
+pub fn from_file(path: &std::path::Path) -> Result<Properties, crate::verify::PropertiesFileError> {
+    let mut properties = crate::verify::read_properties_file(path)?;
     properties.retain(|name, _| !BASE_ATTRIBUTES.contains(&name.as_str()));
     Ok(properties)
 }

@@ -16,7 +16,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 
 use super::limit::{Exceeded, Limit};
-use super::workers::{Digests, HashPlan, HashWorkers, WorkerError};
+use super::workers::{Digests, HashPlan, HashPool, HashWorkers, WorkerError};
 
 /// Something that watches every chunk in the chunk path without changing it
 /// (the format inspector's slot). It never fails: it reports at the end.
@@ -50,6 +50,9 @@ pub enum PumpError<E> {
     /// stream was not read further.
     #[error("upload crossed a limit: {0:?}")]
     Exceeded(Exceeded),
+    /// The declared size is beyond the size cap or the quota; nothing was read.
+    #[error("the declared size is over a limit: {0:?}")]
+    DeclaredOverLimit(Exceeded),
     /// The stream ended before the declared size was reached.
     #[error("upload ended after {received} bytes but {declared} were declared")]
     Short {
@@ -75,13 +78,14 @@ pub enum PumpError<E> {
     Worker(#[from] WorkerError),
 }
 
-/// Runs one pass of `stream` into `sink`.
+/// Runs one pass of `stream` into `sink`, hashing on `pool`.
 ///
 /// `progress` is told the byte count after each chunk. Fails on the first
 /// limit, stream, worker or sink error, without reading further.
 pub async fn pump<S, K>(
     mut stream: S,
     mut limit: Limit,
+    pool: &HashPool,
     plan: HashPlan,
     observers: &mut [&mut dyn Observe],
     sink: &mut K,
@@ -92,8 +96,10 @@ where
     K: ChunkSink,
 {
     // 0. A declared size beyond the limits is refused before any byte.
-    limit.check_declared().map_err(PumpError::Exceeded)?;
-    let workers = HashWorkers::start(plan)?;
+    limit
+        .check_declared()
+        .map_err(PumpError::DeclaredOverLimit)?;
+    let workers = HashWorkers::start(pool, plan);
     while let Some(next) = stream.next().await {
         let chunk = next.map_err(|source| PumpError::Stream {
             received: limit.n_bytes(),
@@ -104,7 +110,7 @@ where
         }
         // 1. The limit first: nothing past it is hashed, inspected or stored.
         limit.take(chunk.len()).map_err(PumpError::Exceeded)?;
-        // 2. The hashes, on their own threads.
+        // 2. The hashes, on the pool's threads.
         workers.feed(&chunk).await?;
         // 3. The observers (format inspector), on this thread.
         for observer in observers.iter_mut() {
@@ -153,6 +159,10 @@ mod tests {
         signature: None,
     };
 
+    fn pool() -> HashPool {
+        HashPool::new(2).unwrap()
+    }
+
     fn chunks(data: &[u8], size: usize) -> Vec<Result<Bytes, io::Error>> {
         data.chunks(size)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -168,6 +178,7 @@ mod tests {
         let pass = pump(
             futures_util::stream::iter(chunks(&data, 4096)),
             Limit::new(1 << 20, None, Some(data.len() as u64)),
+            &pool(),
             PLAN,
             &mut [&mut count],
             &mut sink,
@@ -191,6 +202,7 @@ mod tests {
         let err = pump(
             futures_util::stream::iter(chunks(&data, 1000)),
             Limit::new(4500, None, None),
+            &pool(),
             PLAN,
             &mut [],
             &mut sink,
@@ -206,10 +218,13 @@ mod tests {
     async fn a_declared_size_beyond_the_limits_is_refused_before_any_byte() {
         let data = vec![1u8; 10_000];
         for (limit, kind) in [
-            (Limit::new(4500, None, Some(10_000)), LimitKind::SizeCap),
+            (
+                Limit::new(4500, None, Some(10_000)),
+                LimitKind::DeclaredOverSizeCap { declared: 10_000 },
+            ),
             (
                 Limit::new(1 << 20, Some(4500), Some(10_000)),
-                LimitKind::Quota,
+                LimitKind::DeclaredOverQuota { declared: 10_000 },
             ),
         ] {
             let mut sink = VecSink::default();
@@ -217,6 +232,7 @@ mod tests {
             let err = pump(
                 futures_util::stream::iter(chunks(&data, 1000)),
                 limit,
+                &pool(),
                 PLAN,
                 &mut [&mut count],
                 &mut sink,
@@ -225,7 +241,7 @@ mod tests {
             .await
             .unwrap_err();
             assert!(
-                matches!(err, PumpError::Exceeded(e) if e.kind == kind && e.attempted == 10_000),
+                matches!(err, PumpError::DeclaredOverLimit(e) if e.kind == kind && e.attempted == 10_000),
                 "{err:?}"
             );
             assert_eq!(sink.0.len(), 0, "nothing may be stored");
@@ -246,6 +262,7 @@ mod tests {
         let err = pump(
             futures_util::stream::iter(items),
             Limit::new(1 << 20, None, None),
+            &pool(),
             PLAN,
             &mut [],
             &mut VecSink::default(),
@@ -261,6 +278,7 @@ mod tests {
         let err = pump(
             futures_util::stream::iter(chunks(&[2u8; 3000], 1000)),
             Limit::new(1 << 20, None, Some(5000)),
+            &pool(),
             PLAN,
             &mut [],
             &mut VecSink::default(),

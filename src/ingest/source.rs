@@ -30,18 +30,56 @@ pub type ChunkStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, io::Err
 /// How many chunks may wait between the reader thread and the pipeline.
 pub const SOURCE_DEPTH: usize = 2;
 
+/// A path that is not a regular file, and what it is instead. A stream
+/// (FIFO, character device, socket) has no length to declare and cannot be
+/// opened without blocking, so the message points to `-` (standard input).
+#[derive(Debug, thiserror::Error)]
+#[error("it is {what}, not a regular file{}", if *.stream { STREAM_HINT } else { "" })]
+pub struct NotARegularFile {
+    /// `a FIFO (named pipe)`, `a directory`, ...
+    pub what: &'static str,
+    /// Whether it is a stream that standard input can carry.
+    pub stream: bool,
+}
+
+const STREAM_HINT: &str = "; to upload from a pipe, give `-` and redirect it to standard input (`portcullis ingest - ... < FIFO` or `cat FIFO | portcullis ingest - ...`)";
+
+fn not_a_regular_file(file_type: std::fs::FileType) -> io::Error {
+    use std::os::unix::fs::FileTypeExt;
+    let (what, stream) = if file_type.is_dir() {
+        ("a directory", false)
+    } else if file_type.is_fifo() {
+        ("a FIFO (named pipe)", true)
+    } else if file_type.is_char_device() {
+        ("a character device", true)
+    } else if file_type.is_socket() {
+        ("a socket", true)
+    } else if file_type.is_block_device() {
+        ("a block device", false)
+    } else {
+        ("neither a file nor a directory", false)
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        NotARegularFile { what, stream },
+    )
+}
+
 /// A file as a stream of chunks, with its length (the declared size).
 ///
-/// Fails when the file cannot be opened or is not a regular file, or when
-/// the OS cannot start the reader thread.
+/// Fails when the file cannot be opened or is not a regular file (a FIFO is
+/// refused before it is opened, which would block until a writer appears,
+/// with a hint to use `-`), or when the OS cannot start the reader thread.
 pub fn file_stream(path: &Path) -> io::Result<(ChunkStream, u64)> {
+    let before = std::fs::metadata(path)?;
+    if !before.is_file() {
+        return Err(not_a_regular_file(before.file_type()));
+    }
     let file = std::fs::File::open(path)?;
+    // What was opened may have been swapped in since the check.
     let metadata = file.metadata()?;
     if !metadata.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(not_a_regular_file(metadata.file_type()));
     }
     Ok((reader_stream(file)?, metadata.len()))
 }
@@ -120,6 +158,25 @@ mod tests {
         }
         assert_eq!(seen, data);
         assert_eq!(sizes, vec![CHUNK_SIZE, CHUNK_SIZE, 123]);
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking_and_points_to_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // No writer: opening it would block forever.
+        let err = file_stream(&fifo).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        assert!(err.to_string().contains("`-`"), "{err}");
+        let err = file_stream(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("directory"), "{err}");
+        assert!(!err.to_string().contains("`-`"), "{err}");
     }
 
     #[tokio::test]

@@ -241,6 +241,17 @@ impl Verdict {
         self.failures.entry(check).or_insert_with(|| reason.into());
     }
 
+    /// Records that the stream ended inside a structure the format's
+    /// checks need (`what`, `needed` bytes from the start of the file): an
+    /// incomplete header cannot be safety-checked, so it fails `structure`,
+    /// as oslo.utils refuses an incomplete file.
+    fn truncated(&mut self, what: &str, needed: u64, n_bytes: u64) {
+        self.fail(
+            Check::Structure,
+            format!("{what} is truncated: the file ends at byte {n_bytes} of {needed}"),
+        );
+    }
+
     /// Records the virtual size; sizes above `i64::MAX` are invalid (no
     /// consumer can address them, and Glance's column is signed).
     fn set_virtual_size(&mut self, bytes: u64) {

@@ -30,6 +30,8 @@ const INCOMPATIBLE_DATA_FILE: u64 = 1 << 2;
 /// Header extension types.
 const EXT_END: u32 = 0;
 const EXT_DATA_FILE: u32 = 0x4441_5441;
+/// The largest header length qemu accepts: the largest cluster (2 MiB).
+const MAX_HEADER_LENGTH: usize = 1 << 21;
 /// qemu reads at most this much of a backing file name.
 const MAX_BACKING_NAME: usize = 1023;
 
@@ -50,10 +52,16 @@ pub(super) fn inspect(seen: &Seen<'_>) -> Option<Verdict> {
         );
         return Some(verdict);
     };
+    // Version 3 states its header length (104 or more, e.g. 112 with the
+    // compression type): a file that ends inside it is incomplete. Lengths
+    // out of range are reported by the extension walk.
     let needed = match version {
         1 => 48,
         2 => 72,
-        _ => 104,
+        _ => be_u32(head, HEADER_LENGTH_AT)
+            .and_then(|length| usize::try_from(length).ok())
+            .filter(|length| (104..=MAX_HEADER_LENGTH).contains(length))
+            .unwrap_or(104),
     };
     if head.len() < needed {
         verdict.fail(
@@ -251,6 +259,13 @@ mod tests {
         let report = inspect(b"QFI\xfb");
         assert_eq!(report.format(), Some(Format::Qcow2));
         assert!(report.failures().contains_key(&Check::Structure));
+    }
+
+    #[test]
+    fn a_file_ending_inside_the_stated_header_length_is_incomplete() {
+        let report = inspect(&v3_header()[..108]);
+        assert_eq!(report.format(), Some(Format::Qcow2));
+        assert!(report.failures()[&Check::Structure].contains("of 112"));
     }
 
     #[test]

@@ -13,9 +13,14 @@ const MAGIC: &[u8] = b"QED\0";
 /// `image_size`, u64 LE, in the QED header.
 const IMAGE_SIZE_AT: usize = 48;
 
-/// The QED verdict, when the stream starts with QED's magic.
+/// The QED verdict, when the stream starts with QED's magic. A 3-byte
+/// `QED` counts: qemu reads zeros past the end of a file, so its probe sees
+/// the magic's final NUL there and picks QED.
 pub(super) fn inspect(seen: &Seen<'_>) -> Option<Verdict> {
-    if !seen.head.starts_with(MAGIC) {
+    let n = seen.head.len().min(MAGIC.len());
+    let padded_match =
+        n > 0 && seen.head[..n] == MAGIC[..n] && MAGIC[n..].iter().all(|&byte| byte == 0);
+    if !padded_match {
         return None;
     }
     let mut verdict = Verdict::new(Format::Qed);
@@ -37,5 +42,7 @@ mod tests {
         assert_eq!(report.format(), Some(Format::Qed));
         assert!(report.failures().contains_key(&Check::Banned));
         assert_eq!(report.virtual_size(), None);
+        assert_eq!(inspect(b"QED").format(), Some(Format::Qed));
+        assert_eq!(inspect(b"QE").format(), Some(Format::Raw));
     }
 }

@@ -21,7 +21,9 @@
 //! - text detection reads up to 1 MiB − 1 of the stream, not "the first
 //!   chunk", so it no longer depends on the read size;
 //! - a sparse header with a bad version or descriptor location matches
-//!   vmdk and fails `descriptor` (oslo dropped the inspector mid-stream).
+//!   vmdk and fails `descriptor` (oslo dropped the inspector mid-stream);
+//! - a sparse extent shorter than its metadata (the header's `overHead`)
+//!   fails `structure`, as qemu refuses it.
 //!
 //! This module owns the VMDK descriptor capture; it must not keep more than
 //! one descriptor (1 MiB − 1).
@@ -41,6 +43,8 @@ const DESCRIPTOR_MAX: usize = (1 << 20) - 1;
 /// The most this parser holds: one descriptor.
 pub(super) const MAX_HELD: usize = DESCRIPTOR_MAX;
 const DESCRIPTOR_AT: u64 = 512;
+/// `overHead`: the sector where grains start, u64 LE after the 64 bytes above.
+const GRAIN_OFFSET_AT: usize = 64;
 const GD_AT_END: u64 = u64::MAX;
 const SECTOR: usize = 512;
 const FOOTER_LEN: usize = 3 * SECTOR;
@@ -311,6 +315,13 @@ fn sparse_verdict(
 ) -> Verdict {
     let mut verdict = Verdict::new(Format::Vmdk);
     let mut capacity = header.capacity;
+    // The metadata (descriptor, grain directory and tables) ends where the
+    // grains start: qemu refuses a file shorter than that ("File truncated").
+    if let Some(overhead) = le_u64(seen.head, GRAIN_OFFSET_AT).and_then(|s| s.checked_mul(512))
+        && overhead > seen.n_bytes
+    {
+        verdict.truncated("vmdk metadata", overhead, seen.n_bytes);
+    }
     if header.gd_offset == GD_AT_END {
         match check_footer(header, seen) {
             Ok(footer) => capacity = footer.capacity,
@@ -568,6 +579,19 @@ mod tests {
         let image = sparse(DESCRIPTOR, 2000, 20);
         let report = inspect(&image[..4096]);
         assert!(report.failures()[&Check::Descriptor].contains("inside the descriptor"));
+    }
+
+    #[test]
+    fn a_sparse_extent_shorter_than_its_metadata_fails_structure() {
+        // overHead at 64: grains start at sector 10 (byte 5120); qemu
+        // refuses shorter files ("File truncated").
+        let mut image = sparse(DESCRIPTOR, 2, 20);
+        image[64..72].copy_from_slice(&10u64.to_le_bytes());
+        image.resize(5120, 0);
+        assert!(inspect(&image).is_safe());
+        let report = inspect(&image[..5119]);
+        assert_eq!(report.format(), Some(Format::Vmdk));
+        assert!(report.failures()[&Check::Structure].contains("of 5120"));
     }
 
     #[test]

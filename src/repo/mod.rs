@@ -12,7 +12,7 @@
 //! deletes data from the store when an image is removed.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -573,6 +573,16 @@ pub enum Error {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The database file is not portcullis's (another program's, not SQLite,
+    /// or migrated by a newer portcullis); it was left untouched.
+    #[error("refusing to open the database {path}")]
+    ForeignDatabase {
+        /// The database file.
+        path: PathBuf,
+        /// Whose it is, and what to do.
+        #[source]
+        reason: sql::ForeignDatabase,
+    },
     /// A stored row cannot be read back as an image.
     #[error("the database row of image {id} is invalid: {reason}")]
     Corrupt {
@@ -612,6 +622,7 @@ impl Error {
             Error::ForeignLocation { .. } => "foreign_location",
             Error::Database { .. } => "database",
             Error::Migrate { .. } => "migrate",
+            Error::ForeignDatabase { .. } => "foreign_database",
             Error::Corrupt { .. } => "corrupt_record",
             Error::Store(_) => "store",
             Error::Options(_) => "options",
@@ -657,45 +668,8 @@ pub fn stack(
     Ok(AuthzRepo::new(notify))
 }
 
-/// The database file inside a data directory.
+/// The database file inside a data directory (opened by `app::App::open`).
 pub const DATABASE_FILE: &str = "portcullis.db";
-
-/// The embedded default, opened from one data directory: the assembled
-/// repository, the filesystem store beside it, and the bare SQL backend
-/// (for crash recovery's and quota's direct queries).
-#[derive(Debug, Clone)]
-pub struct Embedded {
-    /// Every layer, outermost first; share it (it is `Send + Sync`).
-    pub repo: Arc<Stack>,
-    /// The store (`<data_dir>/images`, `<data_dir>/staging`).
-    pub store: Store,
-    /// The SQLite backend (`<data_dir>/portcullis.db`), without layers.
-    pub sql: SqlRepo,
-}
-
-/// Opens the embedded default in `data_dir`, creating the directory, the
-/// store's `images/` and `staging/` and the SQLite database
-/// ([`DATABASE_FILE`]) on first use, and assembles the layers with `options`.
-///
-/// Fails when the directory or database cannot be created or opened, a
-/// migration fails, or a configured rule file is unusable.
-pub async fn open_embedded(
-    data_dir: &Path,
-    options: &RepoOptions,
-    clock: Arc<dyn Clock>,
-) -> Result<Embedded, Error> {
-    let store = Store::filesystem(data_dir).map_err(Error::Store)?;
-    let root = match &store {
-        Store::Fs(fs) => fs.root().to_path_buf(),
-    };
-    let sql = SqlRepo::open_sqlite(&root.join(DATABASE_FILE), clock.clone()).await?;
-    let repo = stack(sql.clone(), store.clone(), options, clock)?;
-    Ok(Embedded {
-        repo: Arc::new(repo),
-        store,
-        sql,
-    })
-}
 
 #[cfg(test)]
 pub(crate) mod test_support {

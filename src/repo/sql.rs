@@ -34,6 +34,10 @@ use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Location, Properties, Status};
 
+mod ownership;
+
+pub use ownership::ForeignDatabase;
+
 /// The embedded migrations (migrations/sqlite/).
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -87,8 +91,14 @@ impl SqlRepo {
     /// on, and a busy timeout long enough for several processes to share the
     /// file. `clock` stamps `updated_at` and `deleted_at`.
     ///
-    /// Fails when the file cannot be opened or created, or a migration fails.
+    /// Opens only a new or empty file or a portcullis database: another
+    /// program's database, a file that is not SQLite, or a schema newer than
+    /// this binary's is left untouched.
+    ///
+    /// Fails with [`Error::ForeignDatabase`] for those, and otherwise when
+    /// the file cannot be opened or created, or a migration fails.
     pub async fn open_sqlite(path: &Path, clock: Arc<dyn Clock>) -> Result<SqlRepo, Error> {
+        ownership::check(path).await?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

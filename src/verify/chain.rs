@@ -20,17 +20,30 @@
 use time::OffsetDateTime;
 
 use super::cert::{Cert, CertificateSummary, Validity, names_equal};
-use super::error::ChainError;
+use super::error::{ChainError, first_few, with_causes};
 use super::issuer::{EdgeFailure, IssuerPolicy, check_issued_by};
 use super::key::PublicKey;
 use super::keystore::{CertificateId, CertificateSource, SourceError};
 use super::{Mode, Warning, rfc3339};
 
-/// How many issuer-signature checks strict mode's search may make before
-/// giving up, and how long a chain may get: a hostile trusted list of
-/// same-named CAs must not make the search explode.
-const MAX_EDGE_CHECKS: usize = 1024;
-const MAX_DEPTH: usize = 16;
+/// How much work chain building may do before it gives up with
+/// [`ChainError::SearchLimit`]: a trusted list of many same-named CAs must
+/// not make the search explode (strict mode backtracks, so its work can grow
+/// with the product of the candidates at each level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Issuer-signature checks (each one public-key operation, up to about
+    /// a millisecond for P-521 or RSA-4096, so 1024 checks stay near a
+    /// second at worst; a real chain needs one per level).
+    max_edge_checks: usize,
+    /// Certificates in a chain, signer included (real chains have 2 to 4).
+    max_depth: usize,
+}
+
+pub(crate) const LIMITS: Limits = Limits {
+    max_edge_checks: 1024,
+    max_depth: 16,
+};
 
 /// A trusted certificate that passed loading, with why it may not issue (if so).
 struct Trusted {
@@ -53,6 +66,8 @@ impl Trusted {
 ///
 /// Pushes warnings (skipped trusted entries in strict mode) onto `warnings`.
 /// Fails with a [`ChainError`] saying where and why the chain breaks.
+/// Gives up with [`ChainError::SearchLimit`] past `limits` ([`LIMITS`]
+/// outside tests).
 pub(crate) fn validate(
     signer: &Cert,
     trusted_ids: &[String],
@@ -60,11 +75,27 @@ pub(crate) fn validate(
     mode: Mode,
     now: OffsetDateTime,
     warnings: &mut Vec<Warning>,
+    limits: Limits,
 ) -> Result<Vec<CertificateSummary>, ChainError> {
-    // 1. Load the trusted list in order.
-    let mut trusted = Vec::new();
+    // 1. Load the trusted list in order, each certificate once: ids are
+    //    compared as the UUIDs they name (`ABC…`, `{abc…}`, `urn:uuid:abc…`
+    //    and a Barbican href are one certificate), and a certificate whose
+    //    DER was already loaded under another id adds nothing. Keeping the
+    //    first occurrence keeps cursive's first-match order.
+    let mut trusted: Vec<Cert> = Vec::new();
+    let mut seen_ids = std::collections::HashSet::new();
     for id in trusted_ids {
+        let key = match CertificateId::parse(id) {
+            Ok(parsed) => TrustedKey::Uuid(parsed.uuid()),
+            Err(_) => TrustedKey::Text(id.trim()),
+        };
+        if !seen_ids.insert(key) {
+            continue;
+        }
         match load(id, source) {
+            Ok(cert) if trusted.iter().any(|known| known.der() == cert.der()) => {
+                tracing::debug!(id = %id, "trusted certificate already listed under another id");
+            }
             Ok(cert) => trusted.push(cert),
             Err(failure) => match (mode, failure) {
                 (Mode::CompatCursive, LoadFailure::Skippable(reason)) => {
@@ -113,8 +144,28 @@ pub(crate) fn validate(
 
     // 4. Build the chain.
     match mode {
-        Mode::CompatCursive => build_first_match(signer, &mut trusted),
-        Mode::Strict => build_with_backtracking(signer, &mut trusted),
+        Mode::CompatCursive => build_first_match(signer, &mut trusted, limits),
+        Mode::Strict => build_with_backtracking(signer, &mut trusted, limits),
+    }
+}
+
+/// How a trusted-list entry is recognised as a repeat.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum TrustedKey<'a> {
+    /// A parseable id: the UUID it names.
+    Uuid(uuid::Uuid),
+    /// An id that does not parse (strict mode skips it with a warning,
+    /// compat mode aborts on it): its text.
+    Text(&'a str),
+}
+
+fn search_limit(signer: &Cert, edge_checks: usize, depth: usize, limits: Limits) -> ChainError {
+    ChainError::SearchLimit {
+        id: signer.id().to_owned(),
+        edge_checks,
+        depth,
+        max_edge_checks: limits.max_edge_checks,
+        max_depth: limits.max_depth,
     }
 }
 
@@ -128,11 +179,11 @@ enum LoadFailure {
 fn load(id: &str, source: &dyn CertificateSource) -> Result<Cert, LoadFailure> {
     let parsed = CertificateId::parse(id).map_err(|err| LoadFailure::Fatal(err.to_string()))?;
     let der = source.certificate(&parsed).map_err(|err| match err {
-        SourceError::Unparseable { .. } => LoadFailure::Fatal(err.to_string()),
+        SourceError::Unparseable { .. } => LoadFailure::Fatal(with_causes(&err)),
         SourceError::NotFound { .. }
         | SourceError::Forbidden { .. }
         | SourceError::Unavailable { .. }
-        | SourceError::NotACertificate { .. } => LoadFailure::Skippable(err.to_string()),
+        | SourceError::NotACertificate { .. } => LoadFailure::Skippable(with_causes(&err)),
     })?;
     Cert::parse(id, der)
         .map_err(|reason| LoadFailure::Fatal(format!("not a valid X.509 certificate: {reason}")))
@@ -251,11 +302,14 @@ fn edge(current: &Cert, candidate: &mut Trusted, policy: IssuerPolicy) -> Result
 }
 
 /// cursive's builder: first matching issuer in list order, no backtracking.
+/// Unlike cursive it gives up after `limits.max_edge_checks` signature checks.
 fn build_first_match(
     signer: &Cert,
     trusted: &mut [Trusted],
+    limits: Limits,
 ) -> Result<Vec<CertificateSummary>, ChainError> {
     let mut chain = vec![Node::Signer];
+    let mut edge_checks = 0;
     loop {
         let current_node = *chain.last().expect("the chain starts with the signer");
         let current = cert_of(current_node, signer, trusted).clone();
@@ -266,6 +320,10 @@ fn build_first_match(
             {
                 continue;
             }
+            if edge_checks >= limits.max_edge_checks {
+                return Err(search_limit(signer, edge_checks, chain.len(), limits));
+            }
+            edge_checks += 1;
             match edge(&current, candidate, IssuerPolicy::Cursive) {
                 Ok(()) => {
                     found = Some(index);
@@ -355,7 +413,6 @@ enum DeadEnd {
         subject: String,
     },
     PathLength(ChainError),
-    Limit,
 }
 
 impl DeadEnd {
@@ -369,15 +426,12 @@ impl DeadEnd {
                 } else {
                     format!(
                         "no trusted certificate issued {subject:?} ({})",
-                        rejected.join(", ")
+                        first_few(rejected, ", ")
                     )
                 }
             }
             DeadEnd::Loop { subject } => format!("the chain loops back to {subject:?}"),
             DeadEnd::PathLength(error) => error.to_string(),
-            DeadEnd::Limit => format!(
-                "search stopped after {MAX_EDGE_CHECKS} signature checks or {MAX_DEPTH} levels"
-            ),
         }
     }
 }
@@ -388,6 +442,9 @@ struct Search<'a> {
     path: Vec<Node>,
     dead_ends: Vec<DeadEnd>,
     edge_checks: usize,
+    limits: Limits,
+    /// Set when a limit stopped the search: (edge checks, depth) then.
+    stopped: Option<(usize, usize)>,
 }
 
 impl Search<'_> {
@@ -396,8 +453,11 @@ impl Search<'_> {
     fn extend(&mut self) -> bool {
         let current_node = *self.path.last().expect("the path starts with the signer");
         let current = cert_of(current_node, self.signer, self.trusted).clone();
-        if self.path.len() > MAX_DEPTH {
-            self.dead_ends.push(DeadEnd::Limit);
+        if self.stopped.is_some() {
+            return false;
+        }
+        if self.path.len() > self.limits.max_depth {
+            self.stopped = Some((self.edge_checks, self.path.len()));
             return false;
         }
         let mut rejected = filtered_namesakes(&current, self.trusted);
@@ -408,8 +468,8 @@ impl Search<'_> {
             {
                 continue;
             }
-            if self.edge_checks >= MAX_EDGE_CHECKS {
-                self.dead_ends.push(DeadEnd::Limit);
+            if self.edge_checks >= self.limits.max_edge_checks {
+                self.stopped = Some((self.edge_checks, self.path.len()));
                 return false;
             }
             self.edge_checks += 1;
@@ -439,6 +499,9 @@ impl Search<'_> {
                 return true;
             }
             self.path.pop();
+            if self.stopped.is_some() {
+                return false;
+            }
         }
         if !any_edge {
             self.dead_ends.push(DeadEnd::NoIssuer {
@@ -454,9 +517,15 @@ impl Search<'_> {
 }
 
 /// Strict builder: depth-first over every candidate issuer, in list order.
+///
+/// Fails with [`ChainError::SearchLimit`] when a limit stopped the search
+/// (a path may exist beyond it: fail closed, and say so), with the one dead
+/// end's own error when there was one, with [`ChainError::Loop`] when every
+/// dead end was a loop, and with [`ChainError::NoPath`] otherwise.
 fn build_with_backtracking(
     signer: &Cert,
     trusted: &mut [Trusted],
+    limits: Limits,
 ) -> Result<Vec<CertificateSummary>, ChainError> {
     let mut search = Search {
         signer,
@@ -464,6 +533,8 @@ fn build_with_backtracking(
         path: vec![Node::Signer],
         dead_ends: Vec::new(),
         edge_checks: 0,
+        limits,
+        stopped: None,
     };
     if search.extend() {
         let path = std::mem::take(&mut search.path);
@@ -472,7 +543,20 @@ fn build_with_backtracking(
             .map(|node| cert_of(*node, signer, search.trusted).summary())
             .collect());
     }
+    if let Some((edge_checks, depth)) = search.stopped {
+        return Err(search_limit(signer, edge_checks, depth, limits));
+    }
     let mut dead_ends = std::mem::take(&mut search.dead_ends);
+    if let Some(DeadEnd::Loop { subject }) = dead_ends.first()
+        && dead_ends
+            .iter()
+            .all(|dead_end| matches!(dead_end, DeadEnd::Loop { .. }))
+    {
+        return Err(ChainError::Loop {
+            id: signer.id().to_owned(),
+            subject: subject.clone(),
+        });
+    }
     if dead_ends.len() == 1 {
         match dead_ends.remove(0) {
             DeadEnd::NoIssuer {
@@ -498,11 +582,152 @@ fn build_with_backtracking(
                 });
             }
             DeadEnd::PathLength(error) => return Err(error),
-            DeadEnd::Limit => dead_ends.push(DeadEnd::Limit),
         }
     }
     Err(ChainError::NoPath {
         id: signer.id().to_owned(),
         dead_ends: dead_ends.iter().map(DeadEnd::describe).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::keystore::DirKeyStore;
+
+    fn store() -> DirKeyStore {
+        DirKeyStore::open(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/certs"))
+            .unwrap()
+    }
+
+    /// The id of a certificate fixture, by name (testdata/certs/INDEX).
+    fn id(name: &str) -> String {
+        let index = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/certs/INDEX"),
+        )
+        .unwrap();
+        index
+            .lines()
+            .find_map(|line| {
+                let (fixture, id) = line.split_once(' ')?;
+                (fixture == name).then(|| id.to_owned())
+            })
+            .unwrap()
+    }
+
+    fn signer(name: &str) -> Cert {
+        let id = id(name);
+        let der = store()
+            .certificate(&CertificateId::parse(&id).unwrap())
+            .unwrap();
+        Cert::parse(&id, der).unwrap()
+    }
+
+    fn now() -> OffsetDateTime {
+        crate::clock::parse_rfc3339("2026-06-01T00:00:00Z").unwrap()
+    }
+
+    fn run(
+        leaf: &str,
+        trusted: &[String],
+        mode: Mode,
+        limits: Limits,
+    ) -> Result<usize, ChainError> {
+        let mut warnings = Vec::new();
+        validate(
+            &signer(leaf),
+            trusted,
+            &store(),
+            mode,
+            now(),
+            &mut warnings,
+            limits,
+        )
+        .map(|chain| chain.len())
+    }
+
+    #[test]
+    fn a_search_over_its_limits_fails_with_its_own_kind() {
+        let trusted = [id("inter-bt-orphan"), id("inter-bt"), id("root-bt")];
+        // The default limits find the path (orphan, then inter-bt, root-bt).
+        assert_eq!(run("chain-leaf-bt", &trusted, Mode::Strict, LIMITS), Ok(3));
+        // Two checks are not enough for the backtracking it needs.
+        let tight = Limits {
+            max_edge_checks: 2,
+            max_depth: 16,
+        };
+        let err = run("chain-leaf-bt", &trusted, Mode::Strict, tight).unwrap_err();
+        assert_eq!(err.kind(), "chain_search_limit", "{err}");
+        assert!(err.to_string().contains("stopped after 2"), "{err}");
+        // cursive's builder counts too: leaf → inter-ca → root-ca → root-ca
+        // takes three checks.
+        let chain = [id("root-ca"), id("inter-ca")];
+        assert_eq!(
+            run("chain-leaf", &chain, Mode::CompatCursive, LIMITS),
+            Ok(3)
+        );
+        let err = run("chain-leaf", &chain, Mode::CompatCursive, tight).unwrap_err();
+        assert_eq!(err.kind(), "chain_search_limit", "{err}");
+        // A chain longer than the depth limit.
+        let shallow = Limits {
+            max_edge_checks: 1024,
+            max_depth: 1,
+        };
+        let err = run(
+            "chain-leaf",
+            &[id("root-ca"), id("inter-ca")],
+            Mode::Strict,
+            shallow,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), "chain_search_limit", "{err}");
+    }
+
+    #[test]
+    fn repeated_ids_in_any_spelling_are_one_certificate() {
+        let root = id("root-ca");
+        let spellings = [
+            root.to_uppercase(),
+            format!("{{{root}}}"),
+            format!("urn:uuid:{root}"),
+            format!("https://kms/v1/secrets/{root}"),
+            root.replace('-', ""),
+        ];
+        let mut trusted: Vec<String> = spellings.iter().cycle().take(2000).cloned().collect();
+        trusted.push(id("inter-ca"));
+        // Without de-duplication, 2000 copies of a root that cannot issue
+        // the leaf would exhaust the budget before inter-ca is tried.
+        assert_eq!(run("chain-leaf", &trusted, Mode::Strict, LIMITS), Ok(3));
+        assert_eq!(
+            run("chain-leaf", &trusted, Mode::CompatCursive, LIMITS),
+            Ok(3)
+        );
+    }
+
+    #[test]
+    fn every_dead_end_a_loop_is_a_loop() {
+        let trusted = [
+            id("loop-a"),
+            id("loop-b"),
+            id("loop-a").to_uppercase(),
+            id("loop-b"),
+        ];
+        for mode in [Mode::Strict, Mode::CompatCursive] {
+            let err = run("chain-leaf-loop", &trusted, mode, LIMITS).unwrap_err();
+            assert_eq!(err.kind(), "chain_loop", "{mode:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn messages_name_a_few_candidates_and_count_the_rest() {
+        let items: Vec<String> = (0..1100).map(|i| format!("candidate {i}")).collect();
+        let text = first_few(&items, "; ");
+        assert_eq!(text, "candidate 0; candidate 1; candidate 2; and 1097 more");
+        assert_eq!(first_few(&items[..2], ", "), "candidate 0, candidate 1");
+        let err = ChainError::NoPath {
+            id: "x".to_owned(),
+            dead_ends: items,
+        };
+        assert!(err.to_string().len() < 200, "{err}");
+    }
 }

@@ -11,47 +11,89 @@ use time::OffsetDateTime;
 
 use super::algorithm::{Curve, KeyType};
 use super::base64::Base64Error;
+use super::cert::CertificateSummary;
 use super::dersig::DerSignatureError;
 use super::keystore::{BadCertificateId, SourceError};
 use crate::hash::HashAlgorithm;
 
 /// Why an image's signature was not verified.
-#[derive(Debug, thiserror::Error)]
+///
+/// Failures after the signing certificate was read ([`Error::Key`],
+/// [`Error::Chain`], [`Error::Signature`]) carry that certificate's summary
+/// ([`Error::signer`]), so a report can say who signed even when the
+/// signature was refused (rustls-style typed context, not a string).
+#[derive(Debug)]
 pub enum Error {
     /// The `img_signature*` properties are missing or invalid.
-    #[error(transparent)]
-    Params(#[from] ParamsError),
+    Params(ParamsError),
     /// The signing certificate could not be fetched or read.
-    #[error(transparent)]
-    Certificate(#[from] CertificateError),
+    Certificate(CertificateError),
     /// The certificate's key does not fit the key type or the policy.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// Certificate-chain validation rejected the signing certificate
-    /// (boxed: chain errors carry the most context).
-    #[error(transparent)]
-    Chain(Box<ChainError>),
+    Key {
+        /// What is wrong with the key.
+        error: KeyError,
+        /// The signing certificate.
+        signer: Box<CertificateSummary>,
+    },
+    /// Certificate-chain validation rejected the signing certificate.
+    Chain {
+        /// Where and why the chain breaks (boxed: the most context).
+        error: Box<ChainError>,
+        /// The signing certificate.
+        signer: Box<CertificateSummary>,
+    },
     /// The signature itself is malformed or does not match the data.
-    #[error(transparent)]
-    Signature(#[from] SignatureError),
+    Signature {
+        /// What is wrong with the signature.
+        error: SignatureError,
+        /// The signing certificate.
+        signer: Box<CertificateSummary>,
+    },
 }
 
-impl From<ChainError> for Error {
-    fn from(error: ChainError) -> Error {
-        Error::Chain(Box::new(error))
+impl From<ParamsError> for Error {
+    fn from(error: ParamsError) -> Error {
+        Error::Params(error)
+    }
+}
+
+impl From<CertificateError> for Error {
+    fn from(error: CertificateError) -> Error {
+        Error::Certificate(error)
     }
 }
 
 impl Error {
+    /// The inner error, for `Display` and `source` (as `#[error(transparent)]`).
+    fn inner(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            Error::Params(error) => error,
+            Error::Certificate(error) => error,
+            Error::Key { error, .. } => error,
+            Error::Chain { error, .. } => error.as_ref(),
+            Error::Signature { error, .. } => error,
+        }
+    }
+
+    /// The signing certificate, when the failure came after it was read.
+    pub fn signer(&self) -> Option<&CertificateSummary> {
+        match self {
+            Error::Params(_) | Error::Certificate(_) => None,
+            Error::Key { signer, .. }
+            | Error::Chain { signer, .. }
+            | Error::Signature { signer, .. } => Some(signer),
+        }
+    }
+
     /// A stable snake_case name for the failure (`bad_signature`,
     /// `certificate_not_found`, ...), for scripts and JSON output.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Params(error) => error.kind(),
             Error::Certificate(error) => error.kind(),
-            Error::Key(error) => error.kind(),
-            Error::Chain(error) => error.kind(),
-            Error::Signature(error) => error.kind(),
+            Error::Key { error, .. } => error.kind(),
+            Error::Chain { error, .. } => error.kind(),
+            Error::Signature { error, .. } => error.kind(),
         }
     }
 
@@ -61,9 +103,9 @@ impl Error {
         match self {
             Error::Params(error) => error.cursive_message(),
             Error::Certificate(error) => error.cursive_message(),
-            Error::Key(error) => error.cursive_message(),
-            Error::Chain(error) => error.cursive_message(),
-            Error::Signature(error) => error.cursive_message(),
+            Error::Key { error, .. } => error.cursive_message(),
+            Error::Chain { error, .. } => error.cursive_message(),
+            Error::Signature { error, .. } => error.cursive_message(),
         }
     }
 
@@ -75,6 +117,27 @@ impl Error {
             Error::Certificate(CertificateError::Source(SourceError::Unavailable { .. }))
         )
     }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.inner(), f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner().source()
+    }
+}
+
+/// An error's message followed by its causes (`message: cause: cause`), for
+/// reports that are one line of text (JSON `message`, warnings).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |error| error.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 fn cursive_reason(reason: &str) -> String {
@@ -94,7 +157,7 @@ pub enum ParamsError {
         missing: Vec<&'static str>,
     },
     /// `img_signature` is not base64.
-    #[error("img_signature is not valid base64: {source}")]
+    #[error("img_signature is not valid base64")]
     BadEncoding {
         /// Where the text goes wrong.
         #[source]
@@ -393,7 +456,7 @@ pub enum ChainError {
     /// Strict mode: several paths were tried and each failed.
     #[error(
         "no path from certificate {id} to a trusted self-signed root; tried: {}",
-        .dead_ends.join("; ")
+        first_few(.dead_ends, "; ")
     )]
     NoPath {
         /// The signing certificate id.
@@ -410,6 +473,24 @@ pub enum ChainError {
         id: String,
         /// The certificate met twice.
         subject: String,
+    },
+    /// Chain building gave up: too many issuer-signature checks or too long a
+    /// chain (a trusted list of many same-named CAs). A path may exist past
+    /// the limit, so this rejects (fails closed) with a kind of its own.
+    #[error(
+        "chain validation from certificate {id} stopped after {edge_checks} issuer signature checks at chain length {depth} (limits: {max_edge_checks} checks, {max_depth} certificates): the trusted list holds too many candidate issuers with the same names; trust fewer certificates"
+    )]
+    SearchLimit {
+        /// The signing certificate id.
+        id: String,
+        /// Issuer-signature checks made.
+        edge_checks: usize,
+        /// Length of the chain being built when it stopped.
+        depth: usize,
+        /// The check limit.
+        max_edge_checks: usize,
+        /// The length limit.
+        max_depth: usize,
     },
     /// A CA's pathLenConstraint is too small for the chain below it.
     #[error(
@@ -457,8 +538,23 @@ fn describe_rejections(rejected: &[String]) -> String {
     if rejected.is_empty() {
         String::new()
     } else {
-        format!(" (candidates rejected: {})", rejected.join("; "))
+        format!(" (candidates rejected: {})", first_few(rejected, "; "))
     }
+}
+
+/// How many items of a list a message names before it only counts the rest.
+const NAMED_IN_MESSAGES: usize = 3;
+
+/// The first few `items` joined with `separator`, then how many more there
+/// are: a message stays short however long the trusted list (issue 8: 1100
+/// copies of one id made a 73 KB message).
+pub(crate) fn first_few(items: &[String], separator: &str) -> String {
+    let named = items.len().min(NAMED_IN_MESSAGES);
+    let mut text = items[..named].join(separator);
+    if items.len() > named {
+        text.push_str(&format!("{separator}and {} more", items.len() - named));
+    }
+    text
 }
 
 impl ChainError {
@@ -473,6 +569,7 @@ impl ChainError {
             ChainError::SignerNotYetValid { .. } => "certificate_not_yet_valid",
             ChainError::SignerKeyUsage { .. } => "invalid_key_usage",
             ChainError::Loop { .. } => "chain_loop",
+            ChainError::SearchLimit { .. } => "chain_search_limit",
             ChainError::PathLength { .. } => "path_length_exceeded",
             ChainError::IssuerCrash { .. } => "unsupported_chain_algorithm",
             ChainError::BadExtension { .. } => "invalid_certificate",
@@ -506,6 +603,7 @@ impl ChainError {
             | ChainError::SignerKeyUsage { .. }
             | ChainError::NoPath { .. }
             | ChainError::Loop { .. }
+            | ChainError::SearchLimit { .. }
             | ChainError::IssuerCrash { .. }
             | ChainError::BadExtension { .. } => None,
         }
@@ -519,7 +617,7 @@ pub enum SignatureError {
     #[error("img_signature is empty once decoded; sign the image and set img_signature")]
     Empty,
     /// An ECDSA/DSA signature that is not strict DER.
-    #[error("img_signature is not a valid {key_type} signature: {source}")]
+    #[error("img_signature is not a valid {key_type} signature")]
     Malformed {
         /// The key type.
         key_type: KeyType,

@@ -279,19 +279,67 @@ impl DirKeyStore {
 /// Entries larger than this are not certificates (and are not read whole).
 const MAX_ENTRY_BYTES: u64 = 1024 * 1024;
 
-fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+/// Why a [`DirKeyStore`] entry could not be read: the cause inside
+/// [`SourceError::Unavailable`], naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// The entry exists but is not a regular file (a directory, a FIFO, a
+    /// device): it is not read, since a FIFO blocks and a device never ends.
+    #[error("{} is {what}, not a certificate file", .path.display())]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is (`a directory`, `a FIFO`, ...).
+        what: &'static str,
+    },
+    /// The entry cannot be opened or read (a symlink loop, no permission...).
+    #[error("cannot read {}", .path.display())]
+    Io {
+        /// The entry.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn file_type_name(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads an entry, at most [`MAX_ENTRY_BYTES`] + 1 bytes; `Ok(None)` when it
+/// is larger. A missing entry is `Io` with `NotFound`.
+fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, EntryError> {
     use std::io::Read;
+    let io = |source| EntryError::Io {
+        path: path.to_owned(),
+        source,
+    };
     // Opening a FIFO blocks until a writer appears, and a device never
     // ends: only regular files (symlinks followed) are read.
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    if !metadata.is_file() {
+        return Err(EntryError::NotAFile {
+            path: path.to_owned(),
+            what: file_type_name(metadata.file_type()),
+        });
     }
-    let file = std::fs::File::open(path)?;
+    let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
-    file.take(MAX_ENTRY_BYTES + 1).read_to_end(&mut bytes)?;
+    file.take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     Ok((bytes.len() as u64 <= MAX_ENTRY_BYTES).then_some(bytes))
 }
 
@@ -310,14 +358,16 @@ impl CertificateSource for DirKeyStore {
                     });
                 }
                 Ok(Some(bytes)) => return classify(id, &bytes),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(EntryError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue;
+                }
                 Err(err) => {
+                    tracing::debug!(id = %id, error = %err, "key store entry unreadable");
                     return Err(SourceError::Unavailable {
                         id: id.to_string(),
-                        source: Box::new(std::io::Error::new(
-                            err.kind(),
-                            format!("{}: {err}", path.display()),
-                        )),
+                        source: Box::new(err),
                     });
                 }
             }

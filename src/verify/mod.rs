@@ -28,6 +28,7 @@ mod error;
 mod inputs;
 mod issuer;
 mod key;
+mod key_manager;
 mod keystore;
 #[cfg(feature = "binary-curves")]
 mod openssl_ec;
@@ -42,11 +43,17 @@ use time::OffsetDateTime;
 
 pub use algorithm::{Curve, HashMethod, KeyFamily, KeyType};
 pub use cert::CertificateSummary;
-pub use error::{CertificateError, ChainError, Error, KeyError, ParamsError, SignatureError};
-pub use inputs::{PropertiesFileError, properties_from_json, trusted_ids_from_text};
+pub use error::{
+    CertificateError, ChainError, Error, KeyError, ParamsError, SignatureError, with_causes,
+};
+pub use inputs::{
+    MAX_PROPERTIES_FILE_BYTES, PropertiesFileError, properties_from_json, read_properties_file,
+    trusted_ids_from_text,
+};
+pub use key_manager::{KeyManager, KeyManagerError, Prefetched};
 pub use keystore::{
-    BadCertificateId, CertificateId, CertificateSource, DirKeyStore, MemorySource, SecretFormat,
-    SourceError,
+    BadCertificateId, CertificateId, CertificateSource, DirKeyStore, EntryError, MemorySource,
+    SecretFormat, SourceError,
 };
 pub(crate) use keystore::{barbican_secret_format, castellan_certificate};
 pub use params::{
@@ -211,7 +218,8 @@ impl Verifier {
     /// strict mode curve and size; key types this build cannot check),
     /// [`SignatureError::Empty`], [`ChainError`] (when trusted ids are
     /// given), then [`SignatureError`] for a signature that cannot be
-    /// decoded against the key.
+    /// decoded against the key. Every failure after the certificate was
+    /// read carries its summary ([`Error::signer`]).
     pub fn new(
         params: &SignatureParams,
         source: &dyn CertificateSource,
@@ -224,21 +232,33 @@ impl Verifier {
         let id = CertificateId::parse(params.certificate_id()).map_err(CertificateError::from)?;
         tracing::debug!(id = %id, "step 1: certificate id parsed");
 
-        // 2. Fetch and parse the certificate.
+        // 2. Fetch and parse the certificate. From here on every failure
+        //    carries its summary (who signed), see `Error::signer`.
         let der = source.certificate(&id).map_err(CertificateError::from)?;
         let cert = Cert::parse(id.as_str(), der).map_err(|reason| CertificateError::Malformed {
             id: id.to_string(),
             reason,
         })?;
         tracing::debug!(subject = %cert.subject_text(), "step 2: certificate fetched");
+        let summary = cert.summary();
+        let key_error = |error: KeyError| Error::Key {
+            error,
+            signer: Box::new(summary.clone()),
+        };
+        let signature_error = |error: SignatureError| Error::Signature {
+            error,
+            signer: Box::new(summary.clone()),
+        };
 
         // 3. Its key must fit the key type.
         let key = cert
             .spki_der()
             .and_then(|spki| PublicKey::from_spki(&spki))
-            .map_err(|reason| KeyError::Malformed {
-                id: id.to_string(),
-                reason,
+            .map_err(|reason| {
+                key_error(KeyError::Malformed {
+                    id: id.to_string(),
+                    reason,
+                })
             })?;
         let policy = match mode {
             Mode::Strict => KeyPolicy {
@@ -250,26 +270,33 @@ impl Verifier {
                 minimum_bits: None,
             },
         };
-        key::check_key_type(id.as_str(), &key, key_type, policy)?;
+        key::check_key_type(id.as_str(), &key, key_type, policy).map_err(key_error)?;
         tracing::debug!(key = %key.description(), "step 3: key matches {key_type}");
 
         // 4. An empty signature fails only now, after the certificate (as cursive).
         if params.signature().is_empty() {
-            return Err(SignatureError::Empty.into());
+            return Err(signature_error(SignatureError::Empty));
         }
 
         // 5. Chain validation, when trusted certificates are given.
         let now = options.clock.now();
         let mut warnings = Vec::new();
         let chain = match options.trusted_certificate_ids {
-            Some(trusted) => Some(chain::validate(
-                &cert,
-                trusted,
-                source,
-                mode,
-                now,
-                &mut warnings,
-            )?),
+            Some(trusted) => Some(
+                chain::validate(
+                    &cert,
+                    trusted,
+                    source,
+                    mode,
+                    now,
+                    &mut warnings,
+                    chain::LIMITS,
+                )
+                .map_err(|error| Error::Chain {
+                    error: Box::new(error),
+                    signer: Box::new(summary.clone()),
+                })?,
+            ),
             None => None,
         };
         tracing::debug!(validated = chain.is_some(), "step 5: chain");
@@ -292,7 +319,8 @@ impl Verifier {
         }
 
         // 7. Decode the signature against the key.
-        let prepared = PreparedSignature::new(id.as_str(), &key, key_type, params.signature())?;
+        let prepared = PreparedSignature::new(id.as_str(), &key, key_type, params.signature())
+            .map_err(signature_error)?;
         tracing::debug!("step 7: signature decoded; ready for data");
 
         Ok(Verifier {
@@ -301,7 +329,7 @@ impl Verifier {
             key_type,
             hasher: params.hash_method().algorithm().hasher(),
             prepared,
-            signer: cert.summary(),
+            signer: summary,
             chain,
             warnings,
         })
@@ -366,19 +394,23 @@ impl Verifier {
     pub fn finish_with_digest(self, digest: &Digest) -> Result<Verification, Error> {
         let expected = self.hash_algorithm();
         if digest.algorithm() != expected {
-            return Err(SignatureError::DigestAlgorithm {
-                expected,
-                got: digest.algorithm(),
-            }
-            .into());
+            return Err(Error::Signature {
+                error: SignatureError::DigestAlgorithm {
+                    expected,
+                    got: digest.algorithm(),
+                },
+                signer: Box::new(self.signer),
+            });
         }
         if !self.prepared.verify(self.hash_method, digest.as_bytes()) {
-            return Err(SignatureError::Mismatch {
-                id: self.signer.id.clone(),
-                key_type: self.key_type,
-                hash_method: self.hash_method.name(),
-            }
-            .into());
+            return Err(Error::Signature {
+                error: SignatureError::Mismatch {
+                    id: self.signer.id.clone(),
+                    key_type: self.key_type,
+                    hash_method: self.hash_method.name(),
+                },
+                signer: Box::new(self.signer),
+            });
         }
         tracing::debug!("step 8: signature verified");
         Ok(Verification {

@@ -42,7 +42,11 @@ def oslo(path):
         safety = "fail:" + ",".join(sorted(e.failures))
     except fi.ImageFormatError as e:
         safety = f"error: {e}"
-    return str(found), found.virtual_size, safety
+    try:
+        size = found.virtual_size
+    except Exception as e:  # a LUKS header shorter than 168 bytes raises
+        size = f"error ({type(e).__name__})"
+    return str(found), size, safety
 
 
 def ours(binary, path):

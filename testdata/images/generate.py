@@ -348,6 +348,23 @@ def disc_and_partition_images():
     write("text-then-binary.img", text + bytes(range(256)) * 4)
 
 
+# --- truncated headers (issue 8) -----------------------------------------
+
+def truncated_images():
+    """Files cut inside a header or the metadata a header points to: each
+    matches its format and is incomplete, so never safe. Made from the
+    images above, so run after them (or alone, from the committed images:
+    `python3 -c 'import generate; generate.truncated_images()'`)."""
+    write("vhd-dynamic-trunc-511.vhd", read("vhd-dynamic.vhd")[:511])
+    write("vhd-dynamic-trunc-1536.vhd", read("vhd-dynamic.vhd")[:1536])
+    write("vdi-dynamic-trunc-400.vdi", read("vdi-dynamic.vdi")[:400])
+    write("luks1-trunc-8.luks", read("luks1.luks")[:8])
+    write("luks1-trunc-4096.luks", read("luks1.luks")[:4096])
+    write("vmdk-sparse-trunc-32k.vmdk", read("vmdk-sparse.vmdk")[:32768])
+    write("qcow2-v3-trunc-104.qcow2", read("qcow2-v3.qcow2")[:104])
+    write("qed-trunc-3.qed", b"QED")
+
+
 def main():
     if shutil.which("qemu-img") is None:
         sys.exit("qemu-img is needed (Debian: apt-get install qemu-utils)")
@@ -361,6 +378,7 @@ def main():
         vhdx_images()
         vmdk_images(tmp)
         disc_and_partition_images()
+    truncated_images()
     images = [name for name in os.listdir(OUT) if name not in KEEP]
     print(f"wrote {len(images)} images to {OUT}")
 

@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use std::sync::Arc;
+
 use portcullis::api::{self, ApiState, AuthMode, Authenticator, Lifecycle, ServerOptions};
+use portcullis::app::App;
+use portcullis::clock::{Clock, SystemClock};
+use portcullis::config::{Config, Overrides};
 use tower::ServiceExt;
 
 /// The reference material beside the checkout (`../shared`, or two levels
@@ -40,63 +45,121 @@ fn reference(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
-fn state(options: ServerOptions) -> ApiState {
-    let authenticator = Authenticator::from_options(&options).expect("authenticator");
-    ApiState::new(options, authenticator, Lifecycle::new())
+/// The HTTP application over a real data directory (SQLite file,
+/// filesystem store) in a temporary directory.
+pub(crate) struct TestApi {
+    pub(crate) state: ApiState,
+    pub(crate) dir: tempfile::TempDir,
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+impl TestApi {
+    pub(crate) async fn new() -> TestApi {
+        TestApi::with(ServerOptions::default()).await
+    }
+
+    pub(crate) async fn with(options: ServerOptions) -> TestApi {
+        TestApi::with_config(options, "").await
+    }
+
+    /// With `portcullis.toml` in the data directory holding `config`.
+    pub(crate) async fn with_config(options: ServerOptions, config: &str) -> TestApi {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("data directory");
+        std::fs::write(data.join("portcullis.toml"), config).expect("config written");
+        let config = Config::load(&data, &Overrides::default()).expect("config");
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let app = App::open(&config, clock)
+            .await
+            .expect("the data directory opens");
+        let authenticator = Authenticator::from_options(&options).expect("authenticator");
+        let state = ApiState::new(Arc::new(app), options, authenticator, Lifecycle::new());
+        TestApi { state, dir }
+    }
+
+    /// The data directory.
+    pub(crate) fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub(crate) async fn request(&self, request: Request<Body>) -> Answer {
+        let response = api::app(self.state.clone())
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Answer {
+            status,
+            headers,
+            bytes: bytes.to_vec(),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        self.send_body(method, path, headers, Body::empty()).await
+    }
+
+    pub(crate) async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Answer {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1:9292");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.request(request.body(body).expect("a request")).await
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, &[]).await
+    }
+}
+
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(name)
             .map(|value| value.to_str().expect("ASCII header"))
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("{err}: {}", self.body))
     }
-}
 
-async fn send_to(state: ApiState, request: Request<Body>) -> Answer {
-    let response = api::app(state).oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
+    /// The `message` of a JSON error body, without webob's trailer.
+    pub(crate) fn message(&self) -> String {
+        let message = self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        message.trim_end_matches("<br /><br />\n\n\n").to_owned()
     }
-}
-
-async fn send(method: Method, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "127.0.0.1:9292");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    send_to(
-        state(ServerOptions::default()),
-        request.body(Body::empty()).expect("a request"),
-    )
-    .await
-}
-
-async fn get(path: &str) -> Answer {
-    send(Method::GET, path, &[]).await
 }
 
 fn is_request_id(value: Option<&str>) -> bool {
@@ -107,29 +170,30 @@ fn is_request_id(value: Option<&str>) -> bool {
 
 #[tokio::test]
 async fn version_discovery_is_glances() {
+    let api = TestApi::new().await;
     // Recorded from Glance on 127.0.0.1:9292: the same Host gives the same document.
     let expected = reference("versions.json");
-    let root = get("/").await;
+    let root = api.get("/").await;
     assert_eq!(root.status, StatusCode::MULTIPLE_CHOICES);
     assert_eq!(root.header("content-type"), Some("application/json"));
     assert_eq!(root.json(), expected);
-    let versions = get("/versions").await;
+    let versions = api.get("/versions").await;
     assert_eq!(versions.status, StatusCode::OK);
     assert_eq!(versions.json(), expected);
     // Any unversioned path and any method: the choices (Glance's version negotiation).
     for path in ["/v1/images", "/foo", "/v3"] {
         assert_eq!(
-            get(path).await.status,
+            api.get(path).await.status,
             StatusCode::MULTIPLE_CHOICES,
             "{path}"
         );
     }
     assert_eq!(
-        send(Method::POST, "/versions", &[]).await.status,
+        api.send(Method::POST, "/versions", &[]).await.status,
         StatusCode::OK
     );
     // The href follows the Host the client used.
-    let proxied = send(Method::GET, "/", &[]).await;
+    let proxied = api.send(Method::GET, "/", &[]).await;
     assert!(
         proxied
             .body
@@ -139,13 +203,14 @@ async fn version_discovery_is_glances() {
 
 #[tokio::test]
 async fn v2_redirects_and_v2_slash_is_not_found() {
-    let redirect = get("/v2").await;
+    let api = TestApi::new().await;
+    let redirect = api.get("/v2").await;
     assert_eq!(redirect.status, StatusCode::FOUND);
     assert_eq!(
         redirect.header("location"),
         Some("http://127.0.0.1:9292/v2/")
     );
-    let slash = get("/v2/").await;
+    let slash = api.get("/v2/").await;
     assert_eq!(slash.status, StatusCode::NOT_FOUND);
     assert_eq!(
         slash.header("content-type"),
@@ -156,13 +221,20 @@ async fn v2_redirects_and_v2_slash_is_not_found() {
         "<html>\n <head>\n  <title>404 Not Found</title>\n </head>\n <body>\n  <h1>404 Not Found</h1>\n  The resource could not be found.<br /><br />\n\n\n\n </body>\n</html>"
     );
     // Versioned aliases reach the same routes.
-    assert_eq!(get("/v2.17/schemas/image").await.status, StatusCode::OK);
-    assert_eq!(get("/v2.0/schemas/members").await.status, StatusCode::OK);
-    assert_eq!(get("/v2/no-such-thing").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.get("/v2.17/schemas/image").await.status, StatusCode::OK);
+    assert_eq!(
+        api.get("/v2.0/schemas/members").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.get("/v2/no-such-thing").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
 async fn schemas_are_glances() {
+    let api = TestApi::new().await;
     for (path, file) in [
         ("/v2/schemas/image", "image.json"),
         ("/v2/schemas/images", "images.json"),
@@ -174,7 +246,7 @@ async fn schemas_are_glances() {
             "metadefs_resource_type.json",
         ),
     ] {
-        let answer = get(path).await;
+        let answer = api.get(path).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");
         assert_eq!(
             answer.header("content-type"),
@@ -187,8 +259,9 @@ async fn schemas_are_glances() {
 
 #[tokio::test]
 async fn wrong_methods_get_405_with_allow() {
+    let api = TestApi::new().await;
     // Recorded: DELETE on a schema, HEAD anywhere in v2.
-    let delete = send(Method::DELETE, "/v2/schemas/image", &[]).await;
+    let delete = api.send(Method::DELETE, "/v2/schemas/image", &[]).await;
     assert_eq!(delete.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(delete.header("allow"), Some("GET"));
     assert_eq!(delete.body.len(), 190);
@@ -197,15 +270,16 @@ async fn wrong_methods_get_405_with_allow() {
             .body
             .contains("The method DELETE is not allowed for this resource. <br /><br />")
     );
-    let head = send(Method::HEAD, "/v2/schemas/image", &[]).await;
+    let head = api.send(Method::HEAD, "/v2/schemas/image", &[]).await;
     assert_eq!(head.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(head.header("allow"), Some("GET"));
-    let json = send(
-        Method::POST,
-        "/v2/schemas/members",
-        &[("accept", "application/json")],
-    )
-    .await;
+    let json = api
+        .send(
+            Method::POST,
+            "/v2/schemas/members",
+            &[("accept", "application/json")],
+        )
+        .await;
     assert_eq!(
         json.body,
         "{\"message\": \"The method POST is not allowed for this resource. <br /><br />\\n\", \"code\": \"405 Method Not Allowed\", \"title\": \"Method Not Allowed\"}"
@@ -214,6 +288,7 @@ async fn wrong_methods_get_405_with_allow() {
 
 #[tokio::test]
 async fn error_bodies_follow_accept() {
+    let api = TestApi::new().await;
     let cases = [
         (None, "text/html; charset=UTF-8"),
         (Some("*/*"), "text/html; charset=UTF-8"),
@@ -227,7 +302,7 @@ async fn error_bodies_follow_accept() {
     ];
     for (accept, content_type) in cases {
         let headers: Vec<(&str, &str)> = accept.iter().map(|value| ("accept", *value)).collect();
-        let answer = send(Method::GET, "/v2/nothing", &headers).await;
+        let answer = api.send(Method::GET, "/v2/nothing", &headers).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND);
         assert_eq!(
             answer.header("content-type"),
@@ -235,17 +310,20 @@ async fn error_bodies_follow_accept() {
             "Accept: {accept:?}"
         );
     }
-    let json = send(
-        Method::GET,
-        "/v2/nothing",
-        &[("accept", "application/json")],
-    )
-    .await;
+    let json = api
+        .send(
+            Method::GET,
+            "/v2/nothing",
+            &[("accept", "application/json")],
+        )
+        .await;
     assert_eq!(
         json.json(),
         serde_json::json!({"message": "The resource could not be found.<br /><br />\n\n\n", "code": "404 Not Found", "title": "Not Found"})
     );
-    let plain = send(Method::GET, "/v2/nothing", &[("accept", "")]).await;
+    let plain = api
+        .send(Method::GET, "/v2/nothing", &[("accept", "")])
+        .await;
     assert_eq!(
         plain.body,
         "404 Not Found\n\nThe resource could not be found.\n\n   "
@@ -254,6 +332,7 @@ async fn error_bodies_follow_accept() {
 
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
+    let api = TestApi::new().await;
     for path in [
         "/",
         "/versions",
@@ -262,7 +341,7 @@ async fn every_response_carries_a_request_id() {
         "/v2/schemas/image",
         "/healthcheck",
     ] {
-        let answer = get(path).await;
+        let answer = api.get(path).await;
         assert!(
             is_request_id(answer.header("x-openstack-request-id")),
             "{path}: {:?}",
@@ -270,103 +349,103 @@ async fn every_response_carries_a_request_id() {
         );
     }
     let mine = "req-6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55";
-    let echoed = send(
-        Method::GET,
-        "/v2/schemas/image",
-        &[("x-openstack-request-id", mine)],
-    )
-    .await;
+    let echoed = api
+        .send(
+            Method::GET,
+            "/v2/schemas/image",
+            &[("x-openstack-request-id", mine)],
+        )
+        .await;
     assert_eq!(echoed.header("x-openstack-request-id"), Some(mine));
-    let replaced = send(
-        Method::GET,
-        "/v2/schemas/image",
-        &[("x-openstack-request-id", "my own words")],
-    )
-    .await;
+    let replaced = api
+        .send(
+            Method::GET,
+            "/v2/schemas/image",
+            &[("x-openstack-request-id", "my own words")],
+        )
+        .await;
     let id = replaced.header("x-openstack-request-id");
     assert!(is_request_id(id) && id != Some("my own words"));
 }
 
 #[tokio::test]
 async fn healthcheck_is_oslo_middlewares() {
-    let plain = get("/healthcheck").await;
+    let api = TestApi::new().await;
+    let plain = api.get("/healthcheck").await;
     assert_eq!((plain.status, plain.body.as_str()), (StatusCode::OK, "OK"));
     assert_eq!(
         plain.header("content-type"),
         Some("text/plain; charset=UTF-8")
     );
-    let json = send(
-        Method::GET,
-        "/healthcheck",
-        &[("accept", "application/json")],
-    )
-    .await;
+    let json = api
+        .send(
+            Method::GET,
+            "/healthcheck",
+            &[("accept", "application/json")],
+        )
+        .await;
     assert_eq!(
         json.body,
         "{\n    \"detailed\": false,\n    \"reasons\": [\n        \"OK\"\n    ]\n}"
     );
-    let html = send(Method::GET, "/healthcheck", &[("accept", "text/html")]).await;
+    let html = api
+        .send(Method::GET, "/healthcheck", &[("accept", "text/html")])
+        .await;
     assert!(html.body.contains("<TD>OK</TD>"));
-    let head = send(Method::HEAD, "/healthcheck", &[]).await;
+    let head = api.send(Method::HEAD, "/healthcheck", &[]).await;
     assert_eq!(
         (head.status, head.body.as_str()),
         (StatusCode::NO_CONTENT, "")
     );
     assert_eq!(
-        send(Method::POST, "/healthcheck", &[]).await.status,
+        api.send(Method::POST, "/healthcheck", &[]).await.status,
         StatusCode::OK
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let flag = dir.path().join("healthcheck_disable");
-    let options = ServerOptions {
+    let flags = tempfile::tempdir().unwrap();
+    let flag = flags.path().join("healthcheck_disable");
+    let api = TestApi::with(ServerOptions {
         healthcheck_disable_file: Some(flag.clone()),
         ..ServerOptions::default()
-    };
-    let request = || Request::get("/healthcheck").body(Body::empty()).unwrap();
-    assert_eq!(
-        send_to(state(options.clone()), request()).await.status,
-        StatusCode::OK
-    );
+    })
+    .await;
+    assert_eq!(api.get("/healthcheck").await.status, StatusCode::OK);
     std::fs::write(&flag, "").unwrap();
-    let drained = send_to(state(options), request()).await;
+    let drained = api.get("/healthcheck").await;
     assert_eq!(
         (drained.status, drained.body.as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "DISABLED BY FILE")
     );
 }
 
-fn tokens_state(dir: &Path) -> ApiState {
+async fn tokens_api(dir: &Path) -> TestApi {
     let file = dir.join("tokens.toml");
     std::fs::write(
         &file,
         "[[tokens]]\ntoken = \"alice-token\"\nproject = \"p1\"\nuser = \"alice\"\nroles = [\"member\", \"reader\"]\n",
     )
     .expect("token file written");
-    state(ServerOptions {
+    TestApi::with(ServerOptions {
         auth: AuthMode::Tokens,
         token_file: Some(file),
         www_authenticate_uri: Some("http://keystone.example:5000".to_owned()),
         ..ServerOptions::default()
     })
+    .await
 }
 
 #[tokio::test]
 async fn tokens_mode_answers_401_as_keystonemiddleware_and_glance() {
     let dir = tempfile::tempdir().unwrap();
-    let request = |path: &str, token: Option<&str>, accept: &str| {
-        let mut builder = Request::get(path).header("accept", accept);
-        if let Some(token) = token {
-            builder = builder.header("x-auth-token", token);
-        }
-        builder.body(Body::empty()).unwrap()
+    let api = tokens_api(dir.path()).await;
+    let api = &api;
+    let get = |path: &'static str, token: Option<&'static str>, accept: &'static str| {
+        let mut headers = vec![("accept", accept)];
+        headers.extend(token.map(|token| ("x-auth-token", token)));
+        async move { api.send(Method::GET, path, &headers).await }
     };
     for token in [None, Some("wrong-token")] {
-        let answer = send_to(
-            tokens_state(dir.path()),
-            request("/v2/schemas/image", token, "application/json"),
-        )
-        .await;
+        let answer = get("/v2/schemas/image", token, "application/json").await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token:?}");
         assert_eq!(
             answer.header("www-authenticate"),
@@ -374,35 +453,32 @@ async fn tokens_mode_answers_401_as_keystonemiddleware_and_glance() {
         );
         assert_eq!(answer.json()["title"], "Unauthorized");
         assert!(
-            answer.json()["message"]
-                .as_str()
-                .unwrap()
+            answer
+                .message()
                 .starts_with("This server could not verify that you are authorized")
         );
         assert!(!answer.body.contains("wrong-token"));
     }
     // Unknown v2 paths are behind authentication too (authtoken runs before routing).
-    let unknown = send_to(
-        tokens_state(dir.path()),
-        request("/v2/nothing", None, "*/*"),
-    )
-    .await;
-    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get("/v2/nothing", None, "*/*").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // Discovery and health need no token, as in Glance's pipeline.
-    let discovery = send_to(tokens_state(dir.path()), request("/", None, "*/*")).await;
-    assert_eq!(discovery.status, StatusCode::MULTIPLE_CHOICES);
-    let health = send_to(
-        tokens_state(dir.path()),
-        request("/healthcheck", None, "*/*"),
-    )
-    .await;
-    assert_eq!(health.status, StatusCode::OK);
-    let allowed = send_to(
-        tokens_state(dir.path()),
-        request("/v2/schemas/image", Some("alice-token"), "*/*"),
-    )
-    .await;
-    assert_eq!(allowed.status, StatusCode::OK);
+    assert_eq!(
+        get("/", None, "*/*").await.status,
+        StatusCode::MULTIPLE_CHOICES
+    );
+    assert_eq!(
+        get("/healthcheck", None, "*/*").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/v2/schemas/image", Some("alice-token"), "*/*")
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -410,17 +486,18 @@ async fn without_a_configured_uri_www_authenticate_names_this_server() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokens.json");
     std::fs::write(&file, r#"{"tokens": []}"#).unwrap();
-    let state = state(ServerOptions {
+    let api = TestApi::with(ServerOptions {
         auth: AuthMode::Tokens,
         token_file: Some(file),
         ..ServerOptions::default()
-    });
+    })
+    .await;
     let request = Request::get("/v2/schemas/image")
         .header("host", "images.example:9292")
         .header("x-auth-token", "t")
         .body(Body::empty())
         .unwrap();
-    let answer = send_to(state, request).await;
+    let answer = api.request(request).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         answer.header("www-authenticate"),

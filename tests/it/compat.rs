@@ -232,3 +232,543 @@ fn openstacksdk_discovers_v2_from_the_root() {
         run.describe()
     );
 }
+
+// ---- image scenarios ---------------------------------------------------------
+
+/// A name no other scenario (or earlier run against the same server) uses.
+fn unique(scenario: &str) -> String {
+    format!(
+        "compat-{scenario}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// `size` bytes of random data in a file of its own.
+fn random_file(dir: &Path, name: &str, size: usize) -> PathBuf {
+    let path = dir.join(name);
+    let mut data = vec![0u8; size];
+    getrandom::fill(&mut data).expect("random bytes");
+    std::fs::write(&path, &data).expect("written");
+    path
+}
+
+fn md5sum(path: &Path) -> String {
+    let output = Command::new("md5sum")
+        .arg(path)
+        .output()
+        .expect("md5sum runs");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A row `| key | value |` of glanceclient's table output.
+fn table_value(output: &str, key: &str) -> Option<String> {
+    output.lines().find_map(|line| {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        (cells.len() >= 3 && cells[1] == key).then(|| cells[2].to_owned())
+    })
+}
+
+impl Clients {
+    fn glance_with_stdin(&self, args: &[&str], stdin: &Path) -> Run {
+        let file = std::fs::File::open(stdin).expect("stdin file");
+        let output = self
+            .command("glance")
+            .args([
+                "--os-image-url",
+                &self.url,
+                "--os-auth-token",
+                "compat-token",
+            ])
+            .args(args)
+            .stdin(file)
+            .output()
+            .expect("glance runs");
+        Run::from(output)
+    }
+
+    /// `GET <path>` on the server: (status code, body).
+    fn api_get(&self, path: &str) -> (u16, String) {
+        let addr = self.url.trim_start_matches("http://");
+        let response = super::serve::http(addr, &format!("GET {path} HTTP/1.1"));
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        (status, body.to_owned())
+    }
+
+    /// The image record as the server has it, or `None` (404).
+    fn image(&self, id: &str) -> Option<serde_json::Value> {
+        let (status, body) = self.api_get(&format!("/v2/images/{id}"));
+        match status {
+            200 => Some(serde_json::from_str(&body).expect("image JSON")),
+            404 => None,
+            other => panic!("GET /v2/images/{id}: {other} {body}"),
+        }
+    }
+
+    /// The one image called `name`.
+    fn image_named(&self, name: &str) -> serde_json::Value {
+        let (status, body) = self.api_get(&format!("/v2/images?name={name}"));
+        assert_eq!(status, 200, "{body}");
+        let page: serde_json::Value = serde_json::from_str(&body).expect("page JSON");
+        let images = page["images"].as_array().expect("images");
+        assert_eq!(images.len(), 1, "one image called {name}: {body}");
+        images[0].clone()
+    }
+
+    /// Whether the server's data directory holds anything for image `id`
+    /// (staged or committed data).
+    fn stored(&self, id: &str) -> Vec<PathBuf> {
+        let data = std::env::var_os("PORTCULLIS_SERVE_DATA_DIR")
+            .map(PathBuf::from)
+            .expect(HOW_TO_START);
+        let mut found = Vec::new();
+        for dir in ["staging", "images"] {
+            let Ok(entries) = std::fs::read_dir(data.join(dir)) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.contains(id) && !name.ends_with(".lock") {
+                    found.push(entry.path());
+                }
+            }
+        }
+        found
+    }
+}
+
+/// glanceclient's whole life cycle of an image with data: create with a
+/// property and `--file` (chunked, `x-openstack-image-size`), show,
+/// download and compare bytes, delete.
+#[test]
+fn glanceclient_creates_uploads_downloads_and_deletes() {
+    let Some(clients) = clients() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let file = random_file(work.path(), "data.raw", 3_000_000);
+    let name = unique("g-life");
+    let created = clients.glance(&[
+        "image-create",
+        "--name",
+        &name,
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--property",
+        "os_distro=compat",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(created.status, Some(0), "{}", created.describe());
+    assert_eq!(
+        table_value(&created.stdout, "status").as_deref(),
+        Some("active"),
+        "{}",
+        created.describe()
+    );
+    assert_eq!(
+        table_value(&created.stdout, "checksum"),
+        Some(md5sum(&file))
+    );
+    assert_eq!(
+        table_value(&created.stdout, "os_distro").as_deref(),
+        Some("compat")
+    );
+    let id = table_value(&created.stdout, "id").expect("an id");
+    let record = clients.image(&id).expect("the image exists");
+    assert_eq!(
+        (record["status"].as_str(), record["size"].as_u64()),
+        (Some("active"), Some(3_000_000))
+    );
+
+    let shown = clients.glance(&["image-show", &id]);
+    assert_eq!(shown.status, Some(0), "{}", shown.describe());
+    assert_eq!(table_value(&shown.stdout, "name"), Some(name.clone()));
+
+    let out = work.path().join("out.raw");
+    let downloaded = clients.glance(&["image-download", "--file", out.to_str().unwrap(), &id]);
+    assert_eq!(downloaded.status, Some(0), "{}", downloaded.describe());
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+
+    let deleted = clients.glance(&["image-delete", &id]);
+    assert_eq!(deleted.status, Some(0), "{}", deleted.describe());
+    assert!(clients.image(&id).is_none());
+    assert_eq!(clients.stored(&id), Vec::<PathBuf>::new());
+}
+
+/// Without `--file`, glanceclient uploads standard input when it is not a
+/// terminal (glance-wire.md §5, the stdin trap): here a real file.
+#[test]
+fn glanceclient_uploads_from_stdin() {
+    let Some(clients) = clients() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let file = random_file(work.path(), "stdin.raw", 1_500_000);
+    let name = unique("g-stdin");
+    let created = clients.glance_with_stdin(
+        &[
+            "image-create",
+            "--name",
+            &name,
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ],
+        &file,
+    );
+    assert_eq!(created.status, Some(0), "{}", created.describe());
+    let record = clients.image_named(&name);
+    assert_eq!(record["status"], "active");
+    assert_eq!(record["size"].as_u64(), Some(1_500_000));
+    assert_eq!(record["checksum"].as_str(), Some(md5sum(&file).as_str()));
+}
+
+/// Listing with filters and paging: glanceclient follows `next` one image
+/// per page; openstackclient lists with a property filter and a tag.
+#[test]
+fn lists_filter_and_page_like_glance() {
+    let Some(clients) = clients() else { return };
+    let group = unique("group");
+    let mut ids = Vec::new();
+    let property = format!("compat_group={group}");
+    for index in 0..3 {
+        let name = format!("{group}-{index}");
+        let mut args = vec![
+            "image-create",
+            "--name",
+            &name,
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--property",
+            &property,
+        ];
+        // The first two are tagged.
+        if index < 2 {
+            args.extend(["--tag", "listed"]);
+        }
+        let created = clients.glance(&args);
+        assert_eq!(created.status, Some(0), "{}", created.describe());
+        ids.push(table_value(&created.stdout, "id").expect("an id"));
+    }
+    let filter = format!("compat_group={group}");
+    let paged = clients.glance(&[
+        "image-list",
+        "--page-size",
+        "1",
+        "--property-filter",
+        &filter,
+    ]);
+    assert_eq!(paged.status, Some(0), "{}", paged.describe());
+    for id in &ids {
+        assert!(
+            paged.stdout.contains(id.as_str()),
+            "{id} listed: {}",
+            paged.describe()
+        );
+    }
+    let tagged = clients.glance(&[
+        "image-list",
+        "--property-filter",
+        &filter,
+        "--tag",
+        "listed",
+    ]);
+    assert_eq!(tagged.status, Some(0), "{}", tagged.describe());
+    assert!(tagged.stdout.contains(ids[0].as_str()) && tagged.stdout.contains(ids[1].as_str()));
+    assert!(
+        !tagged.stdout.contains(ids[2].as_str()),
+        "{}",
+        tagged.describe()
+    );
+
+    let listed = clients.openstack(&["image", "list", "--property", &filter, "-f", "json"]);
+    assert_eq!(listed.status, Some(0), "{}", listed.describe());
+    let rows: serde_json::Value = serde_json::from_str(&listed.stdout).expect("JSON list");
+    let mut found: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["ID"].as_str().unwrap().to_owned())
+        .collect();
+    found.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+/// Updating and removing properties and tags with both clients (their
+/// different JSON-patch styles, glance-wire.md §7).
+#[test]
+fn properties_and_tags_change_with_both_clients() {
+    let Some(clients) = clients() else { return };
+    let name = unique("update");
+    let created = clients.glance(&[
+        "image-create",
+        "--name",
+        &name,
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+    ]);
+    assert_eq!(created.status, Some(0), "{}", created.describe());
+    let id = table_value(&created.stdout, "id").expect("an id");
+
+    let updated = clients.glance(&[
+        "image-update",
+        "--property",
+        "foo=bar",
+        "--min-disk",
+        "1",
+        &id,
+    ]);
+    assert_eq!(updated.status, Some(0), "{}", updated.describe());
+    let record = clients.image(&id).unwrap();
+    assert_eq!(
+        (record["foo"].as_str(), record["min_disk"].as_u64()),
+        (Some("bar"), Some(1))
+    );
+    let removed = clients.glance(&["image-update", "--remove-property", "foo", &id]);
+    assert_eq!(removed.status, Some(0), "{}", removed.describe());
+    assert!(clients.image(&id).unwrap().get("foo").is_none());
+
+    let set = clients.openstack(&[
+        "image",
+        "set",
+        "--property",
+        "osc=yes",
+        "--tag",
+        "osc-tag",
+        "--min-disk",
+        "2",
+        &id,
+    ]);
+    assert_eq!(set.status, Some(0), "{}", set.describe());
+    let record = clients.image(&id).unwrap();
+    assert_eq!(
+        (record["osc"].as_str(), record["min_disk"].as_u64()),
+        (Some("yes"), Some(2))
+    );
+    assert_eq!(record["tags"], serde_json::json!(["osc-tag"]));
+    let unset = clients.openstack(&["image", "unset", "--property", "osc", &id]);
+    assert_eq!(unset.status, Some(0), "{}", unset.describe());
+    assert!(clients.image(&id).unwrap().get("osc").is_none());
+
+    let tagged = clients.glance(&["image-tag-update", &id, "glance-tag"]);
+    assert_eq!(tagged.status, Some(0), "{}", tagged.describe());
+    let untagged = clients.glance(&["image-tag-delete", &id, "osc-tag"]);
+    assert_eq!(untagged.status, Some(0), "{}", untagged.describe());
+    assert_eq!(
+        clients.image(&id).unwrap()["tags"],
+        serde_json::json!(["glance-tag"])
+    );
+}
+
+/// Deactivate and reactivate an active image with glanceclient.
+#[test]
+fn deactivate_and_reactivate() {
+    let Some(clients) = clients() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let file = random_file(work.path(), "d.raw", 100_000);
+    let name = unique("deact");
+    let created = clients.glance(&[
+        "image-create",
+        "--name",
+        &name,
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(created.status, Some(0), "{}", created.describe());
+    let id = table_value(&created.stdout, "id").expect("an id");
+    let deactivated = clients.glance(&["image-deactivate", &id]);
+    assert_eq!(deactivated.status, Some(0), "{}", deactivated.describe());
+    assert_eq!(clients.image(&id).unwrap()["status"], "deactivated");
+    let reactivated = clients.glance(&["image-reactivate", &id]);
+    assert_eq!(reactivated.status, Some(0), "{}", reactivated.describe());
+    assert_eq!(clients.image(&id).unwrap()["status"], "active");
+}
+
+/// openstackclient: `image create --file` (a Content-Length upload), `image
+/// save`, `image delete`.
+#[test]
+fn openstackclient_creates_saves_and_deletes() {
+    let Some(clients) = clients() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let file = random_file(work.path(), "o.raw", 2_000_000);
+    let name = unique("osc");
+    let created = clients.openstack(&[
+        "image",
+        "create",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--file",
+        file.to_str().unwrap(),
+        &name,
+        "-f",
+        "json",
+    ]);
+    assert_eq!(created.status, Some(0), "{}", created.describe());
+    let shown: serde_json::Value = serde_json::from_str(&created.stdout).expect("JSON image");
+    assert_eq!(shown["status"], "active");
+    assert_eq!(shown["checksum"].as_str(), Some(md5sum(&file).as_str()));
+    let id = shown["id"].as_str().unwrap().to_owned();
+    let out = work.path().join("saved.raw");
+    let saved = clients.openstack(&["image", "save", "--file", out.to_str().unwrap(), &name]);
+    assert_eq!(saved.status, Some(0), "{}", saved.describe());
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+    let deleted = clients.openstack(&["image", "delete", &name]);
+    assert_eq!(deleted.status, Some(0), "{}", deleted.describe());
+    assert!(clients.image(&id).is_none());
+    assert_eq!(clients.stored(&id), Vec::<PathBuf>::new());
+}
+
+/// A signed image made by `portcullis sign` becomes active; the same
+/// image with one byte changed is refused with the reason in glanceclient's
+/// output, and stays `queued` with nothing stored.
+#[test]
+fn a_signed_image_is_verified_and_a_tampered_copy_refused() {
+    let Some(clients) = clients() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let file = random_file(work.path(), "signed.raw", 1_048_576);
+    let key = super::support::testdata().join("keys/rsa2048.pem");
+    let signed = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("sign")
+        .arg(&file)
+        .arg("--key")
+        .arg(&key)
+        .args([
+            "--cert-uuid",
+            &super::support::cert_id("cert-rsa2048"),
+            "--format",
+            "glance-args",
+        ])
+        .output()
+        .expect("portcullis sign runs");
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let properties = String::from_utf8(signed.stdout).unwrap();
+    let properties: Vec<&str> = properties.split_whitespace().collect();
+    assert_eq!(
+        properties.len(),
+        8,
+        "four --property k=v pairs: {properties:?}"
+    );
+
+    let create = |name: &str, data: &Path| {
+        let mut args = vec![
+            "image-create",
+            "--name",
+            name,
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ];
+        args.extend(properties.iter().copied());
+        args.extend(["--file", data.to_str().unwrap()]);
+        clients.glance(&args)
+    };
+    let good = unique("signed");
+    let accepted = create(&good, &file);
+    assert_eq!(accepted.status, Some(0), "{}", accepted.describe());
+    assert_eq!(
+        table_value(&accepted.stdout, "status").as_deref(),
+        Some("active")
+    );
+
+    let mut tampered = std::fs::read(&file).unwrap();
+    tampered[500_000] ^= 0x01;
+    let tampered_file = work.path().join("tampered.raw");
+    std::fs::write(&tampered_file, &tampered).unwrap();
+    let bad = unique("tampered");
+    let refused = create(&bad, &tampered_file);
+    assert_eq!(refused.status, Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("HTTP 400")
+            && refused.stderr.contains("Signature verification failed"),
+        "{}",
+        refused.describe()
+    );
+    let record = clients.image_named(&bad);
+    assert_eq!(record["status"], "queued");
+    assert_eq!(record["checksum"], serde_json::Value::Null);
+    assert_eq!(
+        clients.stored(record["id"].as_str().unwrap()),
+        Vec::<PathBuf>::new()
+    );
+}
+
+/// Data over the server's `image_size_cap` (4 MiB here) is a 413; data a
+/// `bare`/`qcow2` image refuses (a backing file) is a 415; both leave the
+/// image `queued` with nothing stored.
+#[test]
+fn size_cap_and_unsafe_images_are_refused_with_glances_statuses() {
+    let Some(clients) = clients() else { return };
+    let cap: usize = std::env::var("PORTCULLIS_SERVE_SIZE_CAP")
+        .ok()
+        .and_then(|cap| cap.parse().ok())
+        .expect(HOW_TO_START);
+    let work = tempfile::tempdir().unwrap();
+    let big = random_file(work.path(), "big.raw", cap + 1_048_576);
+    let name = unique("cap");
+    let refused = clients.glance(&[
+        "image-create",
+        "--name",
+        &name,
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--file",
+        big.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status, Some(1), "{}", refused.describe());
+    assert!(refused.stderr.contains("413"), "{}", refused.describe());
+    let record = clients.image_named(&name);
+    assert_eq!(record["status"], "queued");
+    assert_eq!(
+        clients.stored(record["id"].as_str().unwrap()),
+        Vec::<PathBuf>::new()
+    );
+
+    let backing = super::support::testdata().join("images/qcow2-backing-abs.qcow2");
+    let name = unique("backing");
+    let refused = clients.glance(&[
+        "image-create",
+        "--name",
+        &name,
+        "--disk-format",
+        "qcow2",
+        "--container-format",
+        "bare",
+        "--file",
+        backing.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status, Some(1), "{}", refused.describe());
+    assert!(refused.stderr.contains("415"), "{}", refused.describe());
+    let record = clients.image_named(&name);
+    assert_eq!(record["status"], "queued");
+    assert_eq!(
+        clients.stored(record["id"].as_str().unwrap()),
+        Vec::<PathBuf>::new()
+    );
+}

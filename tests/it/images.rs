@@ -122,13 +122,13 @@ fn a_second_concurrent_upload_to_one_image_gets_a_conflict() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
+    // Issue 8 item 10: every lost race is a conflict (it used to be
+    // `not_queued` here and sometimes `invalid_transition`).
     let other = env.file("other.raw", &data(1000, 22));
     let (code, report) = images(&env, &["upload", &id, other.to_str().unwrap()]);
     assert_eq!(code, 1, "{report}");
-    assert!(
-        report["error"]["kind"] == "conflict" || report["error"]["kind"] == "not_queued",
-        "{report}"
-    );
+    assert_eq!(report["error"]["kind"], "conflict", "{report}");
+    assert_eq!(report["image_id"], id.as_str(), "{report}");
 
     first_in.write_all(&bytes[1024 * 1024..]).unwrap();
     drop(first_in);
@@ -342,8 +342,11 @@ fn deactivate_reactivate_and_delete() {
     assert_eq!(code, 0, "{image}");
     assert_eq!(image["status"], "deactivated");
     assert_eq!(env.row(&id).unwrap().status, "deactivated");
-    let (code, report) = images(&env, &["deactivate", &id]);
-    assert_eq!(code, 1, "{report}");
+    // Issue 8 item 13: deactivating twice is Glance's no-op, not "another
+    // operation changed it first".
+    let (code, image) = images(&env, &["deactivate", &id]);
+    assert_eq!(code, 0, "{image}");
+    assert_eq!(image["status"], "deactivated");
 
     let (code, image) = images(&env, &["reactivate", &id]);
     assert_eq!(code, 0, "{image}");
@@ -444,4 +447,219 @@ fn an_empty_project_is_a_usage_error_and_creates_nothing() {
     let (code, list) = images(&env, &["list"]);
     assert_eq!(code, 0, "{list}");
     assert_eq!(list["images"], serde_json::json!([]), "{list}");
+}
+
+#[test]
+fn issue_8_13_status_changes_say_what_state_the_image_is_in_and_what_is_allowed() {
+    let env = Env::new();
+    let (_, created) = images(
+        &env,
+        &[
+            "create",
+            "--name",
+            "q",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ],
+    );
+    let id = created["id"].as_str().unwrap();
+    for (action, allowed) in [
+        ("deactivate", "only an active image can be deactivated"),
+        ("reactivate", "only a deactivated image can be reactivated"),
+    ] {
+        let (code, report) = images(&env, &[action, id]);
+        assert_eq!(code, 1, "{report}");
+        assert_eq!(report["error"]["kind"], "status_not_allowed", "{report}");
+        let message = report["error"]["message"].as_str().unwrap();
+        assert!(message.contains("is queued"), "{message}");
+        assert!(message.contains(allowed), "{message}");
+        assert!(!message.contains("read-only"), "{message}");
+        assert_eq!(env.row(id).unwrap().status, "queued");
+    }
+    // Reactivating an active image is a no-op too (Glance).
+    let active = ingest_bytes(&env, "a", &data(100, 31), &[]);
+    let (code, image) = images(&env, &["reactivate", &active]);
+    assert_eq!(code, 0, "{image}");
+    assert_eq!(image["status"], "active");
+}
+
+#[test]
+fn issue_8_13_a_corrupted_download_names_the_image() {
+    let env = Env::new();
+    let bytes = data(10_000, 32);
+    let id = ingest_bytes(&env, "c", &bytes, &[]);
+    let stored = env.data_dir().join("images").join(&id);
+    let mut corrupted = bytes.clone();
+    corrupted[5] ^= 1;
+    std::fs::write(&stored, &corrupted).unwrap();
+    let target = env.path("c.raw");
+    let (code, report) = images(&env, &["download", &id, "-o", target.to_str().unwrap()]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["error"]["kind"], "corrupted", "{report}");
+    assert_eq!(report["image_id"], id.as_str(), "{report}");
+}
+
+#[test]
+fn issue_8_13_a_data_dir_that_is_a_file_says_so() {
+    let env = Env::new();
+    let file = env.file("not-a-dir", b"x");
+    let output = env
+        .cmd()
+        .args(["images", "list", "--format", "json"])
+        .env("PORTCULLIS_DATA_DIR", &file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let report = json_of(&output);
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is not a directory"), "{message}");
+    assert!(!message.contains("config file"), "{message}");
+}
+
+/// `images create --name NAME …` with `extra` arguments: (exit code, JSON).
+fn create_with(env: &Env, name: &str, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec![
+        "create",
+        "--name",
+        name,
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+    ];
+    args.extend_from_slice(extra);
+    images(env, &args)
+}
+
+#[test]
+fn issue_8_5_reserved_and_read_only_attributes_are_refused_in_every_path() {
+    let env = Env::new();
+    let long_name = "n".repeat(256);
+    let long_key = format!("{}=v", "k".repeat(256));
+    // (name, extra arguments, exit code, kind, what the message must name)
+    let cases: Vec<(&str, Vec<&str>, i32, &str, &str)> = vec![
+        (
+            "p",
+            vec!["--property", "status=active"],
+            1,
+            "read_only",
+            "status",
+        ),
+        (
+            "p",
+            vec!["--property", "checksum=deadbeef"],
+            1,
+            "read_only",
+            "checksum",
+        ),
+        (
+            "p",
+            vec!["--property", "os_hash_value=x"],
+            1,
+            "read_only",
+            "os_hash_value",
+        ),
+        (
+            "p",
+            vec!["--property", "owner=p2"],
+            1,
+            "base_attribute",
+            "owner",
+        ),
+        (
+            "p",
+            vec!["--property", "visibility=public"],
+            1,
+            "base_attribute",
+            "visibility",
+        ),
+        (
+            "p",
+            vec!["--property", "os_glance_import_task=x"],
+            1,
+            "reserved",
+            "os_glance_import_task",
+        ),
+        (
+            "p",
+            vec!["--property", "locations=x"],
+            1,
+            "reserved",
+            "locations",
+        ),
+        (long_name.as_str(), vec![], 2, "schema", "name"),
+        (
+            "p",
+            vec!["--property", long_key.as_str()],
+            2,
+            "schema",
+            "kkkk",
+        ),
+        ("p", vec!["--tag", long_name.as_str()], 2, "schema", "tags"),
+    ];
+    for (name, extra, exit, kind, attribute) in &cases {
+        let (code, report) = create_with(&env, name, extra);
+        assert_eq!(code, *exit, "{extra:?}: {report}");
+        assert_eq!(report["error"]["kind"], *kind, "{extra:?}: {report}");
+        let message = report["error"]["message"].as_str().unwrap();
+        assert!(message.contains(attribute), "{extra:?}: {message}");
+    }
+    let (_, list) = images(&env, &["list"]);
+    assert_eq!(
+        list["images"],
+        serde_json::json!([]),
+        "nothing was created: {list}"
+    );
+
+    // Ingest: refused before anything is created or read.
+    let file = env.file("x.raw", b"data");
+    let output = env
+        .ingest(&file, "x")
+        .args(["--property", "status=active", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(json_of(&output)["error"]["kind"], "read_only");
+    // A properties file: base attributes are skipped (show output feeds
+    // back), reserved names are refused.
+    let properties = env.file(
+        "props.json",
+        br#"{"id": "x", "status": "active", "os_glance_import_task": "t"}"#,
+    );
+    let output = env
+        .ingest(&file, "x")
+        .arg("--properties")
+        .arg(&properties)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(json_of(&output)["error"]["kind"], "reserved");
+    let (_, list) = images(&env, &["list"]);
+    assert_eq!(
+        list["images"],
+        serde_json::json!([]),
+        "nothing was created: {list}"
+    );
+
+    // Update: the same rules.
+    let id = ingest_bytes(&env, "u", &data(100, 33), &[]);
+    for (extra, kind) in [
+        (["--property", "status=active"], "read_only"),
+        (["--property", "owner=p2"], "base_attribute"),
+        (["--property", "os_glance_x=1"], "reserved"),
+        (["--remove-property", "name"], "not_removable"),
+        (["--remove-property", "nope"], "no_such_property"),
+    ] {
+        let mut args = vec!["update", id.as_str()];
+        args.extend_from_slice(&extra);
+        let (code, report) = images(&env, &args);
+        assert_eq!(code, 1, "{extra:?}: {report}");
+        assert_eq!(report["error"]["kind"], kind, "{extra:?}: {report}");
+    }
+    let (_, shown) = images(&env, &["show", &id]);
+    assert_eq!(shown["status"], "active", "{shown}");
+    assert!(shown.get("os_glance_x").is_none(), "{shown}");
 }

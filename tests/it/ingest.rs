@@ -116,26 +116,32 @@ impl Env {
 
     /// Files left in the store's `images/` and `staging/` directories (lock files aside).
     pub(crate) fn store_files(&self) -> Vec<String> {
-        let mut files = Vec::new();
-        for sub in ["images", "staging"] {
-            let Ok(entries) = std::fs::read_dir(self.data_dir().join(sub)) else {
-                continue;
-            };
-            for entry in entries {
-                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-                if !name.ends_with(".lock") {
-                    files.push(format!("{sub}/{name}"));
-                }
-            }
-        }
-        files.sort();
-        files
+        store_files_in(&self.data_dir())
     }
 
     /// The image's row in the SQLite database, as the columns the tests check.
     pub(crate) fn row(&self, id: &str) -> Option<Row> {
         db_row(&self.data_dir(), id)
     }
+}
+
+/// Files in the store of `data_dir`: `images/<id>` and `staging/<name>`,
+/// sorted, lock files aside.
+pub(crate) fn store_files_in(data_dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for sub in ["images", "staging"] {
+        let Ok(entries) = std::fs::read_dir(data_dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".lock") {
+                files.push(format!("{sub}/{name}"));
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
 /// The columns of an image row the tests assert.
@@ -974,46 +980,43 @@ fn a_good_qcow2_becomes_active_with_its_virtual_size() {
 }
 
 mod library {
-    //! The pipeline through the library, for what the binary cannot show:
-    //! a stream that fails part-way and an upload cancelled mid-stream.
+    //! The pipeline through the library facade, for what the binary cannot
+    //! show: a stream that fails part-way and an upload cancelled mid-stream.
 
     use std::sync::Arc;
 
     use bytes::Bytes;
+    use portcullis::app::{App, CreateRequest, UploadData};
     use portcullis::clock::{Clock, FixedClock};
     use portcullis::config::{Config, Overrides};
     use portcullis::context::RequestContext;
-    use portcullis::image::{ContainerFormat, DiskFormat, Image, ImageId};
-    use portcullis::ingest::{DataDir, UploadData};
-    use portcullis::repo::ImageRepo;
+    use portcullis::image::{ContainerFormat, DiskFormat, Image};
 
     use super::{Env, data};
 
-    async fn open(env: &Env) -> (Arc<DataDir>, Image) {
+    async fn open(env: &Env) -> (Arc<App>, Image) {
         let clock: Arc<dyn Clock> = Arc::new(FixedClock(
             portcullis::clock::parse_rfc3339(super::NOW).unwrap(),
         ));
         let config = Config::load(&env.data_dir(), &Overrides::default()).unwrap();
-        let data_dir = portcullis::ingest::open(&config, clock.clone())
+        let app = App::open(&config, clock.clone()).await.unwrap();
+        let request = CreateRequest {
+            name: Some("library".to_owned()),
+            disk_format: Some(DiskFormat::Raw),
+            container_format: Some(ContainerFormat::Bare),
+            ..CreateRequest::default()
+        };
+        let image = app
+            .create(&RequestContext::local_admin(), request)
             .await
             .unwrap();
-        let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
-        image.name = Some("library".to_owned());
-        image.disk_format = Some(DiskFormat::Raw);
-        image.container_format = Some(ContainerFormat::Bare);
-        let image = data_dir
-            .uploader
-            .repo
-            .add(&RequestContext::local_admin(), &image)
-            .await
-            .unwrap();
-        (Arc::new(data_dir), image)
+        (Arc::new(app), image)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stream_error_part_way_leaves_nothing() {
         let env = Env::new();
-        let (data_dir, image) = open(&env).await;
+        let (app, image) = open(&env).await;
         let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
             Ok(Bytes::from(data(1 << 20, 40))),
             Ok(Bytes::from(data(1 << 20, 41))),
@@ -1023,11 +1026,10 @@ mod library {
             )),
             Ok(Bytes::from(data(1 << 20, 42))),
         ];
-        let err = data_dir
-            .uploader
+        let err = app
             .upload(
                 &RequestContext::local_admin(),
-                &image.id,
+                image.id,
                 UploadData {
                     stream: futures_util::stream::iter(chunks),
                     declared_size: None,
@@ -1044,25 +1046,23 @@ mod library {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_cancelled_upload_is_cleaned_up_by_its_drop_guard() {
         let env = Env::new();
-        let (data_dir, image) = open(&env).await;
+        let (app, image) = open(&env).await;
         let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
         let task = {
-            let data_dir = data_dir.clone();
+            let app = app.clone();
             let id = image.id;
             tokio::spawn(async move {
                 let stream = tokio_stream_from(receiver);
-                data_dir
-                    .uploader
-                    .upload(
-                        &RequestContext::local_admin(),
-                        &id,
-                        UploadData {
-                            stream,
-                            declared_size: None,
-                        },
-                        &mut |_| {},
-                    )
-                    .await
+                app.upload(
+                    &RequestContext::local_admin(),
+                    id,
+                    UploadData {
+                        stream,
+                        declared_size: None,
+                    },
+                    &mut |_| {},
+                )
+                .await
             })
         };
         sender
@@ -1095,7 +1095,7 @@ mod library {
     /// A receiver as a `Stream` (tokio-stream is not a dependency).
     fn tokio_stream_from(
         receiver: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
-    ) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+    ) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin {
         Box::pin(futures_util::stream::unfold(
             receiver,
             |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
@@ -1187,7 +1187,7 @@ mod recovery {
         sql.close().await;
 
         let config = Config::load(&env.data_dir(), &Overrides::default()).unwrap();
-        let _opened = portcullis::ingest::open(&config, clock).await.unwrap();
+        let _opened = portcullis::app::App::open(&config, clock).await.unwrap();
         super::assert_rolled_back(&env, &id);
     }
 }

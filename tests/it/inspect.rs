@@ -19,6 +19,10 @@ enum Qemu {
     /// qemu's probe disagrees on purpose (it says raw); with `-f DRIVER` it
     /// reports the same size.
     Forced(&'static str),
+    /// qemu's probe picks DRIVER but cannot open the (truncated) image: its
+    /// error is the same as with `-f DRIVER`. portcullis names the same
+    /// format and fails `structure`.
+    ProbeFails(&'static str),
     /// Not compared: qemu refuses the image, or the image is a deliberate
     /// disagreement (polyglots, truncated headers, text-then-binary).
     No,
@@ -125,6 +129,15 @@ const CASES: &[Case] = &[
     case("vmdk-flat-abs-extent.vmdk", Qemu::No, "vmdk", Some(MIB), &["descriptor"]),
     case("vmdk-text-claims-sparse.vmdk", Qemu::No, "vmdk", Some(MIB), &["descriptor"]),
     case("vmdk-text-createtype-late.vmdk", Qemu::Forced("vmdk"), "vmdk", Some(MIB), &["descriptor"]),
+    // issue 8: a header (or the metadata it points to) cut by the end of the file.
+    case("vhd-dynamic-trunc-511.vhd", Qemu::ProbeFails("vpc"), "vhd", Some(1_079_296), &["structure"]),
+    case("vhd-dynamic-trunc-1536.vhd", Qemu::ProbeFails("vpc"), "vhd", Some(1_079_296), &["structure"]),
+    case("vdi-dynamic-trunc-400.vdi", Qemu::Probe, "vdi", Some(MIB), &["structure"]),
+    case("luks1-trunc-8.luks", Qemu::ProbeFails("luks"), "luks", None, &["structure"]),
+    case("luks1-trunc-4096.luks", Qemu::ProbeFails("luks"), "luks", None, &["structure"]),
+    case("vmdk-sparse-trunc-32k.vmdk", Qemu::ProbeFails("vmdk"), "vmdk", Some(MIB), &["structure"]),
+    case("qcow2-v3-trunc-104.qcow2", Qemu::Probe, "qcow2", Some(MIB), &["structure"]),
+    case("qed-trunc-3.qed", Qemu::ProbeFails("qed"), "qed", None, &["banned"]),
 ];
 
 fn images() -> PathBuf {
@@ -230,16 +243,24 @@ fn glance_name(qemu_format: &str) -> &str {
     }
 }
 
-fn qemu_info(file: &Path, driver: Option<&str>) -> Value {
+/// `qemu-img info [--output=json] [-f DRIVER] FILE`.
+fn run_qemu_info(file: &Path, driver: Option<&str>, json: bool) -> std::process::Output {
     let mut command = Command::new("qemu-img");
-    command.arg("info").arg("--output=json");
+    command.arg("info");
+    if json {
+        command.arg("--output=json");
+    }
     if let Some(driver) = driver {
         command.arg("-f").arg(driver);
     }
-    let output = command
+    command
         .arg(file)
         .output()
-        .expect("qemu-img is installed (qemu-utils)");
+        .expect("qemu-img is installed (qemu-utils)")
+}
+
+fn qemu_info(file: &Path, driver: Option<&str>) -> Value {
+    let output = run_qemu_info(file, driver, true);
     assert!(
         output.status.success(),
         "qemu-img info {}: {}",
@@ -247,6 +268,36 @@ fn qemu_info(file: &Path, driver: Option<&str>) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("qemu-img info prints JSON")
+}
+
+/// Checks that qemu's probe chose `driver` for `file` and could not open it
+/// (the probe's error is the forced driver's), and that portcullis names
+/// the same format and refuses the file as incomplete.
+fn check_probe_fails(file: &Path, driver: &str) {
+    let run = |forced: Option<&str>| {
+        let output = run_qemu_info(file, forced, false);
+        assert!(
+            !output.status.success(),
+            "qemu-img opened {}",
+            file.display()
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let probed = run(None);
+    assert_eq!(
+        probed,
+        run(Some(driver)),
+        "{}: qemu's probe did not pick {driver}",
+        file.display()
+    );
+    let (_, ours) = inspect_json(file, &[]);
+    assert_eq!(
+        ours["format"].as_str(),
+        Some(glance_name(driver)),
+        "{}",
+        file.display()
+    );
+    assert_eq!(ours["safe"], false, "{}", file.display());
 }
 
 #[test]
@@ -258,6 +309,11 @@ fn virtual_size_and_format_agree_with_qemu_img() {
             Qemu::No => continue,
             Qemu::Probe => None,
             Qemu::Forced(driver) => Some(driver),
+            Qemu::ProbeFails(driver) => {
+                check_probe_fails(&file, driver);
+                compared += 1;
+                continue;
+            }
         };
         let info = qemu_info(&file, driver);
         let (_, ours) = inspect_json(&file, &[]);

@@ -2,12 +2,15 @@
 //! binary or a real database, store or server lives in a module here.
 
 mod api;
+mod api_images;
 mod compat;
+mod hardening;
 mod images;
 mod ingest;
 mod inspect;
 mod openstack;
 mod repo;
+mod scenario;
 mod serve;
 mod sign;
 mod store;

@@ -901,6 +901,21 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// The layers over a real SQLite file and filesystem store in `data_dir`,
+/// assembled as `app::App::open` assembles them (without crash recovery,
+/// which these tests do not need).
+async fn assemble(
+    data_dir: &std::path::Path,
+    options: &RepoOptions,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<portcullis::repo::Stack>, portcullis::store::Store), Error> {
+    let store = portcullis::store::Store::filesystem(data_dir).map_err(Error::Store)?;
+    let database = data_dir.join(portcullis::repo::DATABASE_FILE);
+    let sql = SqlRepo::open_sqlite(&database, clock.clone()).await?;
+    let stack = portcullis::repo::stack(sql, store.clone(), options, clock)?;
+    Ok((Arc::new(stack), store))
+}
+
 #[tokio::test]
 async fn the_embedded_stack_runs_every_layer() {
     let config = tempfile::tempdir().unwrap();
@@ -931,13 +946,11 @@ async fn the_embedded_stack_runs_every_layer() {
     ))
     .unwrap();
     let clock = stepping_clock();
-    let embedded = portcullis::repo::open_embedded(&data_dir, &options, clock.clone())
-        .await
-        .unwrap();
+    let (stack, store) = assemble(&data_dir, &options, clock.clone()).await.unwrap();
     assert!(data_dir.join("portcullis.db").is_file());
     assert!(data_dir.join("images").is_dir() && data_dir.join("staging").is_dir());
     // Through the Arc, as a server or ingest would share it.
-    let repo = &embedded.repo;
+    let repo = &stack;
     fn shared<R: ImageRepo>(repo: &R) -> &R {
         repo
     }
@@ -951,11 +964,11 @@ async fn the_embedded_stack_runs_every_layer() {
     // Upload: allowance from the 1 MiB quota, data through the store, commit.
     let allowance = repo.prepare_upload(&p1, &image).await.unwrap();
     assert_eq!(allowance.max_bytes, Some(1024 * 1024));
-    let lock = embedded.store.try_lock_upload(image.id).unwrap().unwrap();
+    let lock = store.try_lock_upload(image.id).unwrap().unwrap();
     let mut saving = image.clone();
     saving.status = Status::Saving;
     let saving = repo.save(&p1, &saving, Some(Status::Queued)).await.unwrap();
-    let mut staged = embedded.store.stage(image.id).await.unwrap();
+    let mut staged = store.stage(image.id).await.unwrap();
     staged.write(b"0123456789").await.unwrap();
     let location = staged.commit().await.unwrap();
     let mut active = saving.clone();
@@ -1069,7 +1082,7 @@ file = {:?}"#,
         ),
     ] {
         let options: RepoOptions = toml::from_str(&options).unwrap();
-        let err = portcullis::repo::open_embedded(data.path(), &options, stepping_clock())
+        let err = assemble(data.path(), &options, stepping_clock())
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "options", "{err}");

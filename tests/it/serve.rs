@@ -161,3 +161,90 @@ fn a_port_in_use_is_exit_2_naming_the_address() {
         "{stderr}"
     );
 }
+
+/// A request with a body (`Content-Length` set from it).
+fn http_with_body(addr: &str, request_line: &str, content_type: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let request = format!(
+        "{request_line}\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("receive");
+    response
+}
+
+fn json_body(response: &str) -> serde_json::Value {
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {response}"))
+}
+
+/// Killed with SIGKILL in the middle of an upload, the server leaves the
+/// image `saving` with staged data; the next start recovers it: `queued`,
+/// nothing left in the store.
+#[test]
+fn a_server_killed_mid_upload_recovers_the_image_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let created = http_with_body(
+        &server.addr,
+        "POST /v2/images HTTP/1.1",
+        "application/json",
+        r#"{"name": "killed", "disk_format": "raw", "container_format": "bare"}"#,
+    );
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let id = json_body(&created)["id"].as_str().unwrap().to_owned();
+
+    // glanceclient's way: chunked, with the size header; one 64 KiB chunk, then nothing.
+    let mut upload = TcpStream::connect(&server.addr).expect("connect");
+    let head = format!(
+        "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nx-openstack-image-size: 10485760\r\n\r\n",
+        server.addr
+    );
+    upload.write_all(head.as_bytes()).unwrap();
+    upload
+        .write_all(format!("{:x}\r\n", 65536).as_bytes())
+        .unwrap();
+    upload.write_all(&vec![7u8; 65536]).unwrap();
+    upload.write_all(b"\r\n").unwrap();
+    upload.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = http(&server.addr, &format!("GET /v2/images/{id} HTTP/1.1"));
+        if json_body(&shown)["status"] == "saving" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the upload never started: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+    drop(upload);
+    let staged = std::fs::read_dir(dir.path().join("staging"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .count();
+    assert!(
+        staged > 0,
+        "the killed upload left staged data behind (recovery has work to do)"
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    let shown = http(&server.addr, &format!("GET /v2/images/{id} HTTP/1.1"));
+    let image = json_body(&shown);
+    assert_eq!(image["status"], "queued", "{shown}");
+    assert_eq!(image["size"], serde_json::Value::Null);
+    for store_dir in ["staging", "images"] {
+        let left: Vec<String> = std::fs::read_dir(dir.path().join(store_dir))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.ends_with(".lock"))
+            .collect();
+        assert!(left.is_empty(), "{store_dir}: {left:?}");
+    }
+}

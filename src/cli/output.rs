@@ -1,0 +1,154 @@
+//! What a successful `ingest` or `images` command prints: one image (text
+//! lines or Glance's image document), a page of images (text rows or
+//! Glance's list page), or a download summary (stderr when the data itself
+//! went to standard output).
+//!
+//! This module owns the output formats; it must not compute anything.
+
+use crate::image::Image;
+
+use super::OutputFormat;
+
+/// What a command has to print on success.
+pub(crate) enum Done {
+    /// One image.
+    Image(Box<Image>),
+    /// A page of images, with the query that asked for it.
+    Images {
+        /// The page.
+        images: Vec<Image>,
+        /// The filters as query parameters (for Glance's `first`/`next` links).
+        params: Vec<(String, String)>,
+        /// The page size asked for (`None`: everything).
+        limit: Option<u32>,
+    },
+    /// Data written somewhere (download).
+    Downloaded {
+        /// The JSON summary.
+        summary: serde_json::Value,
+        /// The text-mode line.
+        line: String,
+        /// Whether the data itself went to stdout (the summary then goes to stderr).
+        to_stdout: bool,
+    },
+}
+
+/// Prints `done` on stdout (a download summary: stderr when the data went to stdout).
+pub(crate) fn print_done(format: OutputFormat, done: Done) {
+    match (format, done) {
+        (OutputFormat::Json, Done::Image(image)) => print_json(&crate::wire::ImageJson(&image)),
+        (
+            OutputFormat::Json,
+            Done::Images {
+                images,
+                params,
+                limit,
+            },
+        ) => print_json(&crate::wire::ImagesPage::new(
+            &images,
+            &params,
+            limit.unwrap_or(u32::MAX),
+        )),
+        // The data itself went to stdout: the summary goes to stderr.
+        (
+            OutputFormat::Json,
+            Done::Downloaded {
+                summary,
+                to_stdout: true,
+                ..
+            },
+        ) => {
+            eprintln!("{summary:#}")
+        }
+        (
+            OutputFormat::Text,
+            Done::Downloaded {
+                line,
+                to_stdout: true,
+                ..
+            },
+        ) => eprintln!("{line}"),
+        (
+            OutputFormat::Json,
+            Done::Downloaded {
+                summary,
+                to_stdout: false,
+                ..
+            },
+        ) => {
+            println!("{summary:#}")
+        }
+        (OutputFormat::Text, Done::Image(image)) => print_image_text(&image),
+        (OutputFormat::Text, Done::Images { images, .. }) => {
+            for image in &images {
+                println!(
+                    "{}  {:<12} {:>12}  {}",
+                    image.id,
+                    image.status,
+                    image
+                        .size
+                        .map(|size| size.to_string())
+                        .unwrap_or_else(|| "-".to_owned()),
+                    image.name.as_deref().unwrap_or("")
+                );
+            }
+        }
+        (
+            OutputFormat::Text,
+            Done::Downloaded {
+                line,
+                to_stdout: false,
+                ..
+            },
+        ) => println!("{line}"),
+    }
+}
+
+fn print_json(document: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(document) {
+        Ok(text) => println!("{text}"),
+        Err(err) => eprintln!("error: cannot render JSON: {err}"),
+    }
+}
+
+fn print_image_text(image: &Image) {
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    println!("id:               {}", image.id);
+    println!("name:             {}", optional(image.name.clone()));
+    println!("status:           {}", image.status);
+    println!("visibility:       {}", image.visibility);
+    println!(
+        "disk_format:      {}",
+        optional(image.disk_format.map(|f| f.to_string()))
+    );
+    println!(
+        "container_format: {}",
+        optional(image.container_format.map(|f| f.to_string()))
+    );
+    println!(
+        "size:             {}",
+        optional(image.size.map(|s| s.to_string()))
+    );
+    println!(
+        "virtual_size:     {}",
+        optional(image.virtual_size.map(|s| s.to_string()))
+    );
+    println!("checksum:         {}", optional(image.checksum.clone()));
+    println!("os_hash_algo:     {}", optional(image.os_hash_algo.clone()));
+    println!(
+        "os_hash_value:    {}",
+        optional(image.os_hash_value.clone())
+    );
+    for (key, value) in &image.properties {
+        // Signatures are long and sensitive to log in full: show the start.
+        let shown = if key == "img_signature" && value.len() > 16 {
+            format!(
+                "{}…",
+                &value[..value.char_indices().nth(16).map_or(value.len(), |(i, _)| i)]
+            )
+        } else {
+            value.clone()
+        };
+        println!("{key}: {shown}");
+    }
+}

@@ -7,6 +7,9 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::ingest::store_files_in;
+use super::scenario::{Action, Driver, Outcome, run_scenario};
+
 /// A running `portcullis serve`, killed when dropped whatever happened.
 pub(crate) struct Server {
     child: Child,
@@ -20,11 +23,18 @@ impl Server {
     /// Starts `portcullis serve --bind 127.0.0.1:0 --data-dir DATA` plus
     /// `args`, and waits for its `listening on` line.
     pub(crate) fn start(data_dir: &Path, args: &[&str]) -> Server {
+        Server::start_with(data_dir, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub(crate) fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .env_remove("PORTCULLIS_DATA_DIR")
+            .env_remove("PORTCULLIS_NOW")
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -247,4 +257,195 @@ fn a_server_killed_mid_upload_recovers_the_image_at_the_next_start() {
             .collect();
         assert!(left.is_empty(), "{store_dir}: {left:?}");
     }
+}
+
+/// One HTTP/1.1 exchange with a body: (status, response body bytes).
+pub(crate) fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body).expect("send body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("receive");
+    let split = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let status_line = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status code");
+    (status, response[split + 4..].to_vec())
+}
+
+/// The scenario of tests/it/scenario.rs through a real `portcullis serve`
+/// and plain HTTP, as glanceclient would send it.
+struct HttpDriver {
+    dir: tempfile::TempDir,
+    server: Server,
+}
+
+impl HttpDriver {
+    fn new() -> HttpDriver {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = super::support::testdata().join("certs");
+        let server = Server::start_with(
+            &dir.path().join("data"),
+            &["--cert-dir", certs.to_str().unwrap()],
+            &[("PORTCULLIS_NOW", super::support::FIXTURE_NOW)],
+        );
+        HttpDriver { dir, server }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        exchange(&self.server.addr, method, path, headers, body)
+    }
+
+    /// The scenario's error kinds, from Glance's statuses and messages.
+    fn outcome(status: u16, body: &[u8]) -> Outcome {
+        if (200..300).contains(&status) {
+            return Outcome::Ok;
+        }
+        let message = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|error| error["message"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let kind = match status {
+            403 if message.contains("is read-only.") => "read_only",
+            400 if message.starts_with("Signature verification failed") => "bad_signature",
+            _ => panic!("HTTP {status}: {message}"),
+        };
+        Outcome::Rejected(kind.to_owned())
+    }
+}
+
+impl Driver for HttpDriver {
+    fn run(&mut self, id: Option<&str>, action: &Action) -> (Outcome, Option<String>) {
+        let image = || format!("/v2/images/{}", id.expect("the image exists"));
+        let (status, body) = match action {
+            Action::Create {
+                name,
+                disk_format,
+                container_format,
+                properties,
+            } => {
+                let mut document = serde_json::json!({
+                    "name": name, "disk_format": disk_format, "container_format": container_format,
+                });
+                for (key, value) in properties {
+                    document[key.as_str()] = serde_json::Value::String(value.clone());
+                }
+                let (status, body) = self.call(
+                    "POST",
+                    "/v2/images",
+                    &[("Content-Type", "application/json")],
+                    document.to_string().as_bytes(),
+                );
+                let created = (status == 201).then(|| {
+                    let image: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    image["id"].as_str().unwrap().to_owned()
+                });
+                return (HttpDriver::outcome(status, &body), created);
+            }
+            Action::Upload(data) => {
+                let bytes = data.bytes();
+                let size = bytes.len().to_string();
+                self.call(
+                    "PUT",
+                    &format!("{}/file", image()),
+                    &[
+                        ("Content-Type", "application/octet-stream"),
+                        ("x-openstack-image-size", &size),
+                    ],
+                    &bytes,
+                )
+            }
+            Action::Update { name, set, remove } => {
+                let mut patch = Vec::new();
+                if let Some(name) = name {
+                    patch
+                        .push(serde_json::json!({"op": "replace", "path": "/name", "value": name}));
+                }
+                for (key, value) in set {
+                    patch.push(
+                        serde_json::json!({"op": "add", "path": format!("/{key}"), "value": value}),
+                    );
+                }
+                for key in remove {
+                    patch.push(serde_json::json!({"op": "remove", "path": format!("/{key}")}));
+                }
+                self.call(
+                    "PATCH",
+                    &image(),
+                    &[(
+                        "Content-Type",
+                        "application/openstack-images-v2.1-json-patch",
+                    )],
+                    serde_json::Value::Array(patch).to_string().as_bytes(),
+                )
+            }
+            Action::Download(expected) => {
+                let (status, body) = self.call("GET", &format!("{}/file", image()), &[], b"");
+                if status == 200 {
+                    assert!(body == expected.bytes(), "the downloaded bytes differ");
+                }
+                (status, body)
+            }
+            Action::Deactivate => {
+                self.call("POST", &format!("{}/actions/deactivate", image()), &[], b"")
+            }
+            Action::Reactivate => {
+                self.call("POST", &format!("{}/actions/reactivate", image()), &[], b"")
+            }
+            Action::Delete => self.call("DELETE", &image(), &[], b""),
+        };
+        (HttpDriver::outcome(status, &body), None)
+    }
+
+    fn show(&mut self, id: &str) -> Option<serde_json::Value> {
+        let (status, body) = self.call("GET", &format!("/v2/images/{id}"), &[], b"");
+        match status {
+            200 => Some(serde_json::from_slice(&body).unwrap()),
+            404 => None,
+            other => panic!("GET image {id}: {other}"),
+        }
+    }
+
+    fn count(&mut self) -> usize {
+        let (status, body) = self.call("GET", "/v2/images", &[], b"");
+        assert_eq!(status, 200);
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        page["images"].as_array().unwrap().len()
+    }
+
+    fn store_files(&mut self) -> Vec<String> {
+        store_files_in(&self.dir.path().join("data"))
+    }
+}
+
+/// The same scenario as `scenario::the_scenario_through_the_cli`, with the
+/// same expected records after every step.
+#[test]
+fn the_scenario_through_http() {
+    run_scenario(&mut HttpDriver::new());
 }

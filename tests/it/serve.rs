@@ -301,11 +301,11 @@ struct HttpDriver {
 
 impl HttpDriver {
     fn new() -> HttpDriver {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let certs = super::support::testdata().join("certs");
         let server = Server::start_with(
             &dir.path().join("data"),
-            &["--cert-dir", certs.to_str().unwrap()],
+            &["--cert-dir", certs.to_str().expect("a UTF-8 path")],
             &[("PORTCULLIS_NOW", super::support::FIXTURE_NOW)],
         );
         HttpDriver { dir, server }
@@ -362,8 +362,9 @@ impl Driver for HttpDriver {
                     document.to_string().as_bytes(),
                 );
                 let created = (status == 201).then(|| {
-                    let image: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    image["id"].as_str().unwrap().to_owned()
+                    let image: serde_json::Value =
+                        serde_json::from_slice(&body).expect("an image document");
+                    image["id"].as_str().expect("an id").to_owned()
                 });
                 return (HttpDriver::outcome(status, &body), created);
             }
@@ -425,7 +426,7 @@ impl Driver for HttpDriver {
     fn show(&mut self, id: &str) -> Option<serde_json::Value> {
         let (status, body) = self.call("GET", &format!("/v2/images/{id}"), &[], b"");
         match status {
-            200 => Some(serde_json::from_slice(&body).unwrap()),
+            200 => Some(serde_json::from_slice(&body).expect("an image document")),
             404 => None,
             other => panic!("GET image {id}: {other}"),
         }
@@ -434,8 +435,8 @@ impl Driver for HttpDriver {
     fn count(&mut self) -> usize {
         let (status, body) = self.call("GET", "/v2/images", &[], b"");
         assert_eq!(status, 200);
-        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        page["images"].as_array().unwrap().len()
+        let page: serde_json::Value = serde_json::from_slice(&body).expect("a page");
+        page["images"].as_array().expect("images").len()
     }
 
     fn store_files(&mut self) -> Vec<String> {

@@ -273,6 +273,37 @@ fn table_value(output: &str, key: &str) -> Option<String> {
 }
 
 impl Clients {
+    /// `glance image-create --name NAME --disk-format FORMAT --container-format bare EXTRA…`.
+    fn glance_create(&self, name: &str, disk_format: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "image-create",
+            "--name",
+            name,
+            "--disk-format",
+            disk_format,
+            "--container-format",
+            "bare",
+        ];
+        args.extend_from_slice(extra);
+        self.glance(&args)
+    }
+
+    /// The image called `name` is `queued` and nothing of it is stored
+    /// (what every refused upload must leave).
+    fn assert_queued_with_nothing_stored(&self, name: &str) {
+        let record = self.image_named(name);
+        assert_eq!(record["status"], "queued", "{record}");
+        assert_eq!(record["checksum"], serde_json::Value::Null, "{record}");
+        let id = record["id"].as_str().expect("an id");
+        assert_eq!(self.stored(id), Vec::<PathBuf>::new());
+    }
+
+    /// Image `id` is gone: no record, no data.
+    fn assert_gone(&self, id: &str) {
+        assert!(self.image(id).is_none(), "image {id} still exists");
+        assert_eq!(self.stored(id), Vec::<PathBuf>::new());
+    }
+
     fn glance_with_stdin(&self, args: &[&str], stdin: &Path) -> Run {
         let file = std::fs::File::open(stdin).expect("stdin file");
         let output = self
@@ -354,19 +385,16 @@ fn glanceclient_creates_uploads_downloads_and_deletes() {
     let work = tempfile::tempdir().unwrap();
     let file = random_file(work.path(), "data.raw", 3_000_000);
     let name = unique("g-life");
-    let created = clients.glance(&[
-        "image-create",
-        "--name",
+    let created = clients.glance_create(
         &name,
-        "--disk-format",
         "raw",
-        "--container-format",
-        "bare",
-        "--property",
-        "os_distro=compat",
-        "--file",
-        file.to_str().unwrap(),
-    ]);
+        &[
+            "--property",
+            "os_distro=compat",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_eq!(created.status, Some(0), "{}", created.describe());
     assert_eq!(
         table_value(&created.stdout, "status").as_deref(),
@@ -400,8 +428,7 @@ fn glanceclient_creates_uploads_downloads_and_deletes() {
 
     let deleted = clients.glance(&["image-delete", &id]);
     assert_eq!(deleted.status, Some(0), "{}", deleted.describe());
-    assert!(clients.image(&id).is_none());
-    assert_eq!(clients.stored(&id), Vec::<PathBuf>::new());
+    clients.assert_gone(&id);
 }
 
 /// Without `--file`, glanceclient uploads standard input when it is not a
@@ -441,22 +468,12 @@ fn lists_filter_and_page_like_glance() {
     let property = format!("compat_group={group}");
     for index in 0..3 {
         let name = format!("{group}-{index}");
-        let mut args = vec![
-            "image-create",
-            "--name",
-            &name,
-            "--disk-format",
-            "raw",
-            "--container-format",
-            "bare",
-            "--property",
-            &property,
-        ];
+        let mut extra = vec!["--property", property.as_str()];
         // The first two are tagged.
         if index < 2 {
-            args.extend(["--tag", "listed"]);
+            extra.extend(["--tag", "listed"]);
         }
-        let created = clients.glance(&args);
+        let created = clients.glance_create(&name, "raw", &extra);
         assert_eq!(created.status, Some(0), "{}", created.describe());
         ids.push(table_value(&created.stdout, "id").expect("an id"));
     }
@@ -512,15 +529,7 @@ fn lists_filter_and_page_like_glance() {
 fn properties_and_tags_change_with_both_clients() {
     let Some(clients) = clients() else { return };
     let name = unique("update");
-    let created = clients.glance(&[
-        "image-create",
-        "--name",
-        &name,
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-    ]);
+    let created = clients.glance_create(&name, "raw", &[]);
     assert_eq!(created.status, Some(0), "{}", created.describe());
     let id = table_value(&created.stdout, "id").expect("an id");
 
@@ -581,17 +590,7 @@ fn deactivate_and_reactivate() {
     let work = tempfile::tempdir().unwrap();
     let file = random_file(work.path(), "d.raw", 100_000);
     let name = unique("deact");
-    let created = clients.glance(&[
-        "image-create",
-        "--name",
-        &name,
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        file.to_str().unwrap(),
-    ]);
+    let created = clients.glance_create(&name, "raw", &["--file", file.to_str().unwrap()]);
     assert_eq!(created.status, Some(0), "{}", created.describe());
     let id = table_value(&created.stdout, "id").expect("an id");
     let deactivated = clients.glance(&["image-deactivate", &id]);
@@ -634,8 +633,7 @@ fn openstackclient_creates_saves_and_deletes() {
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
     let deleted = clients.openstack(&["image", "delete", &name]);
     assert_eq!(deleted.status, Some(0), "{}", deleted.describe());
-    assert!(clients.image(&id).is_none());
-    assert_eq!(clients.stored(&id), Vec::<PathBuf>::new());
+    clients.assert_gone(&id);
 }
 
 /// A signed image made by `portcullis sign` becomes active; the same
@@ -674,18 +672,9 @@ fn a_signed_image_is_verified_and_a_tampered_copy_refused() {
     );
 
     let create = |name: &str, data: &Path| {
-        let mut args = vec![
-            "image-create",
-            "--name",
-            name,
-            "--disk-format",
-            "raw",
-            "--container-format",
-            "bare",
-        ];
-        args.extend(properties.iter().copied());
-        args.extend(["--file", data.to_str().unwrap()]);
-        clients.glance(&args)
+        let mut extra = properties.clone();
+        extra.extend(["--file", data.to_str().expect("a UTF-8 path")]);
+        clients.glance_create(name, "raw", &extra)
     };
     let good = unique("signed");
     let accepted = create(&good, &file);
@@ -708,13 +697,7 @@ fn a_signed_image_is_verified_and_a_tampered_copy_refused() {
         "{}",
         refused.describe()
     );
-    let record = clients.image_named(&bad);
-    assert_eq!(record["status"], "queued");
-    assert_eq!(record["checksum"], serde_json::Value::Null);
-    assert_eq!(
-        clients.stored(record["id"].as_str().unwrap()),
-        Vec::<PathBuf>::new()
-    );
+    clients.assert_queued_with_nothing_stored(&bad);
 }
 
 /// Data over the server's `image_size_cap` (4 MiB here) is a 413; data a
@@ -730,45 +713,15 @@ fn size_cap_and_unsafe_images_are_refused_with_glances_statuses() {
     let work = tempfile::tempdir().unwrap();
     let big = random_file(work.path(), "big.raw", cap + 1_048_576);
     let name = unique("cap");
-    let refused = clients.glance(&[
-        "image-create",
-        "--name",
-        &name,
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        big.to_str().unwrap(),
-    ]);
+    let refused = clients.glance_create(&name, "raw", &["--file", big.to_str().unwrap()]);
     assert_eq!(refused.status, Some(1), "{}", refused.describe());
     assert!(refused.stderr.contains("413"), "{}", refused.describe());
-    let record = clients.image_named(&name);
-    assert_eq!(record["status"], "queued");
-    assert_eq!(
-        clients.stored(record["id"].as_str().unwrap()),
-        Vec::<PathBuf>::new()
-    );
+    clients.assert_queued_with_nothing_stored(&name);
 
     let backing = super::support::testdata().join("images/qcow2-backing-abs.qcow2");
     let name = unique("backing");
-    let refused = clients.glance(&[
-        "image-create",
-        "--name",
-        &name,
-        "--disk-format",
-        "qcow2",
-        "--container-format",
-        "bare",
-        "--file",
-        backing.to_str().unwrap(),
-    ]);
+    let refused = clients.glance_create(&name, "qcow2", &["--file", backing.to_str().unwrap()]);
     assert_eq!(refused.status, Some(1), "{}", refused.describe());
     assert!(refused.stderr.contains("415"), "{}", refused.describe());
-    let record = clients.image_named(&name);
-    assert_eq!(record["status"], "queued");
-    assert_eq!(
-        clients.stored(record["id"].as_str().unwrap()),
-        Vec::<PathBuf>::new()
-    );
+    clients.assert_queued_with_nothing_stored(&name);
 }

@@ -23,7 +23,7 @@ use crate::wire;
 use super::auth::AuthError;
 use super::body::{ACCEPT_PATCH, BodyError};
 use super::query::QueryError;
-use super::range::RangeError;
+use super::range::{self, RangeError};
 use super::render::{ErrorBody, ErrorReport, Form};
 use super::upload::UploadHeaderError;
 
@@ -221,9 +221,7 @@ impl ApiError {
                 let (explanation, message) = err.glance_message();
                 let status = match err {
                     RangeError::Multiple => StatusCode::BAD_REQUEST,
-                    RangeError::Invalid { .. } | RangeError::StartPastEnd { .. } => {
-                        StatusCode::RANGE_NOT_SATISFIABLE
-                    }
+                    RangeError::Invalid { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
                 };
                 match explanation {
                     Some(explanation) => Failure::detailed(status, explanation, message),
@@ -374,17 +372,12 @@ fn sentence(text: &str) -> String {
 
 /// Glance's 416 for data of `size` bytes.
 fn range_failure(size: u64) -> Failure {
-    let err = RangeError::StartPastEnd { first: size, size };
-    let (explanation, message) = err.glance_message();
     Failure::detailed(
         StatusCode::RANGE_NOT_SATISFIABLE,
-        explanation.unwrap_or(RANGE_EXPLANATION),
-        message,
+        range::RANGE_EXPLANATION,
+        range::unsatisfiable_message(size),
     )
 }
-
-/// webob's explanation for 416.
-const RANGE_EXPLANATION: &str = "The Range requested is not available.";
 
 fn app_failure(op: Operation, err: &app::Error) -> Failure {
     match err {

@@ -17,14 +17,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures_util::StreamExt;
 
-use crate::app::{self, ByteRange, UploadData};
+use crate::app::{self, UploadData};
 use crate::image::{ImageId, Status};
 use crate::wire::{self, ImageJson, ImagesPage};
 
 use super::body::{self, PatchMediaType};
 use super::error::{ApiError, Operation};
 use super::query::ListParams;
-use super::range::{self, RangeRequest};
+use super::range;
 use super::upload;
 use super::{ApiState, BaseUrl, Caller, resource};
 
@@ -319,9 +319,7 @@ async fn download(
     let op = Operation::Download;
     let id = image_id(op, &id)?;
     let range = match headers.get(RANGE) {
-        Some(value) => Some(byte_range(range::parse(&String::from_utf8_lossy(
-            value.as_bytes(),
-        ))?)),
+        Some(value) => Some(range::parse(&String::from_utf8_lossy(value.as_bytes()))?),
         None => None,
     };
     let download = state
@@ -363,12 +361,4 @@ async fn download(
         response_headers.insert(HeaderName::from_static("content-md5"), value);
     }
     Ok(response)
-}
-
-fn byte_range(request: RangeRequest) -> ByteRange {
-    match request {
-        RangeRequest::FromTo { first, last } => ByteRange::FromTo { first, last },
-        RangeRequest::From { first } => ByteRange::From(first),
-        RangeRequest::Suffix { length } => ByteRange::Suffix(length),
-    }
 }

@@ -3,8 +3,9 @@
 //! `download`): one range `bytes=a-b`, `bytes=a-` or a suffix `bytes=-n`; a
 //! list of ranges is a 400; a range that does not fit the image is a 416.
 //!
-//! This module owns the parsing (before the image is known) and the
-//! resolution against the image's size (after). It must not read data.
+//! This module owns the parsing (before the image is known) and Glance's
+//! messages; the facade resolves the range against the image's size
+//! (`app::ByteRange::resolve`). It must not read data.
 //!
 //! Deliberate differences from Glance, all towards RFC 9110: trailing text
 //! after the range (`bytes=3-4xyz`, accepted by Glance's unanchored regex)
@@ -12,55 +13,7 @@
 //! 416 "Invalid Range header."; a suffix on an empty image is a 416 (Glance:
 //! a 206 with `Content-Range: bytes 0--1/0`).
 
-/// A syntactically valid single range, not yet applied to an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeRequest {
-    /// `bytes=first-last` (inclusive).
-    FromTo {
-        /// First byte.
-        first: u64,
-        /// Last byte, inclusive; may lie past the end (clamped).
-        last: u64,
-    },
-    /// `bytes=first-`.
-    From {
-        /// First byte.
-        first: u64,
-    },
-    /// `bytes=-length`: the last `length` bytes (the whole image when longer).
-    Suffix {
-        /// How many bytes from the end; never 0.
-        length: u64,
-    },
-}
-
-/// The bytes a range selects from an image of a known size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResolvedRange {
-    /// First byte.
-    pub start: u64,
-    /// Last byte, inclusive.
-    pub end: u64,
-    /// The image's size (for `Content-Range`).
-    pub size: u64,
-}
-
-impl ResolvedRange {
-    /// How many bytes the range holds.
-    pub fn len(&self) -> u64 {
-        self.end - self.start + 1
-    }
-
-    /// Never true: a resolved range holds at least one byte.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// The `Content-Range` header value: `bytes start-end/size`.
-    pub fn content_range(&self) -> String {
-        format!("bytes {}-{}/{}", self.start, self.end, self.size)
-    }
-}
+use crate::app::ByteRange;
 
 /// A `Range` header Glance refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,14 +26,6 @@ pub enum RangeError {
     Invalid {
         /// The header as sent.
         value: String,
-    },
-    /// The first byte lies at or past the end of the image: 416.
-    #[error("the range starts at byte {first}, past the image's last byte {}", *.size as i128 - 1)]
-    StartPastEnd {
-        /// The requested first byte.
-        first: u64,
-        /// The image's size.
-        size: u64,
     },
 }
 
@@ -98,25 +43,29 @@ impl RangeError {
                 Some(RANGE_EXPLANATION),
                 "Invalid Range header.".to_owned(),
             ),
-            RangeError::StartPastEnd { size, .. } => (
-                Some(RANGE_EXPLANATION),
-                format!(
-                    "Invalid start position in Range header. Start position MUST be in the inclusive range [0, {}].",
-                    i128::from(*size) - 1
-                ),
-            ),
         }
     }
 }
 
 /// webob's explanation for 416.
-const RANGE_EXPLANATION: &str = "The Range requested is not available.";
+pub const RANGE_EXPLANATION: &str = "The Range requested is not available.";
 
-/// Parses a `Range` header value.
+/// Glance's 416 detail when a range selects nothing of an image of `size`
+/// bytes (the facade's [`crate::app::Error::RangeNotSatisfiable`]).
+pub fn unsatisfiable_message(size: u64) -> String {
+    format!(
+        "Invalid start position in Range header. Start position MUST be in the inclusive range [0, {}].",
+        i128::from(size) - 1
+    )
+}
+
+/// Parses a `Range` header value into the facade's byte range (which the
+/// facade resolves against the image's size: the end clamped to the last
+/// byte, a suffix longer than the image is the whole image, as Glance).
 ///
 /// Fails with [`RangeError::Multiple`] for a list and
 /// [`RangeError::Invalid`] for anything else that is not one byte range.
-pub fn parse(value: &str) -> Result<RangeRequest, RangeError> {
+pub fn parse(value: &str) -> Result<ByteRange, RangeError> {
     if value.contains(',') {
         return Err(RangeError::Multiple);
     }
@@ -144,48 +93,15 @@ pub fn parse(value: &str) -> Result<RangeRequest, RangeError> {
         (true, true) => Err(invalid()),
         (true, false) => match number(last)? {
             0 => Err(invalid()),
-            length => Ok(RangeRequest::Suffix { length }),
+            length => Ok(ByteRange::Suffix(length)),
         },
-        (false, true) => Ok(RangeRequest::From {
-            first: number(first)?,
-        }),
+        (false, true) => Ok(ByteRange::From(number(first)?)),
         (false, false) => {
             let (first, last) = (number(first)?, number(last)?);
             if first > last {
                 return Err(invalid());
             }
-            Ok(RangeRequest::FromTo { first, last })
-        }
-    }
-}
-
-impl RangeRequest {
-    /// The bytes this range selects from an image of `size` bytes: the end
-    /// is clamped to the last byte, a suffix longer than the image is the
-    /// whole image (as Glance).
-    ///
-    /// Fails with [`RangeError::StartPastEnd`] when nothing of the image is
-    /// selected (every range of an empty image).
-    pub fn resolve(self, size: u64) -> Result<ResolvedRange, RangeError> {
-        let past_end = |first| RangeError::StartPastEnd { first, size };
-        let last_byte = size
-            .checked_sub(1)
-            .ok_or_else(|| past_end(self.first_or_zero()))?;
-        let (start, end) = match self {
-            RangeRequest::FromTo { first, last } => (first, last.min(last_byte)),
-            RangeRequest::From { first } => (first, last_byte),
-            RangeRequest::Suffix { length } => (size.saturating_sub(length), last_byte),
-        };
-        if start > last_byte {
-            return Err(past_end(start));
-        }
-        Ok(ResolvedRange { start, end, size })
-    }
-
-    fn first_or_zero(self) -> u64 {
-        match self {
-            RangeRequest::FromTo { first, .. } | RangeRequest::From { first } => first,
-            RangeRequest::Suffix { .. } => 0,
+            Ok(ByteRange::FromTo { first, last })
         }
     }
 }
@@ -194,11 +110,13 @@ impl RangeRequest {
 mod tests {
     use super::*;
 
+    /// What Glance serves: the parse here, then the facade's resolution.
     fn served(header: &str, size: u64) -> Result<String, String> {
-        parse(header)
-            .and_then(|range| range.resolve(size))
-            .map(|range| range.content_range())
-            .map_err(|err| err.glance_message().1)
+        let range = parse(header).map_err(|err| err.glance_message().1)?;
+        range
+            .resolve(size)
+            .map(|resolved| resolved.content_range())
+            .ok_or_else(|| unsatisfiable_message(size))
     }
 
     /// Each case was recorded from real Glance 33 on a 100-byte image.
@@ -275,5 +193,6 @@ mod tests {
         );
         let range = parse("bytes=10-19").unwrap().resolve(100).unwrap();
         assert_eq!(range.len(), 10);
+        assert_eq!(parse("bytes=7-"), Ok(ByteRange::From(7)));
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;

@@ -29,7 +29,8 @@ pub use attribute::{
     check_property, check_string, check_tag,
 };
 pub use patch::{
-    OperationProblem, PATCH_MEDIA_TYPE, PatchOp, PointerProblem, parse_patch, parse_patch_value,
+    OperationProblem, PATCH_MEDIA_TYPE, PatchOp, PointerProblem, parse_patch, parse_patch_v2_0,
+    parse_patch_value,
 };
 
 /// The schema URL every image document carries.

@@ -624,7 +624,10 @@ async fn upload(args: &UploadArgs) -> Result<glance::Uploaded, Failure> {
                 "--property {name} and --sign-key exclude each other: the signature properties are made from the key"
             )));
         }
-        if properties.insert(name.to_owned(), value.to_owned()).is_some() {
+        if properties
+            .insert(name.to_owned(), value.to_owned())
+            .is_some()
+        {
             return Err(usage(format!("--property {name} is given twice")));
         }
     }
@@ -672,19 +675,15 @@ async fn upload(args: &UploadArgs) -> Result<glance::Uploaded, Failure> {
         message: error_chain(&err),
         exit: Exit::Error,
     })?;
-    let bar = UploadBar(
-        std::io::stderr()
-            .is_terminal()
-            .then(|| {
-                let bar = indicatif::ProgressBar::new(0);
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{msg:10} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-                ) {
-                    bar.set_style(style);
-                }
-                bar
-            }),
-    );
+    let bar = UploadBar(std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg:10} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    }));
     let request = UploadRequest {
         file: args.file.clone(),
         name: args.name.clone(),

@@ -133,11 +133,12 @@ impl Audit {
     /// The run's outcome: a connection error anywhere wins (the run says
     /// nothing about those images), then any failed image.
     pub fn verdict(&self, require_signature: bool) -> Verdict {
-        if self
-            .checks
-            .iter()
-            .any(|check| check.error.as_ref().is_some_and(|failure| failure.connection))
-        {
+        if self.checks.iter().any(|check| {
+            check
+                .error
+                .as_ref()
+                .is_some_and(|failure| failure.connection)
+        }) {
             return Verdict::ConnectionError;
         }
         if self

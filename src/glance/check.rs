@@ -254,7 +254,9 @@ impl ImageCheck {
 
     /// The image's name, if its record was read and has one.
     pub fn name(&self) -> Option<&str> {
-        self.record.as_ref().and_then(|record| record.name.as_deref())
+        self.record
+            .as_ref()
+            .and_then(|record| record.name.as_deref())
     }
 
     /// What the check concluded (see [`Category`] for the order).
@@ -313,7 +315,9 @@ impl ImageCheck {
                     Some(recorded) => {
                         format!("the server sent {served} bytes but the record says {recorded}")
                     }
-                    None => format!("the record of an active image has no size ({served} bytes served)"),
+                    None => {
+                        format!("the record of an active image has no size ({served} bytes served)")
+                    }
                 },
                 SizeCheck::Match { .. } | SizeCheck::NotChecked => String::new(),
             },
@@ -362,7 +366,9 @@ impl ImageCheck {
                 | SignatureCheck::Rejected(_)
                 | SignatureCheck::NotChecked => String::new(),
             },
-            Category::Unsigned => "no img_signature* properties; the data matches its record".to_owned(),
+            Category::Unsigned => {
+                "no img_signature* properties; the data matches its record".to_owned()
+            }
             Category::Verified => match &self.signature {
                 SignatureCheck::Verified(verification) => format!(
                     "{} {} signature by certificate {} ({}); the data matches its record",
@@ -520,7 +526,10 @@ impl Checker {
         };
 
         // 3. One pass over the data (restarted from its first byte when the transfer breaks off).
-        let os_hash_algo = record.os_hash_algo.as_deref().map(str::parse::<HashAlgorithm>);
+        let os_hash_algo = record
+            .os_hash_algo
+            .as_deref()
+            .map(str::parse::<HashAlgorithm>);
         let plan = HashPlan {
             os_hash: match &os_hash_algo {
                 Some(Ok(algorithm)) => *algorithm,
@@ -599,7 +608,11 @@ impl Checker {
         // 6. The format, as Glance's upload policy judges it.
         check.format = match (inspected, report) {
             (Ok(declared), Some(report)) => {
-                match self.options.format_policy.decide(&report, declared, pass.n_bytes) {
+                match self
+                    .options
+                    .format_policy
+                    .decide(&report, declared, pass.n_bytes)
+                {
                     Ok(accepted) => FormatCheck::Accepted(accepted),
                     Err(rejection) => FormatCheck::Rejected(rejection),
                 }
@@ -613,7 +626,10 @@ impl Checker {
     /// (container `bare`), or why it is not inspected.
     fn inspection(&self, record: &ServedImage) -> Result<DiskFormat, String> {
         let container = record.container_format.as_deref().unwrap_or("");
-        if !matches!(container.parse::<ContainerFormat>(), Ok(ContainerFormat::Bare)) {
+        if !matches!(
+            container.parse::<ContainerFormat>(),
+            Ok(ContainerFormat::Bare)
+        ) {
             return Err(format!(
                 "container_format {container:?}: Glance inspects bare containers only"
             ));
@@ -683,7 +699,10 @@ impl Checker {
             },
             Err(PumpError::DeclaredOverLimit(exceeded)) => Err(Stop::Failed(CheckFailure {
                 kind: "size_limit",
-                message: format!("image {} declares more than can be read: {exceeded:?}", record.id),
+                message: format!(
+                    "image {} declares more than can be read: {exceeded:?}",
+                    record.id
+                ),
                 connection: false,
             })),
             Err(PumpError::Short { declared, received }) => match (record.size, announced) {
@@ -793,10 +812,7 @@ impl Checker {
 /// Why a pass stopped.
 enum Stop {
     /// The transfer broke off after `n_bytes`: worth another attempt.
-    Retry {
-        n_bytes: u64,
-        failure: CheckFailure,
-    },
+    Retry { n_bytes: u64, failure: CheckFailure },
     /// Nothing more to learn.
     Failed(CheckFailure),
     /// The data is not the recorded size.
@@ -880,7 +896,11 @@ mod tests {
             FormatCheck::NotChecked,
         );
         assert_eq!(short.category(), Category::SizeMismatch);
-        assert!(short.reason().contains("sent 4 bytes but the record says 10"));
+        assert!(
+            short
+                .reason()
+                .contains("sent 4 bytes but the record says 10")
+        );
     }
 
     #[test]

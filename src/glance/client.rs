@@ -20,9 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use reqwest::header::{
-    ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER,
-};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -215,9 +213,9 @@ impl ClientError {
     }
 
     /// Whether this says nothing about the image but about the connection,
-    /// the credentials or the server (exit 2): no answer, 401, 5xx, an
-    /// answer that is not Glance's, Keystone. A refusal about the image
-    /// (400, 403, 404, 409, 413, 415, no data) is not.
+    /// the credentials or the service (exit 2): no answer, 401, 502–504, an
+    /// answer that is not Glance's, Keystone. A refusal or failure about
+    /// the image (400, 403, 404, 409, 413, 415, 500, no data) is not.
     pub fn is_connection(&self) -> bool {
         match self {
             ClientError::Unreachable { .. }
@@ -225,8 +223,10 @@ impl ClientError {
             | ClientError::TooLarge { .. }
             | ClientError::BadNextLink { .. }
             | ClientError::Auth(_) => true,
+            // 401: the credentials; 502–504: the service (after the
+            // retries). A 500 for one image is that image's failure.
             ClientError::Status { status, .. } => {
-                *status == StatusCode::UNAUTHORIZED || status.is_server_error()
+                matches!(status.as_u16(), 401 | 502..=504)
             }
             ClientError::NoData { .. } => false,
         }
@@ -759,7 +759,9 @@ fn endpoint_root(endpoint: &str) -> Result<String, ConnectError> {
         return Err(bad("has a query or fragment"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(bad("holds credentials (give the token with --os-token instead)"));
+        return Err(bad(
+            "holds credentials (give the token with --os-token instead)",
+        ));
     }
     let mut url = parsed;
     let mut segments: Vec<String> = url
@@ -836,7 +838,10 @@ mod tests {
             ("http://127.0.0.1:9292/", "http://127.0.0.1:9292"),
             ("http://127.0.0.1:9292/v2", "http://127.0.0.1:9292"),
             ("http://127.0.0.1:9292/v2/", "http://127.0.0.1:9292"),
-            ("https://cloud.example/image/v2.1", "https://cloud.example/image"),
+            (
+                "https://cloud.example/image/v2.1",
+                "https://cloud.example/image",
+            ),
             ("https://cloud.example/image", "https://cloud.example/image"),
             ("https://cloud.example/v2x", "https://cloud.example/v2x"),
         ] {
@@ -879,10 +884,10 @@ mod tests {
             status: StatusCode::from_u16(code).unwrap(),
             reason: String::new(),
         };
-        for code in [400, 403, 404, 409, 413, 415] {
+        for code in [400, 403, 404, 409, 413, 415, 500] {
             assert!(!status(code).is_connection(), "{code}");
         }
-        for code in [401, 500, 503] {
+        for code in [401, 502, 503, 504] {
             assert!(status(code).is_connection(), "{code}");
         }
         assert_eq!(status(404).kind(), "not_found");

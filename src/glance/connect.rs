@@ -145,8 +145,7 @@ mod tests {
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> Environment {
-        Environment::new(vars.iter().copied(), "/nonexistent")
-            .with_site_config_dir("/nonexistent")
+        Environment::new(vars.iter().copied(), "/nonexistent").with_site_config_dir("/nonexistent")
     }
 
     #[tokio::test]

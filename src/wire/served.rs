@@ -236,7 +236,10 @@ mod tests {
         assert_eq!(image.tags, vec!["t1".to_owned()]);
         assert_eq!(image.properties.len(), 4, "{:?}", image.properties);
         assert_eq!(
-            image.properties.get("img_signature_key_type").map(String::as_str),
+            image
+                .properties
+                .get("img_signature_key_type")
+                .map(String::as_str),
             Some("RSA-PSS")
         );
     }
@@ -245,8 +248,8 @@ mod tests {
     fn wrong_types_are_named_and_signature_properties_must_be_strings() {
         let err = parse_image(br#"{"id": "x", "status": "active", "size": "12"}"#).unwrap_err();
         assert!(err.to_string().contains("`size`"), "{err}");
-        let err = parse_image(br#"{"id": "x", "status": "active", "img_signature": 5}"#)
-            .unwrap_err();
+        let err =
+            parse_image(br#"{"id": "x", "status": "active", "img_signature": 5}"#).unwrap_err();
         assert!(err.to_string().contains("img_signature"), "{err}");
         // Other non-string extensions are not read.
         let image = parse_image(br#"{"id": "x", "status": "queued", "extra": {"a": 1}}"#).unwrap();

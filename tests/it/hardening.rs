@@ -442,7 +442,7 @@ fn ingesting_a_fifo_points_to_standard_input_without_blocking() {
 
 /// Runs `work` on a connection to the SQLite file `db`, as another program
 /// would (created if missing, unless `read_only`), on a runtime of its own.
-fn with_sqlite<T>(
+pub(crate) fn with_sqlite<T>(
     db: &Path,
     read_only: bool,
     work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T,

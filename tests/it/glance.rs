@@ -22,6 +22,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use super::hardening::with_sqlite;
+use super::openstack::{Fixture, fixture as openstack_fixture, shared_blocking};
 use super::serve::{Server, exchange};
 use super::support::{cert_id, portcullis, testdata};
 
@@ -898,4 +899,238 @@ fn upload_refuses_an_unsafe_or_mismatched_file_before_sending_anything() {
         );
     }
     assert!(cloud.listed().is_empty());
+}
+
+/// An `image` service with a public endpoint at `url`, registered in the
+/// real Keystone as an operator would (`openstack service create image`,
+/// `openstack endpoint create`), and removed (with its endpoint) on drop.
+struct CatalogEntry {
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    services: String,
+    token: String,
+    service_id: String,
+}
+
+/// The name of the test's image service, so a run that died leaves
+/// nothing the next run trips over.
+const TEST_SERVICE: &str = "portcullis-glance-test";
+
+impl CatalogEntry {
+    fn register(fixture: &Fixture, url: &str) -> CatalogEntry {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let session = fixture.session("admin");
+        let token = runtime
+            .block_on(session.token())
+            .unwrap()
+            .secret()
+            .expose()
+            .to_owned();
+        let auth_url = fixture.str("/auth_url");
+        let http = reqwest::Client::new();
+        let services = format!("{}/services", auth_url.trim_end_matches('/'));
+        let endpoints = format!("{}/endpoints", auth_url.trim_end_matches('/'));
+        let region = fixture.str("/region");
+        let service_id = runtime.block_on(async {
+            let listed: Value = http
+                .get(format!("{services}?type=image"))
+                .header("X-Auth-Token", &token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for stale in listed["services"].as_array().unwrap() {
+                if stale["name"] == TEST_SERVICE {
+                    let id = stale["id"].as_str().unwrap();
+                    http.delete(format!("{services}/{id}"))
+                        .header("X-Auth-Token", &token)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+            let created: Value = http
+                .post(&services)
+                .header("X-Auth-Token", &token)
+                .json(&serde_json::json!({"service": {"type": "image", "name": TEST_SERVICE}}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let service_id = created["service"]["id"].as_str().unwrap().to_owned();
+            let response = http
+                .post(&endpoints)
+                .header("X-Auth-Token", &token)
+                .json(&serde_json::json!({"endpoint": {
+                    "service_id": service_id, "interface": "public", "url": url, "region_id": region,
+                }}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+            service_id
+        });
+        CatalogEntry {
+            runtime,
+            http,
+            services,
+            token,
+            service_id,
+        }
+    }
+}
+
+impl Drop for CatalogEntry {
+    fn drop(&mut self) {
+        // Deleting the service deletes its endpoints.
+        let _ = self.runtime.block_on(
+            self.http
+                .delete(format!("{}/{}", self.services, self.service_id))
+                .header("X-Auth-Token", &self.token)
+                .send(),
+        );
+    }
+}
+
+/// `portcullis glance <args>` as `user` of the Keystone fixture (its `OS_*`
+/// variables, no `--os-image-url`), plus `extra` variables.
+fn glance_as(fixture: &Fixture, user: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut command = portcullis();
+    command.arg("glance").args(args);
+    for name in OS_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+        .envs(fixture.os_env(user))
+        .envs(extra.iter().copied());
+    command.output().unwrap()
+}
+
+#[test]
+fn the_image_endpoint_comes_from_the_keystone_catalog_and_certificates_from_barbican() {
+    let Some(fixture) = openstack_fixture() else {
+        return;
+    };
+    let _servers = shared_blocking();
+    // The server verifies alice's uploads with her certificate (as a file);
+    // the commands read it from Barbican with each user's token.
+    let certificate = fixture.certificate_uuid();
+    let cloud = Cloud::new();
+    let cert_dir = cloud.dir.path().join("certs");
+    std::fs::create_dir(&cert_dir).unwrap();
+    std::fs::copy(
+        fixture.str("/certificate_path"),
+        cert_dir.join(format!("{certificate}.pem")),
+    )
+    .unwrap();
+    let cloud = Cloud {
+        server: Server::start(&cloud.data(), &["--cert-dir", cert_dir.to_str().unwrap()]),
+        ..cloud
+    };
+    let _entry = CatalogEntry::register(&fixture, &cloud.server.url);
+
+    let file = cloud.file("alice.raw", &raw_data(500_000, 11));
+    let key = fixture.str("/key_path");
+    let output = glance_as(
+        &fixture,
+        "alice",
+        &[
+            "upload",
+            file.to_str().unwrap(),
+            "--name",
+            "alice-signed",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--sign-key",
+            &key,
+            "--cert-uuid",
+            &certificate,
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let id = json(&output)["image"]["id"].as_str().unwrap().to_owned();
+
+    // alice may read her certificate in Barbican: verified.
+    let output = glance_as(
+        &fixture,
+        "alice",
+        &[
+            "verify",
+            &id,
+            "--key-manager",
+            "barbican",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let report = json(&output);
+    assert_eq!(report["endpoint"], cloud.server.url.as_str());
+    assert_eq!(report["images"][0]["category"], "verified");
+    assert_eq!(
+        report["images"][0]["signature"]["signer"]["id"],
+        certificate.as_str()
+    );
+    let output = glance_as(
+        &fixture,
+        "alice",
+        &["audit", "--key-manager", "barbican"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    // bob may not: a rejection naming the certificate, not a pass.
+    let output = glance_as(
+        &fixture,
+        "bob",
+        &[
+            "verify",
+            &id,
+            "--key-manager",
+            "barbican",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let report = json(&output);
+    assert_eq!(report["images"][0]["category"], "bad_signature");
+    assert_eq!(
+        report["images"][0]["signature"]["kind"],
+        "certificate_forbidden"
+    );
+    // An interface the catalog does not list: exit 2, saying what to set.
+    let output = glance_as(
+        &fixture,
+        "alice",
+        &["audit", "--format", "json"],
+        &[("OS_INTERFACE", "internal")],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let report = json(&output);
+    assert_eq!(report["error"]["kind"], "image_not_in_catalog", "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--os-image-url"),
+        "{report}"
+    );
+    // No password in what was printed.
+    let password = fixture.str("/alice/password");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(&password));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(&password));
 }

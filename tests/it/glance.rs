@@ -1134,3 +1134,127 @@ fn the_image_endpoint_comes_from_the_keystone_catalog_and_certificates_from_barb
     assert!(!String::from_utf8_lossy(&output.stdout).contains(&password));
     assert!(!String::from_utf8_lossy(&output.stderr).contains(&password));
 }
+
+#[test]
+fn a_token_is_sent_as_given_with_the_image_url_and_a_refused_one_is_exit_2() {
+    // A server that checks tokens (its `tokens` mode answers 401 as
+    // keystonemiddleware does).
+    let tokens = tempfile::tempdir().unwrap();
+    let token_file = tokens.path().join("tokens.toml");
+    std::fs::write(
+        &token_file,
+        "[[tokens]]\ntoken = \"tok-glance-7f3a\"\nroles = [\"admin\"]\n",
+    )
+    .unwrap();
+    let cloud = Cloud::start(&format!(
+        "cert_dir = {:?}\n[server]\nauth = \"tokens\"\ntoken_file = {:?}\n",
+        testdata().join("certs").display().to_string(),
+        token_file.display().to_string()
+    ));
+    let file = cloud.file("t.raw", &raw_data(10_000, 12));
+    let output = cloud.glance(&[
+        "upload",
+        file.to_str().unwrap(),
+        "--name",
+        "t",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--os-token",
+        "tok-glance-7f3a",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    // OS_TOKEN works as --os-token does.
+    let mut command = portcullis();
+    command.args(["glance", "audit", "--os-image-url", &cloud.server.url]);
+    for name in OS_VARIABLES {
+        command.env_remove(name);
+    }
+    let output = command.env("OS_TOKEN", "tok-glance-7f3a").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("1 images"));
+    // A token the server does not know: 401 with its reason, exit 2, and
+    // the token is nowhere in what is printed.
+    let output = cloud.glance(&["audit", "--os-token", "tok-wrong-91c2", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let report = json(&output);
+    assert_eq!(report["error"]["kind"], "unauthorized", "{report}");
+    let message = report["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("401 Unauthorized") && message.contains("could not verify"),
+        "{message}"
+    );
+    assert!(!describe(&output).contains("tok-wrong-91c2"));
+    // No token at all.
+    let output = cloud.glance(&["audit", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert_eq!(json(&output)["error"]["kind"], "unauthorized");
+}
+
+/// A `portcullis serve` on a fixed address, killed on drop.
+struct FixedServer(std::process::Child);
+
+impl Drop for FixedServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_server_that_comes_up_during_the_retries_is_audited() {
+    let cloud = Cloud::new();
+    let file = cloud.file("r.raw", &raw_data(20_000, 13));
+    cloud.upload(&file, "r", "raw", &[]);
+    let data = cloud.data();
+    let Cloud { dir, server } = cloud;
+    drop(server);
+    // A free port, then nobody listening on it.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let audit = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args([
+            "glance",
+            "audit",
+            "--os-image-url",
+            &url,
+            "--format",
+            "json",
+        ])
+        .env_remove("OS_TOKEN")
+        .env_remove("OS_CLOUD")
+        .env_remove("OS_AUTH_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first attempt is refused; the server is up before the retries
+    // (0.5, 1 and 2 s apart) run out.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let _server = FixedServer(
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let output = audit.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let report = json(&output);
+    assert_eq!(report["summary"]["images"], 1);
+    assert_eq!(report["summary"]["unsigned"], 1);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("retrying"), "{stderr}");
+    drop(dir);
+}

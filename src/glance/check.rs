@@ -28,18 +28,16 @@
 //! first in the order a user fixes things. This module must not print,
 //! and a check it could not finish never passes.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::client::{Client, ClientError, RetryPolicy};
+use super::pass::read_once;
 use crate::clock::Clock;
 use crate::hash::HashAlgorithm;
 use crate::image::{ContainerFormat, DiskFormat};
-use crate::ingest::limit::{Limit, LimitKind};
-use crate::ingest::pump::{ChunkSink, Observe, Pass, PumpError, pump};
+use crate::ingest::limit::LimitKind;
+use crate::ingest::pump::{Pass, PumpError};
 use crate::ingest::workers::{HashPlan, HashPool};
 use crate::inspect::Inspector;
 use crate::inspect::policy::{Accepted, FormatPolicy, Rejection};
@@ -428,16 +426,6 @@ pub struct Checker {
     options: CheckOptions,
 }
 
-/// The data goes nowhere: a check reads, it does not store.
-struct Discard;
-
-impl ChunkSink for Discard {
-    type Error = Infallible;
-    async fn write(&mut self, _chunk: Bytes) -> Result<(), Infallible> {
-        Ok(())
-    }
-}
-
 impl Checker {
     /// A checker of `client`'s images, hashing on `pool`.
     pub fn new(client: Arc<Client>, pool: HashPool, options: CheckOptions) -> Checker {
@@ -658,23 +646,13 @@ impl Checker {
             .map_err(|err| Stop::Failed(client_failure(&err)))?;
         let announced = download.content_length;
         let declared = record.size.or(announced);
-        let mut observers: Vec<&mut dyn Observe> = Vec::new();
-        if let Some(inspector) = inspector {
-            observers.push(inspector);
-        }
-        let mut last = 0u64;
-        let mut report = |n_bytes: u64| {
-            progress.advance(n_bytes - last);
-            last = n_bytes;
-        };
-        let outcome = pump(
+        let outcome = read_once(
             download.into_stream(),
-            Limit::new(u64::MAX, None, declared),
+            declared,
             &self.pool,
             plan,
-            &mut observers,
-            &mut Discard,
-            &mut report,
+            inspector,
+            &|n| progress.advance(n),
         )
         .await;
         match outcome {

@@ -97,18 +97,7 @@ pub async fn connect(
                 };
                 (auth, tls, None)
             };
-            let client = Client::new(
-                &url,
-                auth,
-                ClientOptions {
-                    tls,
-                    ..options.client
-                },
-            )?;
-            Ok(Connection {
-                client: Arc::new(client),
-                session,
-            })
+            connection(&url, auth, tls, options.client, session)
         }
         None => {
             let settings = keystone_settings()?;
@@ -124,20 +113,29 @@ pub async fn connect(
                 .map_err(|source| ConnectError::Catalog { source })?
                 .to_owned();
             tracing::debug!(%endpoint, "image endpoint from the catalog");
-            let client = Client::new(
+            connection(
                 &endpoint,
                 Auth::Session(session.clone()),
-                ClientOptions {
-                    tls,
-                    ..options.client
-                },
-            )?;
-            Ok(Connection {
-                client: Arc::new(client),
-                session: Some(session),
-            })
+                tls,
+                options.client,
+                Some(session),
+            )
         }
     }
+}
+
+fn connection(
+    endpoint: &str,
+    auth: Auth,
+    tls: TlsSettings,
+    options: ClientOptions,
+    session: Option<Arc<Session>>,
+) -> Result<Connection, ConnectError> {
+    let client = Client::new(endpoint, auth, ClientOptions { tls, ..options })?;
+    Ok(Connection {
+        client: Arc::new(client),
+        session,
+    })
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod audit;
 mod check;
 mod client;
 mod connect;
+mod pass;
 mod reason;
 pub mod report;
 mod upload;

@@ -23,14 +23,13 @@
 use std::io;
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::client::{Client, ClientError};
+use super::pass::read_once;
 use crate::hash::HashAlgorithm;
 use crate::image::{ContainerFormat, DiskFormat, Properties};
-use crate::ingest::limit::Limit;
-use crate::ingest::pump::{ChunkSink, Observe, PumpError, pump};
+use crate::ingest::pump::PumpError;
 use crate::ingest::source;
 use crate::ingest::workers::{HashPlan, HashPool};
 use crate::inspect::Inspector;
@@ -265,16 +264,6 @@ impl UploadError {
     }
 }
 
-/// The local read goes nowhere.
-struct Discard;
-
-impl ChunkSink for Discard {
-    type Error = std::convert::Infallible;
-    async fn write(&mut self, _chunk: Bytes) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
 /// Uploads `request` to `client`'s Glance (see the module's steps).
 ///
 /// Fails with what went wrong; once the image exists, the error says
@@ -300,26 +289,16 @@ pub async fn upload(
         .map(|signing| signing.hash_method.algorithm());
     let inspect = request.container_format == ContainerFormat::Bare;
     let mut inspector = inspect.then(Inspector::new);
-    let mut observers: Vec<&mut dyn Observe> = Vec::new();
-    if let Some(inspector) = inspector.as_mut() {
-        observers.push(inspector);
-    }
-    let mut last = 0u64;
-    let mut report = |n: u64| {
-        progress.advance(n - last);
-        last = n;
-    };
-    let pass = pump(
+    let pass = read_once(
         stream,
-        Limit::new(u64::MAX, None, Some(length)),
+        Some(length),
         pool,
         HashPlan {
             os_hash: HashAlgorithm::Sha512,
             signature: signing_algorithm,
         },
-        &mut observers,
-        &mut Discard,
-        &mut report,
+        inspector.as_mut(),
+        &|n| progress.advance(n),
     )
     .await
     .map_err(|err| read_error(pump_io_error(err)))?;

@@ -21,7 +21,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use super::hardening::with_sqlite;
+use super::hardening::{assert_error, with_sqlite};
 use super::openstack::{Fixture, fixture as openstack_fixture, shared_blocking};
 use super::serve::{Server, exchange};
 use super::support::{cert_id, portcullis, testdata};
@@ -657,16 +657,7 @@ fn verify_and_audit_refuse_what_they_cannot_judge_with_exit_2() {
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let output = glance_at(&url, &["audit", "--format", "json"]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    let report = json(&output);
-    assert_eq!(report["error"]["kind"], "unreachable", "{report:#}");
-    assert!(
-        report["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("4 attempt(s)"),
-        "{report:#}"
-    );
+    assert_error(&output, 2, "unreachable", &["4 attempt(s)"]);
 }
 
 #[test]
@@ -768,16 +759,7 @@ fn upload_of_a_tampered_image_is_refused_and_cleaned_up_unless_kept() {
     assert!(cloud.listed().is_empty(), "{:?}", cloud.listed());
     // Kept on request: queued, no data.
     let output = upload(&["--keep-on-failure", "--format", "json"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    let document = json(&output);
-    assert_eq!(document["error"]["kind"], "bad_request", "{document}");
-    assert!(
-        document["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("kept (--keep-on-failure)"),
-        "{document}"
-    );
+    assert_error(&output, 1, "bad_request", &["kept (--keep-on-failure)"]);
     let listed = cloud.listed();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["status"], "queued");
@@ -831,65 +813,25 @@ fn upload_refuses_an_unsafe_or_mismatched_file_before_sending_anything() {
             "--format",
             "json",
         ]);
-        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-        let document = json(&output);
-        assert_eq!(document["error"]["kind"], kind, "{document}");
-        assert!(
-            document["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("refused before anything was sent"),
-            "{document}"
-        );
+        assert_error(&output, 1, kind, &["refused before anything was sent"]);
     }
     assert!(cloud.listed().is_empty());
     // Usage errors: exit 2, nothing created either.
     let small = cloud.file("small.raw", &raw_data(1000, 9));
     let small = small.to_str().unwrap();
+    let upload = |file: &str, disk_format: &str, extra: &[&str]| {
+        let mut args = vec!["upload", file, "--name", "x", "--disk-format", disk_format];
+        args.extend_from_slice(&["--container-format", "bare"]);
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
     for args in [
-        vec![
-            "upload",
-            "/nonexistent",
-            "--name",
-            "x",
-            "--disk-format",
-            "raw",
-            "--container-format",
-            "bare",
-        ],
-        vec![
-            "upload",
-            "/dev/null",
-            "--name",
-            "x",
-            "--disk-format",
-            "raw",
-            "--container-format",
-            "bare",
-        ],
-        vec![
-            "upload",
-            small,
-            "--name",
-            "x",
-            "--disk-format",
-            "qcow3",
-            "--container-format",
-            "bare",
-        ],
-        vec![
-            "upload",
-            small,
-            "--name",
-            "x",
-            "--disk-format",
-            "raw",
-            "--container-format",
-            "bare",
-            "--property",
-            "status=active",
-        ],
+        upload("/nonexistent", "raw", &[]),
+        upload("/dev/null", "raw", &[]),
+        upload(small, "qcow3", &[]),
+        upload(small, "raw", &["--property", "status=active"]),
     ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let output = cloud.glance(&args);
         assert_eq!(
             output.status.code(),
@@ -1062,22 +1004,25 @@ fn the_image_endpoint_comes_from_the_keystone_catalog_and_certificates_from_barb
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     let id = json(&output)["image"]["id"].as_str().unwrap().to_owned();
 
+    let verify_as = |user: &str, code: i32| {
+        let output = glance_as(
+            &fixture,
+            user,
+            &[
+                "verify",
+                &id,
+                "--key-manager",
+                "barbican",
+                "--format",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(output.status.code(), Some(code), "{}", describe(&output));
+        json(&output)
+    };
     // alice may read her certificate in Barbican: verified.
-    let output = glance_as(
-        &fixture,
-        "alice",
-        &[
-            "verify",
-            &id,
-            "--key-manager",
-            "barbican",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    let report = json(&output);
+    let report = verify_as("alice", 0);
     assert_eq!(report["endpoint"], cloud.server.url.as_str());
     assert_eq!(report["images"][0]["category"], "verified");
     assert_eq!(
@@ -1092,21 +1037,7 @@ fn the_image_endpoint_comes_from_the_keystone_catalog_and_certificates_from_barb
     );
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     // bob may not: a rejection naming the certificate, not a pass.
-    let output = glance_as(
-        &fixture,
-        "bob",
-        &[
-            "verify",
-            &id,
-            "--key-manager",
-            "barbican",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    let report = json(&output);
+    let report = verify_as("bob", 1);
     assert_eq!(report["images"][0]["category"], "bad_signature");
     assert_eq!(
         report["images"][0]["signature"]["kind"],
@@ -1119,16 +1050,7 @@ fn the_image_endpoint_comes_from_the_keystone_catalog_and_certificates_from_barb
         &["audit", "--format", "json"],
         &[("OS_INTERFACE", "internal")],
     );
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    let report = json(&output);
-    assert_eq!(report["error"]["kind"], "image_not_in_catalog", "{report}");
-    assert!(
-        report["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("--os-image-url"),
-        "{report}"
-    );
+    assert_error(&output, 2, "image_not_in_catalog", &["--os-image-url"]);
     // No password in what was printed.
     let password = fixture.str("/alice/password");
     assert!(!String::from_utf8_lossy(&output.stdout).contains(&password));
@@ -1177,19 +1099,16 @@ fn a_token_is_sent_as_given_with_the_image_url_and_a_refused_one_is_exit_2() {
     // A token the server does not know: 401 with its reason, exit 2, and
     // the token is nowhere in what is printed.
     let output = cloud.glance(&["audit", "--os-token", "tok-wrong-91c2", "--format", "json"]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    let report = json(&output);
-    assert_eq!(report["error"]["kind"], "unauthorized", "{report}");
-    let message = report["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("401 Unauthorized") && message.contains("could not verify"),
-        "{message}"
+    assert_error(
+        &output,
+        2,
+        "unauthorized",
+        &["401 Unauthorized", "could not verify"],
     );
     assert!(!describe(&output).contains("tok-wrong-91c2"));
     // No token at all.
     let output = cloud.glance(&["audit", "--format", "json"]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert_eq!(json(&output)["error"]["kind"], "unauthorized");
+    assert_error(&output, 2, "unauthorized", &[]);
 }
 
 /// A `portcullis serve` on a fixed address, killed on drop.

@@ -57,7 +57,12 @@ fn verify_sample(properties: &Path) -> (i32, Value) {
 
 /// Asserts that `output` exited with `code` and printed a JSON error of
 /// `kind` whose message holds every one of `parts`; returns the document.
-fn assert_error(output: &std::process::Output, code: i32, kind: &str, parts: &[&str]) -> Value {
+pub(crate) fn assert_error(
+    output: &std::process::Output,
+    code: i32,
+    kind: &str,
+    parts: &[&str],
+) -> Value {
     assert_eq!(output.status.code(), Some(code), "{output:?}");
     let report = json_of(output);
     assert_eq!(report["error"]["kind"], kind, "{report}");

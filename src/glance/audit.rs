@@ -8,6 +8,7 @@
 //! credentials or a key manager). It must not print nor check anything
 //! itself (`check` does).
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -153,8 +154,8 @@ impl Audit {
     }
 }
 
-/// Lists the images `query` selects (every page) and checks them,
-/// `concurrency` at a time.
+/// Lists the images `query` selects (every page, hidden images too) and
+/// checks them, `concurrency` at a time.
 ///
 /// Fails when the listing fails (nothing is checked then): the endpoint is
 /// unreachable, refuses the credentials, or answers something else than
@@ -166,12 +167,28 @@ pub async fn audit(
     observer: &dyn Observer,
 ) -> Result<Audit, ClientError> {
     let started = Instant::now();
-    let records = checker
-        .client()
-        .list(&query.params(), &mut |n| {
-            tracing::debug!(images = n, "listing")
-        })
-        .await?;
+    // Glance's listings leave hidden images (`os_hidden`) out unless asked
+    // for them alone; an audit that skipped them would pass images it
+    // never read, so both listings are read.
+    let mut records = Vec::new();
+    let mut seen = HashSet::new();
+    for hidden in [false, true] {
+        let mut params = query.params();
+        if hidden {
+            params.push(("os_hidden".to_owned(), "true".to_owned()));
+        }
+        let listed = checker
+            .client()
+            .list(&params, &mut |n| {
+                tracing::debug!(images = n, hidden, "listing")
+            })
+            .await?;
+        records.extend(
+            listed
+                .into_iter()
+                .filter(|record| seen.insert(record.id.clone())),
+        );
+    }
     observer.listed(
         records.len(),
         records.iter().filter_map(|record| record.size).sum(),

@@ -501,6 +501,18 @@ fn audit_junit_has_one_testcase_per_image_and_text_a_summary() {
 #[test]
 fn audit_filters_concurrency_and_require_signature() {
     let (cloud, images) = Cloud::populated();
+    // A hidden image (Glance's default listing leaves it out) is audited too.
+    let (status, answer) = exchange(
+        &cloud.server.addr,
+        "PATCH",
+        &format!("/v2/images/{}", images.unsigned),
+        &[(
+            "Content-Type",
+            "application/openstack-images-v2.1-json-patch",
+        )],
+        br#"[{"op": "replace", "path": "/os_hidden", "value": true}]"#,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
     // Tags select the good images only: every one passes, exit 0.
     for id in [&images.signed, &images.sample, &images.unsigned] {
         let (status, _) = exchange(

@@ -217,6 +217,8 @@ struct Failure {
     kind: &'static str,
     message: String,
     exit: Exit,
+    /// The image an upload created before it failed (deleted or kept).
+    image_id: Option<String>,
 }
 
 fn usage(message: impl Into<String>) -> Failure {
@@ -224,6 +226,7 @@ fn usage(message: impl Into<String>) -> Failure {
         kind: "usage",
         message: message.into(),
         exit: Exit::Error,
+        image_id: None,
     }
 }
 
@@ -235,6 +238,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
             kind: "io_error",
             message: format!("cannot start the async runtime: {err}"),
             exit: Exit::Error,
+            image_id: None,
         })
 }
 
@@ -258,6 +262,7 @@ async fn connect(args: &ConnectionArgs, need_session: bool) -> Result<Connection
         kind: err.kind(),
         message: error_chain(&err),
         exit: Exit::Error,
+        image_id: None,
     })
 }
 
@@ -350,6 +355,7 @@ async fn checks(args: &CheckArgs, what: Run, mode: Mode) -> Result<Audit, Failur
                     dir.display()
                 ),
                 exit: Exit::Error,
+                image_id: None,
             },
         )?)),
         None => None,
@@ -367,6 +373,7 @@ async fn checks(args: &CheckArgs, what: Run, mode: Mode) -> Result<Audit, Failur
                 kind: "openstack_settings",
                 message: error_chain(&err),
                 exit: Exit::Error,
+                image_id: None,
             })?,
         )),
         (None, _) => None,
@@ -375,6 +382,7 @@ async fn checks(args: &CheckArgs, what: Run, mode: Mode) -> Result<Audit, Failur
         kind: "io_error",
         message: error_chain(&err),
         exit: Exit::Error,
+        image_id: None,
     })?;
     let checker = Checker::new(
         connection.client.clone(),
@@ -399,6 +407,7 @@ async fn checks(args: &CheckArgs, what: Run, mode: Mode) -> Result<Audit, Failur
                     kind: err.kind(),
                     message: format!("listing the images failed: {}", error_chain(&err)),
                     exit: Exit::Error,
+                    image_id: None,
                 });
             bars.finish();
             audit
@@ -413,6 +422,7 @@ fn trusted_ids(args: &CheckArgs) -> Result<Option<Vec<String>>, Failure> {
                 kind: "io_error",
                 message: format!("cannot read the trusted list {}: {err}", path.display()),
                 exit: Exit::Error,
+                image_id: None,
             })?;
             Some(verify::trusted_ids_from_text(&text))
         }
@@ -485,15 +495,15 @@ impl Observer for Bars {
             bar.set_length(bytes);
         }
     }
-    fn checked(&self, check: &ImageCheck) {
+    fn checked(&self, _check: &ImageCheck) {
         if let Some(bar) = &self.images {
             bar.inc(1);
         }
-        // `verify` does not know the sizes up front: grow the total as records arrive.
-        if let (Some(bar), Some(record)) = (&self.bytes, &check.record)
-            && bar.length().unwrap_or(0) < bar.position()
+        // `verify` does not know the sizes up front: the total grows with what was read.
+        if let Some(bar) = &self.bytes
+            && bar.length().is_some_and(|length| length < bar.position())
         {
-            bar.set_length(bar.position().max(record.size.unwrap_or(0)));
+            bar.set_length(bar.position());
         }
     }
 }
@@ -577,6 +587,7 @@ fn run_upload(args: &UploadArgs) -> Exit {
                 UploadFormat::Text => eprintln!("error: {} [{}]", failure.message, failure.kind),
                 UploadFormat::Json => print_json(&serde_json::json!({
                     "error": {"kind": failure.kind, "message": failure.message},
+                    "image_id": failure.image_id,
                 })),
             }
             failure.exit
@@ -674,6 +685,7 @@ async fn upload(args: &UploadArgs) -> Result<glance::Uploaded, Failure> {
         kind: "io_error",
         message: error_chain(&err),
         exit: Exit::Error,
+        image_id: None,
     })?;
     let bar = UploadBar(std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -707,5 +719,6 @@ async fn upload(args: &UploadArgs) -> Result<glance::Uploaded, Failure> {
         } else {
             Exit::Error
         },
+        image_id: err.image_id().map(str::to_owned),
     })
 }

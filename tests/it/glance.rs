@@ -771,9 +771,10 @@ fn upload_of_a_tampered_image_is_refused_and_cleaned_up_unless_kept() {
     assert!(cloud.listed().is_empty(), "{:?}", cloud.listed());
     // Kept on request: queued, no data.
     let output = upload(&["--keep-on-failure", "--format", "json"]);
-    assert_error(&output, 1, "bad_request", &["kept (--keep-on-failure)"]);
+    let document = assert_error(&output, 1, "bad_request", &["kept (--keep-on-failure)"]);
     let listed = cloud.listed();
     assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], document["image_id"]);
     assert_eq!(listed[0]["status"], "queued");
     assert_eq!(listed[0]["size"], Value::Null);
     // The untampered file with the same properties ends active.

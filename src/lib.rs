@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod glance;
 pub mod hash;
 pub mod image;
 pub mod ingest;

@@ -15,6 +15,7 @@ use crate::clock::{Clock, FixedClock, SystemClock};
 
 mod args;
 mod data;
+mod glance;
 mod images;
 mod ingest;
 mod inspect;
@@ -52,6 +53,8 @@ enum Command {
     Images(images::ImagesArgs),
     /// Serve Glance's image API v2 over the data directory (glance, openstack and curl work unchanged).
     Serve(serve::ServeArgs),
+    /// Check and publish images in any Glance (real OpenStack Glance or portcullis serve).
+    Glance(glance::GlanceArgs),
 }
 
 /// How a command ended; mapped to the process exit code.
@@ -130,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Ingest(args) => ingest::run(args),
         Command::Images(args) => images::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Glance(args) => glance::run(args),
     };
     exit.into()
 }

@@ -4,6 +4,7 @@
 mod api;
 mod api_images;
 mod compat;
+mod glance;
 mod hardening;
 mod images;
 mod ingest;

@@ -17,7 +17,7 @@ use crate::ingest::workers::WorkerError;
 use crate::ingest::{HashPool, Uploader};
 use crate::repo::{self, DATABASE_FILE, SqlRepo};
 use crate::store::Store;
-use crate::verify::KeyManager;
+use crate::key_manager::KeyManager;
 
 use super::{App, Settings};
 
@@ -65,12 +65,9 @@ pub enum OpenError {
     /// The hash pool's threads cannot be started.
     #[error("cannot start the hashing threads")]
     HashPool(#[source] WorkerError),
-    /// `key_manager = "barbican"` is set, but uploads cannot read Barbican yet:
-    /// refused rather than silently verifying against `cert_dir`.
-    #[error(
-        "key_manager = \"barbican\" is not supported for uploads yet (only `portcullis verify --key-manager barbican` reads Barbican); use cert_dir"
-    )]
-    BarbicanUnsupported,
+    /// The key manager cannot be set up (Barbican's TLS settings).
+    #[error("cannot set up the key manager")]
+    KeyManager(#[source] crate::openstack::SettingsError),
 }
 
 impl OpenError {
@@ -83,7 +80,7 @@ impl OpenError {
             OpenError::Store { source, .. } => source.kind(),
             OpenError::Recovery(_) => "recovery_failed",
             OpenError::HashPool(_) => "hashing_failed",
-            OpenError::BarbicanUnsupported => "usage",
+            OpenError::KeyManager(_) => "openstack_settings",
         }
     }
 }
@@ -98,9 +95,8 @@ impl App {
     /// threads cannot start.
     pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<App, OpenError> {
         let path = config.data_dir.clone();
-        if config.ingest.key_manager == crate::config::KeyManagerKind::Barbican {
-            return Err(OpenError::BarbicanUnsupported);
-        }
+        let keys = KeyManager::from_settings(&config.ingest, clock.clone())
+            .map_err(OpenError::KeyManager)?;
         if std::fs::metadata(&path).is_ok_and(|metadata| !metadata.is_dir()) {
             return Err(OpenError::NotADirectory { path });
         }
@@ -141,7 +137,7 @@ impl App {
                 settings: config.ingest.clone(),
                 clock,
                 pool,
-                keys: config.ingest.cert_dir.clone().map(KeyManager::Directory),
+                keys,
             },
             settings,
         })

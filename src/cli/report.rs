@@ -20,12 +20,21 @@ pub(crate) enum CliError {
     /// Opening the data directory failed (exit 2).
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The OpenStack client settings or Keystone authentication failed
+    /// before anything was created (exit 2).
+    #[error("{message}")]
+    OpenStack {
+        /// `openstack_settings`, `keystone_auth_failed`, `keystone_unavailable`.
+        kind: &'static str,
+        /// What went wrong, with its causes (no secret: `openstack::Secret`).
+        message: String,
+    },
 }
 
 impl CliError {
     fn exit(&self) -> Exit {
         match self {
-            CliError::Usage(_) | CliError::Open(_) => Exit::Error,
+            CliError::Usage(_) | CliError::Open(_) | CliError::OpenStack { .. } => Exit::Error,
             CliError::App(err) if err.is_rejection() => Exit::Rejected,
             CliError::App(_) => Exit::Error,
         }
@@ -36,6 +45,7 @@ impl CliError {
             CliError::Usage(_) => "usage",
             CliError::App(err) => err.kind(),
             CliError::Open(_) => "open_failed",
+            CliError::OpenStack { kind, .. } => kind,
         }
     }
 
@@ -43,7 +53,7 @@ impl CliError {
     fn image_id(&self) -> Option<String> {
         match self {
             CliError::App(err) => err.transfer_image().map(|id| id.to_string()),
-            CliError::Usage(_) | CliError::Open(_) => None,
+            CliError::Usage(_) | CliError::Open(_) | CliError::OpenStack { .. } => None,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::clock::SystemClock;
 use crate::openstack::{Barbican, BarbicanOptions, Caller, Session};
 use crate::verify::sign::{SigningKey, signature_properties};
 use crate::verify::{
-    CertificateId, HashMethod, MemorySource, Mode, SignatureParams, Verifier, VerifyOptions,
+    CertificateId, HashMethod, Prefetched, Mode, SignatureParams, Verifier, VerifyOptions,
 };
 
 /// How `sign` prints the properties.
@@ -146,7 +146,7 @@ fn check_pair(
     key_path: &Path,
 ) -> Result<(), String> {
     let placeholder = CertificateId::parse(LOCAL_CERTIFICATE_ID).map_err(|err| err.to_string())?;
-    let mut source = MemorySource::new();
+    let mut source = Prefetched::new();
     source.insert(&placeholder, Ok(store.der.clone()));
     let properties =
         signature_properties(signature, hash_method, key.key_type(), LOCAL_CERTIFICATE_ID);

@@ -747,12 +747,10 @@ impl Checker {
             });
         };
         let caller = self.options.session.as_deref().map(Caller::Session);
+        let mut ids = vec![params.certificate_id().to_owned()];
+        ids.extend(self.options.trusted.iter().flatten().cloned());
         let certificates = keys
-            .certificates(
-                caller.as_ref(),
-                params.certificate_id(),
-                self.options.trusted.as_deref(),
-            )
+            .prefetch(caller.as_ref(), ids)
             .await
             .map_err(|err| CheckFailure {
                 kind: err.kind(),

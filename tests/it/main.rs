@@ -10,6 +10,7 @@ mod images;
 mod ingest;
 mod inspect;
 mod openstack;
+mod openstack_serve;
 mod repo;
 mod scenario;
 mod serve;

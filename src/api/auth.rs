@@ -524,18 +524,42 @@ mod tests {
         )
         .unwrap();
         let auth = Authenticator::Tokens(table);
-        assert_eq!(
+        assert!(matches!(
             block_on(auth.authenticate(&HeaderMap::new())),
             Err(AuthError::MissingToken)
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             block_on(auth.authenticate(&headers(&[("x-auth-token", "")]))),
             Err(AuthError::MissingToken)
-        );
+        ));
         let err = block_on(auth.authenticate(&headers(&[("x-auth-token", "guessed-token")])))
             .unwrap_err();
         assert!(!err.to_string().contains("guessed"), "{err}");
         assert!(matches!(&err, AuthError::UnknownToken { fingerprint } if fingerprint.len() == 8));
+    }
+
+    #[test]
+    fn keystone_outcomes_are_401_or_503_and_never_show_the_token() {
+        let rejected = AuthError::TokenRejected {
+            fingerprint: "0123abcd".to_owned(),
+            reason: TokenRejected::NotRecognized {
+                message: "Could not find token".to_owned(),
+            },
+        };
+        assert!(!rejected.is_unavailable());
+        assert_eq!(rejected.kind(), "token_not_recognized");
+        let unavailable = AuthError::KeystoneUnavailable {
+            fingerprint: "0123abcd".to_owned(),
+            reason: KeystoneUnavailable::ServerError {
+                url: "http://keystone/v3/auth/tokens".to_owned(),
+                status: 500,
+                message: "boom".to_owned(),
+            },
+        };
+        assert!(unavailable.is_unavailable());
+        assert_eq!(unavailable.kind(), "keystone_unavailable");
+        assert!(unavailable.glance_message().contains("unavailable"));
+        assert!(rejected.to_string().contains("sha256:0123abcd"));
     }
 
     #[test]
@@ -571,12 +595,26 @@ mod tests {
         assert!(text.contains("role"), "{text}");
         assert!(!text.contains("topsecret"), "{text}");
         assert!(matches!(
-            Authenticator::from_options(&ServerOptions {
-                auth: AuthMode::Tokens,
-                token_file: Some(PathBuf::from("/nonexistent/tokens.toml")),
-                ..ServerOptions::default()
-            }),
+            Authenticator::from_options(
+                &ServerOptions {
+                    auth: AuthMode::Tokens,
+                    token_file: Some(PathBuf::from("/nonexistent/tokens.toml")),
+                    ..ServerOptions::default()
+                },
+                None
+            ),
             Err(TokenFileError::Read { .. })
+        ));
+        // Keystone mode without the service's own settings never starts.
+        assert!(matches!(
+            Authenticator::from_options(
+                &ServerOptions {
+                    auth: AuthMode::Keystone,
+                    ..ServerOptions::default()
+                },
+                None
+            ),
+            Err(TokenFileError::NoServiceIdentity)
         ));
     }
 }

@@ -214,8 +214,10 @@ mod tests {
         ));
         let err = toml::from_str::<ServerOptions>("bind = \"nowhere\"\n").unwrap_err();
         assert!(err.to_string().contains("bind"), "{err}");
-        let err = toml::from_str::<ServerOptions>("auth = \"keystone\"\n").unwrap_err();
+        let err = toml::from_str::<ServerOptions>("auth = \"kerberos\"\n").unwrap_err();
         assert!(err.to_string().contains("auth"), "{err}");
+        let options: ServerOptions = toml::from_str("auth = \"keystone\"\n").unwrap();
+        assert_eq!(options.auth, AuthMode::Keystone);
         let err = toml::from_str::<ServerOptions>("bnid = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("bnid"), "{err}");
     }

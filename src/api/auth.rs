@@ -72,7 +72,7 @@ pub enum AuthError {
         fingerprint: String,
         /// Why (Keystone's message, scrubbed of the token).
         #[source]
-        reason: TokenRejected,
+        reason: Box<TokenRejected>,
     },
     /// Keystone could not say whether the token is valid: 503, never a
     /// default identity.
@@ -80,9 +80,9 @@ pub enum AuthError {
     KeystoneUnavailable {
         /// The first 8 hex digits of the token's SHA-256 (never the token).
         fingerprint: String,
-        /// Why.
+        /// Why (boxed: errors stay small on the request path).
         #[source]
-        reason: KeystoneUnavailable,
+        reason: Box<KeystoneUnavailable>,
     },
 }
 
@@ -119,7 +119,7 @@ impl AuthError {
             AuthError::MissingToken => "token_missing",
             AuthError::UnknownToken { .. } => "token_unknown",
             AuthError::TokenRejected { reason, .. } => {
-                ValidateError::Rejected(reason.clone()).kind()
+                ValidateError::Rejected((**reason).clone()).kind()
             }
             AuthError::KeystoneUnavailable { .. } => "keystone_unavailable",
         }
@@ -190,12 +190,12 @@ impl Authenticator {
                     }
                     Err(ValidateError::Rejected(reason)) => Err(AuthError::TokenRejected {
                         fingerprint: fingerprint(),
-                        reason,
+                        reason: Box::new(reason),
                     }),
                     Err(ValidateError::Unavailable(reason)) => {
                         Err(AuthError::KeystoneUnavailable {
                             fingerprint: fingerprint(),
-                            reason,
+                            reason: Box::new(reason),
                         })
                     }
                 }
@@ -542,19 +542,19 @@ mod tests {
     fn keystone_outcomes_are_401_or_503_and_never_show_the_token() {
         let rejected = AuthError::TokenRejected {
             fingerprint: "0123abcd".to_owned(),
-            reason: TokenRejected::NotRecognized {
+            reason: Box::new(TokenRejected::NotRecognized {
                 message: "Could not find token".to_owned(),
-            },
+            }),
         };
         assert!(!rejected.is_unavailable());
         assert_eq!(rejected.kind(), "token_not_recognized");
         let unavailable = AuthError::KeystoneUnavailable {
             fingerprint: "0123abcd".to_owned(),
-            reason: KeystoneUnavailable::ServerError {
+            reason: Box::new(KeystoneUnavailable::ServerError {
                 url: "http://keystone/v3/auth/tokens".to_owned(),
                 status: 500,
                 message: "boom".to_owned(),
-            },
+            }),
         };
         assert!(unavailable.is_unavailable());
         assert_eq!(unavailable.kind(), "keystone_unavailable");

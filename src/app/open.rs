@@ -15,9 +15,9 @@ use crate::config::Config;
 use crate::ingest::recovery::{self, RecoveryError};
 use crate::ingest::workers::WorkerError;
 use crate::ingest::{HashPool, Uploader};
+use crate::key_manager::KeyManager;
 use crate::repo::{self, DATABASE_FILE, SqlRepo};
 use crate::store::Store;
-use crate::key_manager::KeyManager;
 
 use super::{App, Settings};
 

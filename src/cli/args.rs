@@ -103,8 +103,9 @@ pub(crate) struct UploadArgs {
     /// Where signing certificates come from: barbican reads them with the token of the OpenStack client settings (OS_CLOUD or OS_*).
     #[arg(long, value_enum)]
     pub(crate) key_manager: Option<super::openstack::KeyManagerArg>,
+    /// Boxed: the many `--os-*` options would make every command enum large.
     #[command(flatten)]
-    pub(crate) openstack: super::openstack::OpenStackArgs,
+    pub(crate) openstack: Box<super::openstack::OpenStackArgs>,
 }
 
 impl UploadArgs {

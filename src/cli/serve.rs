@@ -98,8 +98,8 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
             // Barbican is reached with each request's token, but over the
             // TLS settings, interface and region of the service's own.
             config.ingest.barbican.inherit(&settings);
-            let session = Session::with_clock(settings, clock.clone())
-                .map_err(|err| error_chain(&err))?;
+            let session =
+                Session::with_clock(settings, clock.clone()).map_err(|err| error_chain(&err))?;
             let validator_options = ValidatorOptions {
                 cache_ttl: std::time::Duration::from_secs(options.token_cache_time),
                 ..ValidatorOptions::default()
@@ -112,8 +112,7 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
         }
         AuthMode::Noauth | AuthMode::Tokens => None,
     };
-    if config.ingest.key_manager == KeyManagerKind::Barbican && options.auth != AuthMode::Keystone
-    {
+    if config.ingest.key_manager == KeyManagerKind::Barbican && options.auth != AuthMode::Keystone {
         return Err(
             "key_manager = \"barbican\" reads certificates with each request's Keystone token: it needs --auth keystone ([server] auth = \"keystone\")"
                 .to_owned(),

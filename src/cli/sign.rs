@@ -21,7 +21,7 @@ use crate::clock::SystemClock;
 use crate::openstack::{Barbican, BarbicanOptions, Caller, Session};
 use crate::verify::sign::{SigningKey, signature_properties};
 use crate::verify::{
-    CertificateId, HashMethod, Prefetched, Mode, SignatureParams, Verifier, VerifyOptions,
+    CertificateId, HashMethod, Mode, Prefetched, SignatureParams, Verifier, VerifyOptions,
 };
 
 /// How `sign` prints the properties.

@@ -30,10 +30,10 @@ use crate::context::RequestContext;
 use crate::image::ContainerFormat;
 use crate::image::{Image, ImageId, Location, Status};
 use crate::inspect::Inspector;
+use crate::key_manager::{KeyManager, KeyManagerError};
 use crate::repo::Error as RepoError;
 use crate::repo::{Change, ImageRepo, UploadedData};
 use crate::store::{Staged, StagingIntent, Store, UploadLock};
-use crate::key_manager::{KeyManager, KeyManagerError};
 use crate::verify::{self, SignatureParams, Verifier};
 
 use super::error::Error;
@@ -286,7 +286,10 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         let mut wanted = vec![params.certificate_id().to_owned()];
         wanted.extend(trusted.iter().flatten().cloned());
         // 1. Fetch, as the caller.
-        let caller = ctx.keystone.as_deref().map(crate::openstack::AuthToken::caller);
+        let caller = ctx
+            .keystone
+            .as_deref()
+            .map(crate::openstack::AuthToken::caller);
         let source = match keys.prefetch(caller.as_ref(), wanted).await {
             Ok(source) => source,
             Err(KeyManagerError::OpenDirectory { path, source }) => {

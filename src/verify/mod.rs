@@ -55,11 +55,11 @@ pub use keystore::{
     SourceError,
 };
 pub(crate) use keystore::{barbican_secret_format, castellan_certificate};
-pub use prefetched::Prefetched;
 pub use params::{
     CERTIFICATE_UUID, HASH_METHOD, KEY_TYPE, PROPERTIES, Presence, RawSignatureProperties,
     SIGNATURE, SignatureParams,
 };
+pub use prefetched::Prefetched;
 pub use tlv::{ExpectError, TlvError};
 
 use crate::clock::Clock;

@@ -289,5 +289,4 @@ mod tests {
         let source_text = std::error::Error::source(&err).unwrap().to_string();
         assert_eq!(source_text, "connection refused");
     }
-
 }

@@ -250,7 +250,10 @@ async fn keystone_token_validates_with_project_and_roles() {
     assert!(context.has_role("member") && !context.is_admin());
     // The project's domain (demo lives in Default, whose id is "default").
     assert_eq!(context.domain_id.as_deref(), Some("default"));
-    assert!(context.keystone.is_none(), "an identity alone carries no token");
+    assert!(
+        context.keystone.is_none(),
+        "an identity alone carries no token"
+    );
     assert_eq!(
         validator.www_authenticate(),
         format!("Keystone uri=\"{}\"", fixture.str("/www_authenticate_uri"))

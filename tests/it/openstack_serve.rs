@@ -320,6 +320,24 @@ async fn serve_uploads_fail_closed_while_barbican_is_down_and_recover() {
     let answer = upload(&server, alice.expose(), &id, &signed.image).await;
     assert_eq!(answer.status, 204, "after the restart: {}", answer.body);
     assert_eq!(status_of(&server, alice.expose(), &id).await, "active");
+
+    // Fetched once for alice (her user and project): her next upload is
+    // answered by the per-user cache even with Barbican down; bob, never
+    // cached, is refused (fail closed) and his image stays queued.
+    let bob = token_of(&fixture.session("bob")).await;
+    let again = create(&server, alice.expose(), &properties(&signed)).await;
+    let again = again.json()["id"].as_str().unwrap().to_owned();
+    let his = create(&server, bob.expose(), &properties(&signed)).await;
+    let his = his.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(status_of(&server, bob.expose(), &his).await, "queued");
+    {
+        let _down = fixture.stopped("barbican");
+        let answer = upload(&server, alice.expose(), &again, &signed.image).await;
+        assert_eq!(answer.status, 204, "from the cache: {}", answer.body);
+        let answer = upload(&server, bob.expose(), &his, &signed.image).await;
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert_eq!(status_of(&server, bob.expose(), &his).await, "queued");
+    }
 }
 
 #[test]
@@ -328,8 +346,8 @@ fn ingest_with_the_barbican_key_manager_reads_the_certificate_as_the_os_user() {
     let _servers = shared_blocking();
     let signed = SignedImage::new(&fixture);
     let data = signed.dir.path().join("data");
-    let ingest = |user: &str| {
-        cli(signed.dir.path(), &fixture.os_env(user))
+    let ingest = |env: &[(String, String)]| {
+        cli(signed.dir.path(), env)
             .arg("ingest")
             .arg(&signed.image)
             .arg("--properties")
@@ -342,13 +360,13 @@ fn ingest_with_the_barbican_key_manager_reads_the_certificate_as_the_os_user() {
             .output()
             .unwrap()
     };
-    let output = ingest("alice");
+    let output = ingest(&fixture.os_env("alice"));
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let image: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(image["status"], "active", "{image}");
 
     // bob cannot read alice's certificate: exit 1 naming it, image queued.
-    let output = ingest("bob");
+    let output = ingest(&fixture.os_env("bob"));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["error"]["kind"], "certificate_forbidden", "{report}");
@@ -378,18 +396,7 @@ fn ingest_with_the_barbican_key_manager_reads_the_certificate_as_the_os_user() {
             _ => (name, value),
         })
         .collect();
-    let output = cli(signed.dir.path(), &nowhere)
-        .arg("ingest")
-        .arg(&signed.image)
-        .arg("--properties")
-        .arg(&signed.properties)
-        .args(["--name", "n", "--disk-format", "raw"])
-        .args(["--container-format", "bare", "--key-manager", "barbican"])
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
+    let output = ingest(&nowhere);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["error"]["kind"], "keystone_unavailable", "{report}");

@@ -27,7 +27,14 @@ struct KeystoneServer {
 
 impl KeystoneServer {
     fn start(env: &[(String, String)]) -> KeystoneServer {
+        KeystoneServer::start_configured(env, "")
+    }
+
+    /// [`KeystoneServer::start`] with `config` as the data directory's portcullis.toml.
+    fn start_configured(env: &[(String, String)], config: &str) -> KeystoneServer {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/portcullis.toml"), config).unwrap();
         let log = dir.path().join("serve.log");
         let env: Vec<(&str, &str)> = env
             .iter()
@@ -292,6 +299,44 @@ async fn serve_uploads_verify_against_barbican_with_each_callers_own_token() {
     assert!(answer.body.contains(&private_key), "{}", answer.body);
     assert_eq!(status_of(&server, alice.expose(), &id).await, "queued");
     assert!(!server.log().contains(alice.expose()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_trusted_certificates_may_be_barbican_secrets_read_as_the_uploader() {
+    let Some(fixture) = fixture() else { return };
+    let _servers = shared().await;
+    let signed = SignedImage::new(&fixture);
+    let alice = token_of(&fixture.session("alice")).await;
+    // alice's self-signed certificate is its own trust anchor, by its href.
+    let trusted = format!(
+        "trusted_certificates = [\"{}\"]\n",
+        fixture.str("/certificate_href")
+    );
+    let server = KeystoneServer::start_configured(&fixture.os_env("service"), &trusted);
+    let id = create(&server, alice.expose(), &properties(&signed))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answer = upload(&server, alice.expose(), &id, &signed.image).await;
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    // A trusted id that is no certificate (the private key): the chain
+    // cannot be validated, the upload is refused and the image queued.
+    let untrusted = format!(
+        "trusted_certificates = [\"{}\"]\n",
+        fixture.str("/private_key_href")
+    );
+    let server = KeystoneServer::start_configured(&fixture.os_env("service"), &untrusted);
+    let id = create(&server, alice.expose(), &properties(&signed))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answer = upload(&server, alice.expose(), &id, &signed.image).await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(status_of(&server, alice.expose(), &id).await, "queued");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

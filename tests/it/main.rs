@@ -10,6 +10,7 @@ mod hardening;
 mod images;
 mod ingest;
 mod inspect;
+mod members_cli;
 mod openstack;
 mod repo;
 mod scenario;

@@ -878,7 +878,7 @@ fn two_projects_share_an_image_with_both_clients() {
             "-f",
             "json"
         ])),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
 
     // The owner cannot answer for the member; the member cannot share further.
@@ -903,7 +903,7 @@ fn two_projects_share_an_image_with_both_clients() {
     assert!(listed(&member_osc(&["image", "list", "-f", "json"])).contains(&id));
     assert_eq!(
         listed(&member_osc(&["image", "list", "--shared", "-f", "json"])),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     let members = owner(&["member-list", "--image-id", &id]);
     assert_eq!(members.status, Some(0), "{}", members.describe());

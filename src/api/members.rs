@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::image::Member;
 use crate::wire::{self, MemberJson, MembersJson};
 
 use super::body;
@@ -33,6 +34,11 @@ pub(crate) fn routes() -> Router<ApiState> {
             "/v2/images/{id}/members/{member_id}",
             resource("GET, PUT, DELETE", get(show).put(update).delete(remove)),
         )
+}
+
+/// 200 with Glance's member document.
+fn member_response(member: &Member) -> Response {
+    json_response(StatusCode::OK, serde_json::to_string(&MemberJson(member)))
 }
 
 /// `GET /v2/images/{id}/members` → 200 `{"members": [...], "schema": ...}`.
@@ -72,10 +78,7 @@ async fn add(
         .add_member(&ctx, id, &member_id)
         .await
         .map_err(failed(op))?;
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_string(&MemberJson(&member)),
-    ))
+    Ok(member_response(&member))
 }
 
 /// `GET /v2/images/{id}/members/{member_id}` → 200 and the membership.
@@ -91,10 +94,7 @@ async fn show(
         .show_member(&ctx, id, &member_id)
         .await
         .map_err(failed(op))?;
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_string(&MemberJson(&member)),
-    ))
+    Ok(member_response(&member))
 }
 
 /// `PUT /v2/images/{id}/members/{member_id}` with `{"status": "accepted"}`
@@ -115,10 +115,7 @@ async fn update(
         .update_member(&ctx, id, &member_id, status)
         .await
         .map_err(failed(op))?;
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_string(&MemberJson(&member)),
-    ))
+    Ok(member_response(&member))
 }
 
 /// `DELETE /v2/images/{id}/members/{member_id}` → 204.

@@ -424,6 +424,35 @@ fn sentence(text: &str) -> String {
     }
 }
 
+/// Glance's answer to a member operation on an image that is not `shared`:
+/// 404 for show (Glance hides it there), 403 naming the operation otherwise
+/// (Glance gives the reason only when listing; portcullis always does).
+fn not_shared(op: Operation, id: ImageId) -> Failure {
+    const REASON: &str = "Only shared images have members.";
+    let verb = match op {
+        Operation::ListMembers => "list",
+        Operation::AddMember => "create",
+        Operation::UpdateMember => "update",
+        Operation::RemoveMember => "delete",
+        Operation::ShowMember
+        | Operation::Create
+        | Operation::Show
+        | Operation::List
+        | Operation::Update
+        | Operation::Delete
+        | Operation::Deactivate
+        | Operation::Reactivate
+        | Operation::Upload
+        | Operation::Download
+        | Operation::AddTag
+        | Operation::RemoveTag => return Failure::standard(StatusCode::NOT_FOUND, REASON),
+    };
+    Failure::standard(
+        StatusCode::FORBIDDEN,
+        &format!("Not allowed to {verb} members for image {id}: {REASON}"),
+    )
+}
+
 /// Glance's 416 for data of `size` bytes.
 fn range_failure(size: u64) -> Failure {
     Failure::detailed(
@@ -460,6 +489,7 @@ fn app_failure(op: Operation, err: &app::Error) -> Failure {
             Failure::standard(StatusCode::CONFLICT, &sentence(&err.to_string()))
         }
         app::Error::TagNotFound { .. } => Failure::standard(StatusCode::NOT_FOUND, NOT_FOUND),
+        app::Error::NotShared { id, .. } => not_shared(op, *id),
         app::Error::RangeNotSatisfiable { size, .. } => range_failure(*size),
         app::Error::NoKeyManager => Failure::standard(
             StatusCode::BAD_REQUEST,

@@ -942,7 +942,7 @@ fn two_projects_share_an_image_with_both_clients() {
     assert_eq!(refused.status, Some(1), "{}", refused.describe());
     assert!(
         refused.stderr.contains("403")
-            && refused.stderr.contains("only shared images have members"),
+            && refused.stderr.contains("Only shared images have members."),
         "{}",
         refused.describe()
     );

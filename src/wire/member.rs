@@ -193,6 +193,7 @@ mod tests {
         assert_eq!(message(b"{"), "Malformed JSON in request body.");
         assert_eq!(message(b"{}"), "Member to be added not specified");
         assert_eq!(message(br#"{"member": ""}"#), "Member can't be empty");
+        assert_eq!(message(br#"{"member": null}"#), "Member can't be empty");
         assert_eq!(
             message(br#"["p2"]"#),
             r#"Expected a member in the form: {"member": "image_id"}"#

@@ -453,3 +453,29 @@ fn ingest_with_the_barbican_key_manager_reads_the_certificate_as_the_os_user() {
     let page: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(page["images"].as_array().unwrap().len(), 2, "{page}");
 }
+
+#[test]
+fn serve_refuses_barbican_without_keystone_and_keystone_without_settings() {
+    // No server needed: both refusals come before anything listens.
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |args: &[&str]| {
+        cli(dir.path(), &[])
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(args)
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .unwrap()
+    };
+    // Barbican reads with each request's token: noauth has none.
+    let output = serve(&["--key-manager", "barbican"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--auth keystone"), "{stderr}");
+    // Keystone mode needs the service's own client settings.
+    let output = serve(&["--auth", "keystone"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("auth = \"keystone\""), "{stderr}");
+    assert!(stderr.contains("OS_AUTH_URL"), "{stderr}");
+}

@@ -6,6 +6,7 @@ mod images;
 mod ingest;
 mod inspect;
 mod openstack;
+mod output;
 mod repo;
 mod scenario;
 mod sign;

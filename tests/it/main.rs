@@ -8,6 +8,7 @@ mod inspect;
 mod openstack;
 mod output;
 mod repo;
+mod rollback;
 mod scenario;
 mod sign;
 mod store;

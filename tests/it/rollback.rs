@@ -135,3 +135,86 @@ fn sigterm_during_images_upload_rolls_back_and_exits_143() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }
+
+// --- item 8: disk full during the final database commit ------------------------
+
+#[test]
+fn disk_full_at_the_final_database_commit_is_disk_full_and_leaves_the_image_queued() {
+    // A 4 MiB tmpfs as the data directory, in a private mount namespace.
+    // The upload's data (1 MiB, from a FIFO held open) reaches its staged
+    // file; then a filler file takes every free byte, and only then does
+    // the data end: the store commit (a rename) needs no space, the
+    // database commit (new WAL frames) finds none.
+    let env = Env::new();
+    let data_dir = env.path("small-disk");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("portcullis");
+    let n_bytes = 1 << 20;
+    let input = env.file("input.raw", &data(n_bytes, 63));
+    let script = format!(
+        r#"set -e
+mount -t tmpfs -o size=4m tmpfs '{dir}'
+'{bin}' images create --data-dir '{dir}' --name full --disk-format raw --container-format bare --format json > '{out}/create.json'
+id=$(sed -n 's/^  "id": "\([^"]*\)".*/\1/p' '{out}/create.json')
+mkfifo '{out}/fifo'
+'{bin}' images upload "$id" - --data-dir '{dir}' --format json < '{out}/fifo' > '{out}/upload.json' 2> '{out}/upload.err' &
+pid=$!
+exec 3> '{out}/fifo'
+cat '{input}' >&3
+tries=0
+until [ "$(cat '{dir}'/staging/*.part 2>/dev/null | wc -c)" -ge {n_bytes} ]; do
+  tries=$((tries + 1)); [ $tries -lt 1200 ] || {{ echo 'the staged file never filled' >&2; exit 1; }}
+  sleep 0.05
+done
+dd if=/dev/zero of='{dir}/filler' bs=4096 2>/dev/null || true
+[ "$(df --output=avail '{dir}' | tail -1 | tr -d ' ')" -eq 0 ]
+exec 3>&-
+set +e
+wait $pid
+echo $? > '{out}/upload.code'
+mkdir -p '{out}/db-copy' && cp '{dir}'/portcullis.db* '{out}/db-copy/'
+(cd '{dir}' && ls -A images staging | grep -v '.lock$' | grep -v '^images:$' | grep -v '^staging:$' | grep -v '^$' || true) > '{out}/files.txt'
+"#,
+        dir = data_dir.display(),
+        bin = bin.display(),
+        input = input.display(),
+        out = env.dir.path().display(),
+    );
+    let output = Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the mount namespace script failed: {output:?}"
+    );
+    let read = |name: &str| std::fs::read_to_string(env.path(name)).unwrap();
+    assert_eq!(
+        read("upload.code").trim(),
+        "2",
+        "stderr: {}",
+        read("upload.err")
+    );
+    let report: Value = serde_json::from_str(&read("upload.json")).unwrap();
+    assert_eq!(report["error"]["kind"], "disk_full", "{report}");
+    assert!(
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disk is full"),
+        "{report}"
+    );
+    // Returning the image to queued worked in the failing process itself:
+    // its database (copied out before the tmpfs vanished, and read without
+    // portcullis, whose opening would run crash recovery) says queued.
+    let id = report["image_id"].as_str().unwrap();
+    let row = db_row(&env.path("db-copy"), id).unwrap();
+    assert_eq!(row.status, "queued", "stderr: {}", read("upload.err"));
+    assert_eq!(row.size, None, "{row:?}");
+    assert!(
+        !read("upload.err").contains("cannot return the image to queued"),
+        "{}",
+        read("upload.err")
+    );
+    assert_eq!(read("files.txt").trim(), "");
+}

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::api::ServerOptions;
 use crate::hash::HashAlgorithm;
 use crate::inspect::policy::FormatPolicy;
 use crate::openstack::{BarbicanOptions, Interface};
@@ -69,6 +70,9 @@ pub struct Config {
     /// The repository layers' settings (`[repo]`: policy, property
     /// protection, quotas, notifications).
     pub repo: RepoOptions,
+    /// `portcullis serve`'s settings (`[server]`), paths resolved against
+    /// the config file's directory.
+    pub server: ServerOptions,
 }
 
 /// The config file, as written. Every key is optional.
@@ -86,6 +90,7 @@ struct ConfigFile {
     repo: Option<RepoOptions>,
     key_manager: Option<KeyManagerKind>,
     barbican: Option<BarbicanSection>,
+    server: Option<ServerOptions>,
 }
 
 // ---- key manager (issue 9): `key_manager = "barbican"` and `[barbican]` ----
@@ -225,6 +230,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The `[server]` table has settings that cannot work together.
+    #[error("config file {path}: [server]")]
+    Server {
+        /// The file.
+        path: PathBuf,
+        /// Which setting.
+        #[source]
+        source: crate::api::OptionsError,
+    },
 }
 
 /// Reads a trusted list: one certificate id per line; blank lines and lines
@@ -328,10 +342,19 @@ impl Config {
             compat: overrides.compat.or(file.compat).unwrap_or(Compat::Strict),
             format: file.image_format.clone().unwrap_or_default(),
         };
+        // [server] (portcullis serve): paths relative to the file, then the
+        // combinations serde cannot check.
+        let mut server = file.server.clone().unwrap_or_default();
+        server.resolve_paths(&file_dir);
+        server.validate().map_err(|source| Error::Server {
+            path: file_path.clone(),
+            source,
+        })?;
         Ok(Config {
             data_dir: data_dir.to_owned(),
             ingest,
             repo: file.repo.clone().unwrap_or_default(),
+            server,
         })
     }
 }

@@ -18,6 +18,7 @@ use crate::clock::{Clock, FixedClock, SystemClock};
 
 mod args;
 mod data;
+mod glance;
 mod images;
 mod ingest;
 mod inspect;
@@ -25,6 +26,7 @@ mod interrupt;
 mod openstack;
 mod output;
 mod report;
+mod serve;
 mod session;
 mod sign;
 mod stdio;
@@ -54,6 +56,10 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Manage images in the local repository.
     Images(images::ImagesArgs),
+    /// Serve Glance's image API v2 over the data directory (glance, openstack and curl work unchanged).
+    Serve(serve::ServeArgs),
+    /// Check and publish images in any Glance (real OpenStack Glance or portcullis serve).
+    Glance(glance::GlanceArgs),
 }
 
 /// How a command ended; mapped to the process exit code.
@@ -103,22 +109,22 @@ pub(crate) fn clock_from_env() -> Result<Box<dyn Clock>, String> {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
+/// Logs go to stderr; colour only on a terminal and never with `NO_COLOR`
+/// set (no-color.org). `serve` logs at info by default (one line per request).
+fn init_logging(verbose: u8, server: bool) {
+    let default = match (verbose, server) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
+        (2, _) => "debug",
         _ => "trace",
     };
+    let colour = log_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(log_colour(
-            std::io::stderr().is_terminal(),
-            std::env::var_os("NO_COLOR"),
-        ))
+        .with_ansi(colour)
         .with_target(false)
         .try_init();
 }
@@ -192,13 +198,15 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return arguments_refused(err, wants_json(std::env::args_os().skip(1))),
     };
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     let exit = match cli.command {
         Command::Verify(args) => verify::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Images(args) => images::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Glance(args) => glance::run(args),
     };
     exit.into()
 }

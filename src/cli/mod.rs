@@ -118,7 +118,10 @@ fn init_logging(verbose: u8, server: bool) {
         (2, _) => "debug",
         _ => "trace",
     };
-    let colour = log_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
+    let colour = log_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -70,6 +70,12 @@ pub(crate) fn json(document: &impl serde::Serialize) -> Printed {
     }
 }
 
+/// Writes a report of several lines (each `\n`-terminated line escaped on
+/// its own, so the report's own line breaks stay and nothing else adds one).
+pub(crate) fn lines(text: &str) -> Printed {
+    text.lines().try_for_each(line)
+}
+
 fn raw(bytes: &[u8]) -> Printed {
     let mut stdout = io::stdout().lock();
     stdout
@@ -127,47 +133,14 @@ pub(crate) fn settle(exit: Exit, printed: Printed, committed: Option<&str>) -> E
     }
 }
 
-/// `text` with every control character escaped: C0 (newline, carriage
-/// return, tab, ESC, …), DEL and C1 (U+0080–U+009F, which some terminals
-/// read as CSI), and the Unicode line and paragraph separators. Newline,
-/// carriage return and tab become `\n`, `\r`, `\t`; the rest `\u{1b}`
-/// (Rust's escape syntax). Everything else, backslashes included, is kept,
-/// so ordinary text and non-ASCII names print unchanged; JSON output is the
-/// exact channel.
+/// `text` with every control character escaped (see [`crate::text::escape_control`]).
 pub(crate) fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
-        return Cow::Borrowed(text);
-    }
-    let mut escaped = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => escaped.push_str("\\n"),
-            '\r' => escaped.push_str("\\r"),
-            '\t' => escaped.push_str("\\t"),
-            c if needs_escape(c) => escaped.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-            c => escaped.push(c),
-        }
-    }
-    Cow::Owned(escaped)
-}
-
-fn needs_escape(c: char) -> bool {
-    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+    crate::text::escape_control(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_and_the_rest_kept() {
-        assert_eq!(escape("plain name ü \\ x"), "plain name ü \\ x");
-        assert!(matches!(escape("plain"), Cow::Borrowed(_)));
-        assert_eq!(
-            escape("a\nb\rc\td\u{1b}[31me\u{7f}f\u{85}g\u{9b}h\u{0}i\u{2028}"),
-            "a\\nb\\rc\\td\\u{1b}[31me\\u{7f}f\\u{85}g\\u{9b}h\\u{0}i\\u{2028}"
-        );
-    }
 
     #[test]
     fn a_failed_write_keeps_a_failure_code_and_fails_a_success() {

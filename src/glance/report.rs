@@ -14,6 +14,7 @@ use super::audit::{Audit, Summary};
 use super::check::{
     Category, CheckFailure, DigestCheck, FormatCheck, ImageCheck, SignatureCheck, SizeCheck,
 };
+use crate::text::escape_control;
 use crate::verify::{self, CertificateSummary, rfc3339};
 
 /// What the run was asked, for the report's header.
@@ -41,13 +42,14 @@ pub fn text(audit: &Audit, context: ReportContext<'_>) -> String {
             out,
             "{verdict} {:<17} {} {:?} {}: {}",
             category.name(),
-            check.id,
+            // The server's id and messages: one line each, whatever they hold.
+            escape_control(&check.id),
             check.name().unwrap_or(""),
             human_bytes(check.n_bytes),
-            check.reason()
+            escape_control(&check.reason())
         );
         for warning in warnings(check) {
-            let _ = writeln!(out, "     warning: {warning}");
+            let _ = writeln!(out, "     warning: {}", escape_control(&warning));
         }
     }
     let summary = audit.summary(context.require_signature);

@@ -123,13 +123,17 @@ pub(crate) fn settle(exit: Exit, printed: Printed, committed: Option<&str>) -> E
             failed.0
         ));
     }
-    if failed.is_closed_pipe() {
-        return exit;
+    if !failed.is_closed_pipe() {
+        eline(&format!("error: {failed}"));
     }
-    eline(&format!("error: {failed}"));
+    exit_after(exit, &failed)
+}
+
+/// The exit code of a command that ended with `exit` but could not print.
+fn exit_after(exit: Exit, failed: &StdoutFailed) -> Exit {
     match exit {
-        Exit::Success => Exit::Error,
-        Exit::Rejected | Exit::Error | Exit::Interrupted(_) => exit,
+        Exit::Success if !failed.is_closed_pipe() => Exit::Error,
+        Exit::Success | Exit::Rejected | Exit::Error | Exit::Interrupted(_) => exit,
     }
 }
 
@@ -144,12 +148,12 @@ mod tests {
 
     #[test]
     fn a_failed_write_keeps_a_failure_code_and_fails_a_success() {
-        let closed = || Err(StdoutFailed(io::ErrorKind::BrokenPipe.into()));
-        let full = || Err(StdoutFailed(io::Error::from_raw_os_error(28)));
+        let closed = StdoutFailed(io::ErrorKind::BrokenPipe.into());
+        let full = StdoutFailed(io::Error::from_raw_os_error(28));
         assert_eq!(settle(Exit::Success, Ok(()), None), Exit::Success);
-        assert_eq!(settle(Exit::Success, closed(), None), Exit::Success);
-        assert_eq!(settle(Exit::Rejected, closed(), None), Exit::Rejected);
-        assert_eq!(settle(Exit::Success, full(), None), Exit::Error);
-        assert_eq!(settle(Exit::Rejected, full(), None), Exit::Rejected);
+        assert_eq!(exit_after(Exit::Success, &closed), Exit::Success);
+        assert_eq!(exit_after(Exit::Rejected, &closed), Exit::Rejected);
+        assert_eq!(exit_after(Exit::Success, &full), Exit::Error);
+        assert_eq!(exit_after(Exit::Rejected, &full), Exit::Rejected);
     }
 }

@@ -380,6 +380,46 @@ mod tests {
     }
 
     #[test]
+    fn a_servers_id_and_message_stay_on_their_line_in_the_text_report() {
+        // A hostile or broken server: an id and an error message that would
+        // add a forged "pass" line and drive the terminal.
+        let forged = "x\npass verified          00000000 \"ok\" 1 B: verified\u{1b}[2J";
+        let check = ImageCheck {
+            id: forged.to_owned(),
+            record: None,
+            n_bytes: 0,
+            signature: SignatureCheck::NotChecked,
+            checksum: DigestCheck::NotChecked,
+            os_hash: DigestCheck::NotChecked,
+            size: SizeCheck::NotChecked,
+            format: FormatCheck::NotChecked,
+            error: Some(CheckFailure {
+                kind: "glance_error",
+                message: forged.to_owned(),
+                connection: false,
+            }),
+            attempts: 1,
+            elapsed: std::time::Duration::ZERO,
+        };
+        let audit = Audit {
+            endpoint: "http://127.0.0.1:9292".to_owned(),
+            checks: vec![check],
+            elapsed: std::time::Duration::ZERO,
+        };
+        let context = ReportContext {
+            command: "glance audit",
+            mode: "strict",
+            require_signature: false,
+        };
+        let report = text(&audit, context);
+        // One line for the image, two for the summary.
+        assert_eq!(report.lines().count(), 3, "{report}");
+        assert!(report.starts_with("FAIL "), "{report}");
+        assert!(!report.contains('\u{1b}'), "{report}");
+        assert!(report.contains("x\\npass verified"), "{report}");
+    }
+
+    #[test]
     fn sizes_read_like_people_write_them() {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");

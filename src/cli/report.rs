@@ -92,23 +92,27 @@ pub(crate) enum Channel {
 pub(crate) fn report(channel: Channel, format: OutputFormat, err: &CliError) -> Exit {
     let message = error_chain(err);
     let image_id = err.image_id();
+    let text = || match &image_id {
+        Some(id) if !message.contains(id.as_str()) => {
+            stdio::eline(&format!("error: image {id}: {message}"))
+        }
+        _ => stdio::eline(&format!("error: {message}")),
+    };
     match format {
-        OutputFormat::Text => match &image_id {
-            Some(id) if !message.contains(id.as_str()) => {
-                stdio::eline(&format!("error: image {id}: {message}"))
-            }
-            _ => stdio::eline(&format!("error: {message}")),
-        },
+        OutputFormat::Text => text(),
         OutputFormat::Json => {
             let document = serde_json::json!({
                 "error": { "kind": err.kind(), "message": message },
                 "image_id": image_id,
             });
             match channel {
-                // The command failed already: a failed write of its report
-                // changes nothing (see `stdio::settle`).
+                // The command failed already, so its exit code stands; but
+                // the report may name an image left `queued`: when stdout
+                // cannot take it, it goes to stderr as text.
                 Channel::Stdout => {
-                    let _ = stdio::json(&document);
+                    if stdio::json(&document).is_err() {
+                        text();
+                    }
                 }
                 Channel::Stderr => stdio::ejson(&document),
             }

@@ -106,6 +106,15 @@ fn statuses(env: &Env) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The ids of the `queued` images.
+fn queued(env: &Env) -> Vec<String> {
+    statuses(env)
+        .into_iter()
+        .filter(|(_, status)| status == "queued")
+        .map(|(id, _)| id)
+        .collect()
+}
+
 // --- item 1: standard output that cannot be written ------------------------
 
 #[test]
@@ -173,6 +182,27 @@ fn a_commit_whose_output_is_lost_is_still_reported_on_stderr() {
         );
         assert!(stderr.contains("do not retry"), "{stderr}");
     }
+    // A failed ingest's JSON report names the image it left queued: when
+    // stdout cannot take it, stderr says it, and the exit code stays 1.
+    let output = bin(&env)
+        .arg("ingest")
+        .arg(&file)
+        .args(["--name", "short", "--disk-format", "raw"])
+        .args(["--container-format", "bare", "--size", "999999"])
+        .args(["--format", "json"])
+        .stdout(dev_full())
+        .output()
+        .unwrap();
+    assert_no_panic(&output);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("size mismatch"),
+        "{stderr}"
+    );
+    let short = queued(&env);
+    assert_eq!(short.len(), 1, "{short:?}");
+    assert!(stderr.contains(&short[0]), "{stderr}");
     // `images create` likewise: the id of the queued image is on stderr.
     let output = bin(&env)
         .args(["images", "create", "--name", "lost", "--disk-format", "raw"])
@@ -182,14 +212,11 @@ fn a_commit_whose_output_is_lost_is_still_reported_on_stderr() {
         .unwrap();
     assert_no_panic(&output);
     assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
-    let queued: Vec<String> = statuses(&env)
-        .into_iter()
-        .filter(|(_, status)| status == "queued")
-        .map(|(id, _)| id)
-        .collect();
-    assert_eq!(queued.len(), 1, "{queued:?}");
+    let mut created = queued(&env);
+    created.retain(|id| !short.contains(id));
+    assert_eq!(created.len(), 1, "{created:?}");
     assert!(
-        stderr_of(&output).contains(&format!("image {} is queued", queued[0])),
+        stderr_of(&output).contains(&format!("image {} is queued", created[0])),
         "{}",
         stderr_of(&output)
     );

@@ -384,23 +384,12 @@ mod tests {
         // A hostile or broken server: an id and an error message that would
         // add a forged "pass" line and drive the terminal.
         let forged = "x\npass verified          00000000 \"ok\" 1 B: verified\u{1b}[2J";
-        let check = ImageCheck {
-            id: forged.to_owned(),
-            record: None,
-            n_bytes: 0,
-            signature: SignatureCheck::NotChecked,
-            checksum: DigestCheck::NotChecked,
-            os_hash: DigestCheck::NotChecked,
-            size: SizeCheck::NotChecked,
-            format: FormatCheck::NotChecked,
-            error: Some(CheckFailure {
-                kind: "glance_error",
-                message: forged.to_owned(),
-                connection: false,
-            }),
-            attempts: 1,
-            elapsed: std::time::Duration::ZERO,
-        };
+        let mut check = ImageCheck::new(forged.to_owned(), None);
+        check.error = Some(CheckFailure {
+            kind: "glance_error",
+            message: forged.to_owned(),
+            connection: false,
+        });
         let audit = Audit {
             endpoint: "http://127.0.0.1:9292".to_owned(),
             checks: vec![check],

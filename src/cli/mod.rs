@@ -23,6 +23,7 @@ mod images;
 mod ingest;
 mod inspect;
 mod interrupt;
+mod members;
 mod openstack;
 mod output;
 mod report;

@@ -106,7 +106,11 @@ impl Session {
                     Done::Image(image) if self.commits => {
                         Some(format!("image {} is {}", image.id, image.status))
                     }
-                    Done::Image(_) | Done::Images { .. } | Done::Downloaded { .. } => None,
+                    Done::Image(_)
+                    | Done::Images { .. }
+                    | Done::Downloaded { .. }
+                    | Done::Member(_)
+                    | Done::Members(_) => None,
                 };
                 stdio::settle(Exit::Success, printed, committed.as_deref())
             }

@@ -307,36 +307,29 @@ async fn serve_trusted_certificates_may_be_barbican_secrets_read_as_the_uploader
     let _servers = shared().await;
     let signed = SignedImage::new(&fixture);
     let alice = token_of(&fixture.session("alice")).await;
+    // A server trusting `trusted` (a Barbican secret href); alice's upload.
+    let upload_trusting = |trusted: String| {
+        let signed = &signed;
+        let alice = &alice;
+        let fixture = &fixture;
+        async move {
+            let config = format!("trusted_certificates = [\"{trusted}\"]\n");
+            let server = KeystoneServer::start_configured(&fixture.os_env("service"), &config);
+            let created = create(&server, alice.expose(), &properties(signed)).await;
+            let id = created.json()["id"].as_str().unwrap().to_owned();
+            let answer = upload(&server, alice.expose(), &id, &signed.image).await;
+            (answer, status_of(&server, alice.expose(), &id).await)
+        }
+    };
     // alice's self-signed certificate is its own trust anchor, by its href.
-    let trusted = format!(
-        "trusted_certificates = [\"{}\"]\n",
-        fixture.str("/certificate_href")
-    );
-    let server = KeystoneServer::start_configured(&fixture.os_env("service"), &trusted);
-    let id = create(&server, alice.expose(), &properties(&signed))
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let answer = upload(&server, alice.expose(), &id, &signed.image).await;
+    let (answer, status) = upload_trusting(fixture.str("/certificate_href")).await;
     assert_eq!(answer.status, 204, "{}", answer.body);
+    assert_eq!(status, "active");
     // A trusted id that is no certificate (the private key): the chain
     // cannot be validated, the upload is refused and the image queued.
-    let untrusted = format!(
-        "trusted_certificates = [\"{}\"]\n",
-        fixture.str("/private_key_href")
-    );
-    let server = KeystoneServer::start_configured(&fixture.os_env("service"), &untrusted);
-    let id = create(&server, alice.expose(), &properties(&signed))
-        .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let answer = upload(&server, alice.expose(), &id, &signed.image).await;
+    let (answer, status) = upload_trusting(fixture.str("/private_key_href")).await;
     assert_eq!(answer.status, 400, "{}", answer.body);
-    assert_eq!(status_of(&server, alice.expose(), &id).await, "queued");
+    assert_eq!(status, "queued");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,6 +157,8 @@ impl Status {
                 | (Saving, Queued)
                 | (Active, Deactivated)
                 | (Deactivated, Active)
+                | (Queued, Uploading)
+                | (Uploading, Queued)
                 | (_, Deleted)
         ) && self != Deleted
     }

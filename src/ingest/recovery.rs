@@ -11,6 +11,8 @@ use crate::image::{ImageId, Status};
 use crate::repo::{Change, Error as RepoError, ImageRepo, SqlRepo};
 use crate::store::Store;
 
+use super::stage::stage_key;
+
 /// Why recovery could not finish; it stops at the first failure so a later
 /// start can retry.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,60 @@ pub async fn recover(repo: &SqlRepo, store: &Store) -> Result<Vec<ImageId>, Reco
             recovered.push(id);
         }
     }
+    let staging = repo
+        .images_with_status(Status::Uploading)
+        .await
+        .map_err(RecoveryError::Repo)?;
+    for image in staging {
+        let id = image.id;
+        if recover_stage(repo, store, &ctx, id).await? {
+            recovered.push(id);
+        }
+    }
+    Ok(recovered)
+}
+
+/// Recovers one image listed as `uploading` whose stage died before its
+/// data was committed under the stage key: its staging is aborted and it
+/// is `queued` again. A finished stage (the staged object exists) waits
+/// for its import and is kept. Returns whether it was recovered.
+async fn recover_stage(
+    repo: &SqlRepo,
+    store: &Store,
+    ctx: &RequestContext,
+    id: ImageId,
+) -> Result<bool, RecoveryError> {
+    let store_error = |source| RecoveryError::Store { id, source };
+    let Some(lock) = store.try_lock_upload(id).map_err(store_error)? else {
+        // A live stage or import holds it.
+        return Ok(false);
+    };
+    let image = match repo.get(ctx, id).await {
+        Ok(image) if image.status == Status::Uploading => image,
+        Ok(_) | Err(RepoError::NotFound { .. }) => return Ok(false),
+        Err(err) => return Err(RecoveryError::Repo(err)),
+    };
+    let key = stage_key(id);
+    match store.open(&store.location_of(key), None).await {
+        // Staged completely: the import may come.
+        Ok(_) => return Ok(false),
+        Err(crate::store::Error::Missing { .. }) => {}
+        Err(source) => return Err(store_error(source)),
+    }
+    let removed = store.remove_staged(key).await.map_err(store_error)?;
+    let recovered = match repo.save(ctx, &Change::unstage(image)).await {
+        Ok(_) => {
+            tracing::warn!(
+                image = %id,
+                staged_files = removed.len(),
+                "recovered an interrupted stage: its data was removed and the image is queued again"
+            );
+            true
+        }
+        Err(RepoError::Conflict { .. }) => false,
+        Err(err) => return Err(RecoveryError::Repo(err)),
+    };
+    drop(lock);
     Ok(recovered)
 }
 
@@ -82,6 +138,11 @@ async fn recover_one(
     // database transaction: that data is referenced by nothing.
     store
         .delete(&store.location_of(id))
+        .await
+        .map_err(|source| RecoveryError::Store { id, source })?;
+    // An import that died mid-pass: its staged data goes too.
+    store
+        .delete(&store.location_of(stage_key(id)))
         .await
         .map_err(|source| RecoveryError::Store { id, source })?;
     // The record read under the lock: a change since is someone else's

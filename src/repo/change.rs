@@ -72,6 +72,13 @@ pub enum ChangeKind {
     Deactivate,
     /// `deactivated → active`.
     Reactivate,
+    /// `queued → uploading`: data was staged for an interoperable import
+    /// (`glance-direct`); nothing of the data is recorded yet.
+    Stage,
+    /// `uploading → queued`: the staged data is about to be imported (the
+    /// import's one pass then claims the image as an upload does) or the
+    /// stage failed.
+    Unstage,
 }
 
 impl ChangeKind {
@@ -84,6 +91,8 @@ impl ChangeKind {
             ChangeKind::RollbackUpload => Some((Status::Saving, Status::Queued)),
             ChangeKind::Deactivate => Some((Status::Active, Status::Deactivated)),
             ChangeKind::Reactivate => Some((Status::Deactivated, Status::Active)),
+            ChangeKind::Stage => Some((Status::Queued, Status::Uploading)),
+            ChangeKind::Unstage => Some((Status::Uploading, Status::Queued)),
         }
     }
 
@@ -96,6 +105,8 @@ impl ChangeKind {
             ChangeKind::RollbackUpload => "rollback_upload",
             ChangeKind::Deactivate => "deactivate",
             ChangeKind::Reactivate => "reactivate",
+            ChangeKind::Stage => "stage",
+            ChangeKind::Unstage => "unstage",
         }
     }
 
@@ -118,7 +129,9 @@ impl ChangeKind {
             ChangeKind::Update
             | ChangeKind::ClaimUpload
             | ChangeKind::Deactivate
-            | ChangeKind::Reactivate => false,
+            | ChangeKind::Reactivate
+            | ChangeKind::Stage
+            | ChangeKind::Unstage => false,
         }
     }
 
@@ -129,7 +142,9 @@ impl ChangeKind {
             ChangeKind::Update
             | ChangeKind::ClaimUpload
             | ChangeKind::Deactivate
-            | ChangeKind::Reactivate => false,
+            | ChangeKind::Reactivate
+            | ChangeKind::Stage
+            | ChangeKind::Unstage => false,
         }
     }
 }
@@ -214,6 +229,16 @@ impl Change {
     /// `deactivated → active`.
     pub fn reactivate(before: Image) -> Change {
         Change::transition(before, ChangeKind::Reactivate, None)
+    }
+
+    /// `queued → uploading`: data for `before` was staged.
+    pub fn stage(before: Image) -> Change {
+        Change::transition(before, ChangeKind::Stage, None)
+    }
+
+    /// `uploading → queued`: the staged data is being imported or was dropped.
+    pub fn unstage(before: Image) -> Change {
+        Change::transition(before, ChangeKind::Unstage, None)
     }
 
     /// The image changed.
@@ -332,7 +357,9 @@ fn apply(image: &mut Image, kind: ChangeKind, data: Option<UploadedData>) {
         ChangeKind::Update
         | ChangeKind::ClaimUpload
         | ChangeKind::Deactivate
-        | ChangeKind::Reactivate => {}
+        | ChangeKind::Reactivate
+        | ChangeKind::Stage
+        | ChangeKind::Unstage => {}
     }
 }
 

@@ -227,4 +227,50 @@ mod tests {
             "the active image's data was deleted"
         );
     }
+
+    /// A stage that died before its commit (staging file only) is undone:
+    /// `queued`, nothing staged; a finished stage (its object exists) waits
+    /// for its import and is kept.
+    #[tokio::test]
+    async fn dead_stages_are_undone_and_finished_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock(
+            crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+        ));
+        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock.clone())
+            .await
+            .unwrap();
+        let store = Store::filesystem(dir.path()).unwrap();
+        let ctx = RequestContext::local_admin();
+        let mut staged_ids = Vec::new();
+        for _ in 0..2 {
+            let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
+            image.disk_format = Some(DiskFormat::Raw);
+            image.container_format = Some(ContainerFormat::Bare);
+            let image = repo.add(&ctx, &image.into()).await.unwrap();
+            repo.save(&ctx, &Change::stage(image.clone())).await.unwrap();
+            let mut staged = store.stage(stage_key(image.id)).await.unwrap();
+            staged
+                .write(bytes::Bytes::from_static(b"staged data"))
+                .await
+                .unwrap();
+            staged_ids.push((image.id, staged));
+        }
+        // The first stage died mid-write (a kill -9: the staging file stays);
+        // the second finished.
+        let (dead, dead_staged) = staged_ids.remove(0);
+        drop(dead_staged);
+        let (done, done_staged) = staged_ids.remove(0);
+        let location = done_staged.commit().await.unwrap();
+
+        let recovered = recover(&repo, &store).await.unwrap();
+        assert_eq!(recovered, vec![dead]);
+        assert_eq!(repo.get(&ctx, dead).await.unwrap().status, Status::Queued);
+        assert!(store.list_staged().await.unwrap().is_empty());
+        assert_eq!(
+            repo.get(&ctx, done).await.unwrap().status,
+            Status::Uploading
+        );
+        assert!(store.open(&location, None).await.is_ok());
+    }
 }

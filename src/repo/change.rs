@@ -123,15 +123,18 @@ impl ChangeKind {
     /// today the upload's file lock guarantees it (a live upload holds it,
     /// recovery takes only free ones). When leases replace the lock (issue
     /// 7), a rebase must also require the stored lease to be this upload's.
+    ///
+    /// `Unstage` rebases for the same reasons: the stage or import that
+    /// writes it holds the upload lock, and everything an import is decided
+    /// on is frozen while the image is `uploading` (not `queued`).
     pub fn rebases(self) -> bool {
         match self {
-            ChangeKind::CommitUpload | ChangeKind::RollbackUpload => true,
+            ChangeKind::CommitUpload | ChangeKind::RollbackUpload | ChangeKind::Unstage => true,
             ChangeKind::Update
             | ChangeKind::ClaimUpload
             | ChangeKind::Deactivate
             | ChangeKind::Reactivate
-            | ChangeKind::Stage
-            | ChangeKind::Unstage => false,
+            | ChangeKind::Stage => false,
         }
     }
 

@@ -349,10 +349,7 @@ async fn import(
         .map_err(failed(op))?;
     Ok((
         StatusCode::ACCEPTED,
-        [(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         "{}",
     )
         .into_response())

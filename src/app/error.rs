@@ -118,7 +118,9 @@ pub enum Error {
     NoKeyManager,
     /// An import method this service does not run (Glance: 400 "Unknown
     /// import method name 'x'.", as with the method not enabled).
-    #[error("import method {method:?} is not available here (only glance-direct: stage the data, then import it)")]
+    #[error(
+        "import method {method:?} is not available here (only glance-direct: stage the data, then import it)"
+    )]
     ImportMethod {
         /// The method asked for.
         method: String,

@@ -23,7 +23,9 @@ pub enum Error {
     },
     /// An import (`glance-direct`) of an image that has no staged data
     /// (Glance: 409 "Image needs to be staged before 'glance-direct' method can be used").
-    #[error("image {id} is {status}: stage its data first (PUT /v2/images/{id}/stage), then import it")]
+    #[error(
+        "image {id} is {status}: stage its data first (PUT /v2/images/{id}/stage), then import it"
+    )]
     NotStaged {
         /// The image.
         id: ImageId,

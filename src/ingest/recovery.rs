@@ -248,7 +248,9 @@ mod tests {
             image.disk_format = Some(DiskFormat::Raw);
             image.container_format = Some(ContainerFormat::Bare);
             let image = repo.add(&ctx, &image.into()).await.unwrap();
-            repo.save(&ctx, &Change::stage(image.clone())).await.unwrap();
+            repo.save(&ctx, &Change::stage(image.clone()))
+                .await
+                .unwrap();
             let mut staged = store.stage(stage_key(image.id)).await.unwrap();
             staged
                 .write(bytes::Bytes::from_static(b"staged data"))

@@ -13,10 +13,14 @@ pub enum ImportBodyError {
     #[error("the import request body is not a JSON object ({0})")]
     Malformed(String),
     /// No `method` object.
-    #[error("the import request has no method (send {{\"method\": {{\"name\": \"glance-direct\"}}}})")]
+    #[error(
+        "the import request has no method (send {{\"method\": {{\"name\": \"glance-direct\"}}}})"
+    )]
     NoMethod,
     /// No `method.name` string.
-    #[error("the import request's method has no name (send {{\"method\": {{\"name\": \"glance-direct\"}}}})")]
+    #[error(
+        "the import request's method has no name (send {{\"method\": {{\"name\": \"glance-direct\"}}}})"
+    )]
     NoName,
 }
 

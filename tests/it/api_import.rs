@@ -120,7 +120,10 @@ async fn a_staged_signed_image_imports_to_active_with_its_checksums() {
     assert_eq!(stored_files(&api), vec![format!("images/{id}")]);
     let download = api.get(&format!("/v2/images/{id}/file")).await;
     assert_eq!(download.status, StatusCode::OK);
-    assert!(download.bytes == data, "the downloaded bytes are the staged ones");
+    assert!(
+        download.bytes == data,
+        "the downloaded bytes are the staged ones"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +216,11 @@ async fn a_failed_stage_leaves_the_image_queued_with_nothing_staged() {
         )
         .await;
     assert_eq!(short.status, StatusCode::BAD_REQUEST, "{}", short.body);
-    assert!(short.message().starts_with("Size mismatch"), "{}", short.body);
+    assert!(
+        short.message().starts_with("Size mismatch"),
+        "{}",
+        short.body
+    );
     assert_eq!(image(&api, &id).await["status"], "queued");
     assert!(stored_files(&api).is_empty(), "{:?}", stored_files(&api));
 }
@@ -223,7 +230,12 @@ async fn other_import_methods_and_bodies_are_glances_400() {
     let api = signing_api().await;
     let id = signed_image(&api, "import-methods").await;
     for method in ["web-download", "copy-image", "glance-download", "bogus"] {
-        let refused = import(&api, &id, &format!(r#"{{"method": {{"name": "{method}"}}}}"#)).await;
+        let refused = import(
+            &api,
+            &id,
+            &format!(r#"{{"method": {{"name": "{method}"}}}}"#),
+        )
+        .await;
         assert_eq!(
             (refused.status, refused.message()),
             (

@@ -686,7 +686,7 @@ fn glance_signature_args(file: &Path) -> Vec<String> {
         String::from_utf8_lossy(&signed.stderr)
     );
     let properties: Vec<String> = String::from_utf8(signed.stdout)
-        .unwrap()
+        .expect("sign prints UTF-8")
         .split_whitespace()
         .map(str::to_owned)
         .collect();

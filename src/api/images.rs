@@ -276,11 +276,7 @@ async fn upload(
 ) -> Result<Response, ApiError> {
     let op = Operation::Upload;
     let id = image_id(op, &id)?;
-    let declared_size = upload::declared_size(request.headers())?;
-    let data = UploadData {
-        stream: upload::body_stream(request.into_body()),
-        declared_size,
-    };
+    let data = upload_data(request)?;
     let app = state.app();
     let work = async {
         let mut progress = |_: u64| {};
@@ -309,11 +305,7 @@ async fn stage(
 ) -> Result<Response, ApiError> {
     let op = Operation::Stage;
     let id = image_id(op, &id)?;
-    let declared_size = upload::declared_size(request.headers())?;
-    let data = UploadData {
-        stream: upload::body_stream(request.into_body()),
-        declared_size,
-    };
+    let data = upload_data(request)?;
     let work = state.app().stage(&ctx, id, data);
     state
         .lifecycle()
@@ -353,6 +345,22 @@ async fn import(
         "{}",
     )
         .into_response())
+}
+
+/// The request's body as image data, with its declared size.
+fn upload_data(
+    request: Request,
+) -> Result<
+    UploadData<
+        impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin,
+    >,
+    ApiError,
+> {
+    let declared_size = upload::declared_size(request.headers())?;
+    Ok(UploadData {
+        stream: upload::body_stream(request.into_body()),
+        declared_size,
+    })
 }
 
 /// After a cancelled upload: polls the image until the drop guard's

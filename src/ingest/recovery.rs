@@ -173,23 +173,37 @@ mod tests {
     use crate::clock::{Clock, FixedClock};
     use crate::image::{ContainerFormat, DiskFormat, Image};
 
-    /// Regression (team note 07:05): an image listed as `saving` whose
-    /// upload committed before recovery took the lock keeps its data.
-    #[tokio::test]
-    async fn an_image_that_became_active_after_the_scan_keeps_its_data() {
+    /// A repository and a filesystem store in a temporary directory.
+    async fn fixture() -> (tempfile::TempDir, SqlRepo, Store) {
         let dir = tempfile::tempdir().unwrap();
         let clock: Arc<dyn Clock> = Arc::new(FixedClock(
             crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
         ));
-        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock.clone())
+        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock)
             .await
             .unwrap();
         let store = Store::filesystem(dir.path()).unwrap();
-        let ctx = RequestContext::local_admin();
-        let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
+        (dir, repo, store)
+    }
+
+    /// A new queued raw/bare image.
+    async fn queued_raw(repo: &SqlRepo) -> Image {
+        let at = crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let mut image = Image::new_queued(ImageId::new_random(), None, at);
         image.disk_format = Some(DiskFormat::Raw);
         image.container_format = Some(ContainerFormat::Bare);
-        let image = repo.add(&ctx, &image.into()).await.unwrap();
+        repo.add(&RequestContext::local_admin(), &image.into())
+            .await
+            .unwrap()
+    }
+
+    /// Regression (team note 07:05): an image listed as `saving` whose
+    /// upload committed before recovery took the lock keeps its data.
+    #[tokio::test]
+    async fn an_image_that_became_active_after_the_scan_keeps_its_data() {
+        let (_dir, repo, store) = fixture().await;
+        let ctx = RequestContext::local_admin();
+        let image = queued_raw(&repo).await;
         let saving = repo
             .save(&ctx, &Change::claim_upload(image.clone()))
             .await
@@ -233,21 +247,11 @@ mod tests {
     /// for its import and is kept.
     #[tokio::test]
     async fn dead_stages_are_undone_and_finished_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock: Arc<dyn Clock> = Arc::new(FixedClock(
-            crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
-        ));
-        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock.clone())
-            .await
-            .unwrap();
-        let store = Store::filesystem(dir.path()).unwrap();
+        let (_dir, repo, store) = fixture().await;
         let ctx = RequestContext::local_admin();
         let mut staged_ids = Vec::new();
         for _ in 0..2 {
-            let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
-            image.disk_format = Some(DiskFormat::Raw);
-            image.container_format = Some(ContainerFormat::Bare);
-            let image = repo.add(&ctx, &image.into()).await.unwrap();
+            let image = queued_raw(&repo).await;
             repo.save(&ctx, &Change::stage(image.clone()))
                 .await
                 .unwrap();

@@ -72,17 +72,8 @@ impl<R: ImageRepo + 'static> Uploader<R> {
     {
         let repo_error = |source| Error::Repo { id: *id, source };
         // 1. The image must be queued; authorization, policy and quota as an upload.
-        let queued = self.repo.get(ctx, *id).await.map_err(repo_error)?;
-        match queued.status {
-            Status::Queued => {}
-            Status::Saving => return Err(Error::Conflict { id: *id }),
-            status => return Err(Error::NotQueued { id: *id, status }),
-        }
-        let allowance = match self.repo.prepare_upload(ctx, &queued).await {
-            Ok(allowance) => allowance.max_bytes,
-            Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
-            Err(err) => return Err(repo_error(err)),
-        };
+        let queued = self.queued(ctx, id).await?;
+        let allowance = self.allowance(ctx, &queued).await?;
         // 2. The upload lock, then queued → uploading (a concurrent upload
         //    or stage loses here with a conflict).
         let lock = self

@@ -135,6 +135,42 @@ impl Clients {
         Run::from(shell.output().expect("glance runs"))
     }
 
+    /// `openstack image create --disk-format raw --container-format bare
+    /// EXTRA… --file FILE NAME -f json`.
+    fn openstack_create(&self, name: &str, file: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["image", "create"];
+        args.extend_from_slice(extra);
+        args.extend([
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--file",
+            file.to_str().expect("a UTF-8 path"),
+            name,
+            "-f",
+            "json",
+        ]);
+        self.openstack(&args)
+    }
+
+    /// `openstack image save` of image `name` into `dir` gives `file`'s bytes.
+    fn assert_saved_equals(&self, name: &str, file: &Path, dir: &Path) {
+        let out = dir.join("saved.raw");
+        let saved = self.openstack(&[
+            "image",
+            "save",
+            "--file",
+            out.to_str().expect("a UTF-8 path"),
+            name,
+        ]);
+        assert_eq!(saved.status, Some(0), "{}", saved.describe());
+        assert_eq!(
+            std::fs::read(&out).expect("saved"),
+            std::fs::read(file).expect("original")
+        );
+    }
+
     /// `openstack --os-auth-type none --os-endpoint URL <args>`.
     fn openstack(&self, args: &[&str]) -> Run {
         let output = self
@@ -636,28 +672,13 @@ fn openstackclient_creates_saves_and_deletes() {
     let work = tempfile::tempdir().unwrap();
     let file = random_file(work.path(), "o.raw", 2_000_000);
     let name = unique("osc");
-    let created = clients.openstack(&[
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        file.to_str().unwrap(),
-        &name,
-        "-f",
-        "json",
-    ]);
+    let created = clients.openstack_create(&name, &file, &[]);
     assert_eq!(created.status, Some(0), "{}", created.describe());
     let shown: serde_json::Value = serde_json::from_str(&created.stdout).expect("JSON image");
     assert_eq!(shown["status"], "active");
     assert_eq!(shown["checksum"].as_str(), Some(md5sum(&file).as_str()));
     let id = shown["id"].as_str().unwrap().to_owned();
-    let out = work.path().join("saved.raw");
-    let saved = clients.openstack(&["image", "save", "--file", out.to_str().unwrap(), &name]);
-    assert_eq!(saved.status, Some(0), "{}", saved.describe());
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+    clients.assert_saved_equals(&name, &file, work.path());
     let deleted = clients.openstack(&["image", "delete", &name]);
     assert_eq!(deleted.status, Some(0), "{}", deleted.describe());
     clients.assert_gone(&id);
@@ -698,6 +719,33 @@ fn glance_signature_args(file: &Path) -> Vec<String> {
     properties
 }
 
+/// `file` with one byte changed goes through `send` (a create with data)
+/// under a new name: glanceclient exits 1 with the signature failure in its
+/// output, and the image is `queued` with nothing stored. Returns the name.
+fn refuse_tampered(
+    clients: &Clients,
+    file: &Path,
+    dir: &Path,
+    prefix: &str,
+    send: impl Fn(&str, &Path) -> Run,
+) -> String {
+    let mut tampered = std::fs::read(file).expect("the signed file");
+    tampered[500_000] ^= 0x01;
+    let tampered_file = dir.join(format!("{prefix}.raw"));
+    std::fs::write(&tampered_file, &tampered).expect("tampered copy written");
+    let bad = unique(prefix);
+    let refused = send(&bad, &tampered_file);
+    assert_eq!(refused.status, Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("HTTP 400")
+            && refused.stderr.contains("Signature verification failed"),
+        "{}",
+        refused.describe()
+    );
+    clients.assert_queued_with_nothing_stored(&bad);
+    bad
+}
+
 /// A signed image made by `portcullis sign` becomes active; the same
 /// image with one byte changed is refused with the reason in glanceclient's
 /// output, and stays `queued` with nothing stored.
@@ -722,20 +770,7 @@ fn a_signed_image_is_verified_and_a_tampered_copy_refused() {
         Some("active")
     );
 
-    let mut tampered = std::fs::read(&file).unwrap();
-    tampered[500_000] ^= 0x01;
-    let tampered_file = work.path().join("tampered.raw");
-    std::fs::write(&tampered_file, &tampered).unwrap();
-    let bad = unique("tampered");
-    let refused = create(&bad, &tampered_file);
-    assert_eq!(refused.status, Some(1), "{}", refused.describe());
-    assert!(
-        refused.stderr.contains("HTTP 400")
-            && refused.stderr.contains("Signature verification failed"),
-        "{}",
-        refused.describe()
-    );
-    clients.assert_queued_with_nothing_stored(&bad);
+    refuse_tampered(&clients, &file, work.path(), "tampered", create);
 }
 
 /// Data over the server's `image_size_cap` (4 MiB here) is a 413; data a
@@ -1001,20 +1036,7 @@ fn openstackclient_imports_with_glance_direct() {
     let work = tempfile::tempdir().unwrap();
     let file = random_file(work.path(), "import.raw", 2_000_000);
     let name = unique("osc-import");
-    let created = clients.openstack(&[
-        "image",
-        "create",
-        "--import",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        file.to_str().unwrap(),
-        &name,
-        "-f",
-        "json",
-    ]);
+    let created = clients.openstack_create(&name, &file, &["--import"]);
     assert_eq!(created.status, Some(0), "{}", created.describe());
     let record = clients.image_named(&name);
     assert_eq!(record["status"], "active", "{record}");
@@ -1022,10 +1044,7 @@ fn openstackclient_imports_with_glance_direct() {
     let id = record["id"].as_str().unwrap();
     assert_eq!(clients.stored(id).len(), 1, "the image's data only");
     assert_eq!(staged_for(&clients, id), Vec::<PathBuf>::new());
-    let out = work.path().join("saved.raw");
-    let saved = clients.openstack(&["image", "save", "--file", out.to_str().unwrap(), &name]);
-    assert_eq!(saved.status, Some(0), "{}", saved.describe());
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+    clients.assert_saved_equals(&name, &file, work.path());
 }
 
 /// `glance image-create-via-import --import-method glance-direct --file`
@@ -1064,20 +1083,7 @@ fn glanceclient_imports_signed_and_refuses_a_tampered_import() {
         Vec::<PathBuf>::new()
     );
 
-    let mut tampered = std::fs::read(&file).unwrap();
-    tampered[500_000] ^= 0x01;
-    let tampered_file = work.path().join("tampered-import.raw");
-    std::fs::write(&tampered_file, &tampered).unwrap();
-    let bad = unique("g-import-tampered");
-    let refused = import(&bad, &tampered_file);
-    assert_eq!(refused.status, Some(1), "{}", refused.describe());
-    assert!(
-        refused.stderr.contains("HTTP 400")
-            && refused.stderr.contains("Signature verification failed"),
-        "{}",
-        refused.describe()
-    );
-    clients.assert_queued_with_nothing_stored(&bad);
+    let bad = refuse_tampered(&clients, &file, work.path(), "g-import-tampered", import);
     let id = clients.image_named(&bad)["id"].as_str().unwrap().to_owned();
     assert_eq!(staged_for(&clients, &id), Vec::<PathBuf>::new());
 }

@@ -378,6 +378,15 @@ impl ChunkSink for StagedSink<'_> {
     }
 }
 
+/// Waits before the retries of a rollback's status write: a database that
+/// failed (busy past its timeout, a full disk the removed data just freed)
+/// gets two more chances within half a second before recovery at the next
+/// start has to return the image to `queued`.
+const ROLLBACK_RETRY_DELAYS: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(400),
+];
+
 /// Owns an upload from `saving` until it ends: on rollback (or drop, on any
 /// early return or cancellation) it aborts the staged write, deletes a
 /// committed-but-unrecorded location, and returns the image to `queued`.
@@ -452,12 +461,26 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
     }
 
     /// Removes the data and returns the image to `queued`, then releases the lock.
+    ///
+    /// The data goes first: when the failure was a full disk (the final
+    /// database commit included), removing it frees the space the status
+    /// write needs. A database failure of that write is retried
+    /// ([`ROLLBACK_RETRY_DELAYS`]); any other refusal (a lost race) is final.
     async fn rollback(mut self) {
         self.remove_data().await;
         let rollback = Change::rollback_upload(self.saving.clone());
-        if let Err(err) = self.uploader.repo.save(self.ctx, &rollback).await {
-            // Recovery at the next start returns it to queued (the lock dies with us).
-            tracing::error!(image = %rollback.id(), error = %err, "cannot return the image to queued");
+        let mut delays = ROLLBACK_RETRY_DELAYS.iter();
+        while let Err(err) = self.uploader.repo.save(self.ctx, &rollback).await {
+            let retry = matches!(err, RepoError::Database { .. })
+                .then(|| delays.next())
+                .flatten();
+            let Some(delay) = retry else {
+                // Recovery at the next start returns it to queued (the lock dies with us).
+                tracing::error!(image = %rollback.id(), error = %err, "cannot return the image to queued");
+                break;
+            };
+            tracing::warn!(image = %rollback.id(), error = %err, "returning the image to queued failed; retrying");
+            tokio::time::sleep(*delay).await;
         }
         self.lock.take();
     }

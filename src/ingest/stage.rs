@@ -53,6 +53,19 @@ pub fn is_stage_key(id: ImageId) -> bool {
     id.as_uuid().get_version_num() == 8
 }
 
+/// The image whose staged data a store object named `key` is, or `None`
+/// when `key` is not a stage key: a sweeper keeps the object while that
+/// image is `uploading` (a finished stage waiting for its import). Image ids
+/// are v4, so the version nibble goes back to 4.
+pub fn staged_image(key: ImageId) -> Option<ImageId> {
+    if !is_stage_key(key) {
+        return None;
+    }
+    let mut bytes = *key.as_uuid().as_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    Some(ImageId::from(uuid::Uuid::from_bytes(bytes)))
+}
+
 impl<R: ImageRepo + 'static> Uploader<R> {
     /// Stages `data` for the queued image `id` (`glance-direct`): the image
     /// becomes `uploading` with the data in the store under [`stage_key`].
@@ -151,6 +164,15 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             tracing::error!(image = %id, error = %err, "cannot remove the staged data after its import");
         }
         outcome
+    }
+
+    /// Deletes the staged data of image `id` (deleted while `uploading`);
+    /// a failure is logged and leaves the object to the sweeper.
+    pub async fn remove_stage(&self, id: &ImageId) {
+        let location = self.store.location_of(stage_key(*id));
+        if let Err(err) = self.store.delete(&location).await {
+            tracing::error!(image = %id, error = %err, "cannot remove the staged data of a deleted image");
+        }
     }
 
     /// Writes `data` to a staged write under the stage key and commits it;
@@ -267,5 +289,7 @@ mod tests {
         assert!(is_stage_key(key));
         assert!(!is_stage_key(id));
         assert_eq!(stage_key(id), key, "derived, not random");
+        assert_eq!(staged_image(key), Some(id));
+        assert_eq!(staged_image(id), None);
     }
 }

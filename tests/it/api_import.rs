@@ -152,6 +152,20 @@ async fn a_tampered_signed_import_is_refused_with_the_reason_and_nothing_left() 
 }
 
 #[tokio::test]
+async fn deleting_a_staged_image_removes_its_staged_data() {
+    let api = signing_api().await;
+    let id = signed_image(&api, "stage-deleted").await;
+    let staged = stage(&api, &id, Data::Signed.bytes()).await;
+    assert_eq!(staged.status, StatusCode::NO_CONTENT, "{}", staged.body);
+    assert_eq!(stored_files(&api).len(), 1);
+    let deleted = api
+        .send(Method::DELETE, &format!("/v2/images/{id}"), &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(stored_files(&api).is_empty(), "{:?}", stored_files(&api));
+}
+
+#[tokio::test]
 async fn import_without_a_stage_is_glances_409() {
     let api = signing_api().await;
     let id = signed_image(&api, "import-unstaged").await;

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 
 use super::api::{Answer, TestApi};
-use super::ingest::{md5_hex, sha512_hex};
+use super::ingest::{md5_hex, sha512_hex, store_files_in};
 use super::scenario::Data;
 use super::support::testdata;
 use portcullis::api::ServerOptions;
@@ -77,19 +77,7 @@ async fn image(api: &TestApi, id: &str) -> serde_json::Value {
 
 /// The files under the store's `staging/` and `images/` (lock files aside).
 fn stored_files(api: &TestApi) -> Vec<String> {
-    let mut files = Vec::new();
-    for dir in ["staging", "images"] {
-        if let Ok(entries) = std::fs::read_dir(api.data().join(dir)) {
-            for entry in entries.filter_map(Result::ok) {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !name.ends_with(".lock") {
-                    files.push(format!("{dir}/{name}"));
-                }
-            }
-        }
-    }
-    files.sort();
-    files
+    store_files_in(&api.data())
 }
 
 #[tokio::test]

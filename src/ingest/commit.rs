@@ -108,11 +108,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         let allowance = self.allowance(ctx, &queued).await?;
 
         // 4. The lock (liveness for crash recovery), then queued → saving.
-        let lock = self
-            .store
-            .try_lock_upload(*id)
-            .map_err(|source| Error::Store { id: *id, source })?
-            .ok_or(Error::Conflict { id: *id })?;
+        let lock = self.lock(id)?;
         let claim = Change::claim_upload(queued.clone());
         let saving = match self.repo.save(ctx, &claim).await {
             Ok(saving) => saving,
@@ -251,6 +247,15 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             Status::Saving => Err(Error::Conflict { id: *id }),
             status => Err(Error::NotQueued { id: *id, status }),
         }
+    }
+
+    /// The upload lock of image `id` (liveness for crash recovery); held
+    /// elsewhere: a conflict.
+    pub(super) fn lock(&self, id: &ImageId) -> Result<UploadLock, Error> {
+        self.store
+            .try_lock_upload(*id)
+            .map_err(|source| Error::Store { id: *id, source })?
+            .ok_or(Error::Conflict { id: *id })
     }
 
     /// Authorization, policy and quota for data to `queued`: how many bytes may come.

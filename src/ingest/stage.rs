@@ -89,11 +89,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         let allowance = self.allowance(ctx, &queued).await?;
         // 2. The upload lock, then queued → uploading (a concurrent upload
         //    or stage loses here with a conflict).
-        let lock = self
-            .store
-            .try_lock_upload(*id)
-            .map_err(|source| Error::Store { id: *id, source })?
-            .ok_or(Error::Conflict { id: *id })?;
+        let lock = self.lock(id)?;
         let uploading = match self.repo.save(ctx, &Change::stage(queued)).await {
             Ok(uploading) => uploading,
             Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
@@ -134,11 +130,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         // 1. Under the lock (no stage of this image is running):
         //    uploading → queued, so the pass can claim it as an upload.
         {
-            let _lock = self
-                .store
-                .try_lock_upload(*id)
-                .map_err(|source| Error::Store { id: *id, source })?
-                .ok_or(Error::Conflict { id: *id })?;
+            let _lock = self.lock(id)?;
             match self.repo.save(ctx, &Change::unstage(uploading)).await {
                 Ok(_) => {}
                 Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),

@@ -157,6 +157,8 @@ impl Status {
                 | (Saving, Queued)
                 | (Active, Deactivated)
                 | (Deactivated, Active)
+                | (Queued, Uploading)
+                | (Uploading, Queued)
                 | (_, Deleted)
         ) && self != Deleted
     }
@@ -369,6 +371,11 @@ mod tests {
         assert!(!Status::Queued.can_become(Status::Active));
         assert!(!Status::Active.can_become(Status::Saving));
         assert!(!Status::Deleted.can_become(Status::Deleted));
+        // Interoperable import: a stage and its undoing, never straight to active.
+        assert!(Status::Queued.can_become(Status::Uploading));
+        assert!(Status::Uploading.can_become(Status::Queued));
+        assert!(!Status::Uploading.can_become(Status::Active));
+        assert!(!Status::Active.can_become(Status::Uploading));
     }
 
     #[test]

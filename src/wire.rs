@@ -22,6 +22,7 @@ use time::macros::format_description;
 use crate::image::{ContainerFormat, DiskFormat, Image, ImageId, Properties, Visibility};
 
 mod attribute;
+mod import;
 mod member;
 mod patch;
 mod served;
@@ -30,6 +31,7 @@ pub use attribute::{
     Attribute, MAX_PROPERTY_VALUE, MAX_STRING, attribute, check_attribute, check_name,
     check_property, check_string, check_tag,
 };
+pub use import::{ImportBodyError, parse_import_method};
 pub use member::{
     MEMBER_SCHEMA, MEMBERS_SCHEMA, MemberBodyError, MemberJson, MembersJson, parse_add_member,
     parse_member_status,

@@ -65,6 +65,9 @@ pub enum ApiError {
     /// A member request body Glance refuses (400).
     #[error("bad member request body")]
     MemberBody(#[from] wire::MemberBodyError),
+    /// An import request body Glance refuses (400).
+    #[error("bad import request body")]
+    ImportBody(#[from] wire::ImportBodyError),
     /// An image id in the path that is not a UUID: Glance looks it up and
     /// finds nothing (404, never 400: openstacksdk tries names as ids).
     #[error("{id:?} is not an image id")]
@@ -113,6 +116,10 @@ pub enum Operation {
     Upload,
     /// `GET …/file`
     Download,
+    /// `PUT …/stage`
+    Stage,
+    /// `POST …/import`
+    Import,
     /// `PUT …/tags/{tag}`
     AddTag,
     /// `DELETE …/tags/{tag}`
@@ -135,7 +142,8 @@ impl Operation {
     fn target_status(self) -> Option<crate::image::Status> {
         use crate::image::Status;
         match self {
-            Operation::Upload => Some(Status::Saving),
+            Operation::Upload | Operation::Import => Some(Status::Saving),
+            Operation::Stage => Some(Status::Uploading),
             Operation::Deactivate => Some(Status::Deactivated),
             Operation::Reactivate => Some(Status::Active),
             Operation::Delete => Some(Status::Deleted),
@@ -166,6 +174,8 @@ impl std::fmt::Display for Operation {
             Operation::Deactivate => "deactivate",
             Operation::Reactivate => "reactivate",
             Operation::Upload => "upload",
+            Operation::Stage => "stage",
+            Operation::Import => "import",
             Operation::Download => "download",
             Operation::AddTag => "add tag",
             Operation::RemoveTag => "remove tag",
@@ -197,6 +207,8 @@ impl Operation {
             | Operation::Deactivate
             | Operation::Reactivate
             | Operation::Upload
+            | Operation::Stage
+            | Operation::Import
             | Operation::Download => format!("No image found with ID {id}"),
         }
     }
@@ -306,6 +318,9 @@ impl ApiError {
             ApiError::MemberBody(err) => {
                 Failure::standard(StatusCode::BAD_REQUEST, &err.glance_message())
             }
+            ApiError::ImportBody(err) => {
+                Failure::standard(StatusCode::BAD_REQUEST, &err.glance_message())
+            }
             ApiError::NoSuchImage { op, id } => {
                 Failure::standard(StatusCode::NOT_FOUND, &op.not_found(id))
             }
@@ -353,6 +368,7 @@ impl ApiError {
             | ApiError::Upload(_)
             | ApiError::Body(BodyError::TooLarge { .. } | BodyError::Unreadable(_))
             | ApiError::MemberBody(_)
+            | ApiError::ImportBody(_)
             | ApiError::NoSuchImage { .. }
             | ApiError::App { .. }
             | ApiError::ShuttingDown
@@ -448,6 +464,8 @@ fn not_shared(op: Operation, id: ImageId) -> Failure {
         | Operation::Deactivate
         | Operation::Reactivate
         | Operation::Upload
+        | Operation::Stage
+        | Operation::Import
         | Operation::Download
         | Operation::AddTag
         | Operation::RemoveTag => return Failure::standard(StatusCode::NOT_FOUND, REASON),
@@ -499,6 +517,10 @@ fn app_failure(op: Operation, err: &app::Error) -> Failure {
         app::Error::NoKeyManager => Failure::standard(
             StatusCode::BAD_REQUEST,
             "Signature verification failed: the image is signed, but this server has no certificate directory (cert_dir) to verify it with.",
+        ),
+        app::Error::ImportMethod { method } => Failure::standard(
+            StatusCode::BAD_REQUEST,
+            &format!("Unknown import method name '{method}'."),
         ),
         app::Error::Repo(err) => repo_failure(op, err),
         app::Error::Upload(err) => upload_failure(op, err),
@@ -560,7 +582,7 @@ fn repo_failure(op: Operation, err: &repo::Error) -> Failure {
         }
         repo::Error::Forbidden { action, image } => {
             let message = match (op, image) {
-                (Operation::Upload, Some(id)) => {
+                (Operation::Upload | Operation::Stage | Operation::Import, Some(id)) => {
                     format!("Not allowed to upload image data for image {id}")
                 }
                 // Glance's words per member operation, then why (Glance
@@ -630,6 +652,12 @@ fn no_content() -> Failure {
     Failure::standard(StatusCode::NO_CONTENT, "")
 }
 
+/// The status an upload-like operation moves a queued image to (`saving`;
+/// `uploading` for a stage).
+fn upload_target(op: Operation) -> crate::image::Status {
+    op.target_status().unwrap_or(crate::image::Status::Saving)
+}
+
 fn upload_failure(op: Operation, err: &ingest::Error) -> Failure {
     let signature = |id: &ImageId, reason: &str| {
         Failure::standard(
@@ -651,12 +679,14 @@ fn upload_failure(op: Operation, err: &ingest::Error) -> Failure {
         }
     };
     match err {
-        ingest::Error::NotQueued { status, .. } => {
-            transition(*status, crate::image::Status::Saving)
-        }
+        ingest::Error::NotQueued { status, .. } => transition(*status, upload_target(op)),
         ingest::Error::Conflict { .. } => {
-            transition(crate::image::Status::Saving, crate::image::Status::Saving)
+            transition(crate::image::Status::Saving, upload_target(op))
         }
+        ingest::Error::NotStaged { .. } => Failure::standard(
+            StatusCode::CONFLICT,
+            "Image needs to be staged before 'glance-direct' method can be used",
+        ),
         ingest::Error::SignatureRequired { id } => signature(
             id,
             "the image has no img_signature properties and this server requires signed images",

@@ -31,6 +31,9 @@ use super::{ApiState, BaseUrl, Caller, resource};
 /// Glance's `OpenStack-image-store-ids` header (the configured stores).
 const STORE_IDS_HEADER: HeaderName = HeaderName::from_static("openstack-image-store-ids");
 
+/// Glance's `OpenStack-image-import-methods` header (the enabled methods).
+const IMPORT_METHODS_HEADER: HeaderName = HeaderName::from_static("openstack-image-import-methods");
+
 /// The `/v2/images…` routes.
 pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
@@ -43,6 +46,8 @@ pub(crate) fn routes() -> Router<ApiState> {
             "/v2/images/{id}/file",
             resource("GET, PUT", get(download).put(upload)),
         )
+        .route("/v2/images/{id}/stage", resource("PUT", put(stage)))
+        .route("/v2/images/{id}/import", resource("POST", post(import)))
         .route(
             "/v2/images/{id}/actions/deactivate",
             resource("POST", post(deactivate)),
@@ -125,8 +130,9 @@ async fn create(
     if let Ok(value) = HeaderValue::from_str(&location) {
         response_headers.insert(LOCATION, value);
     }
-    // OpenStack-image-import-methods is left out while no import method
-    // runs here, as Glance does with `enabled_import_methods` empty.
+    if let Ok(value) = HeaderValue::from_str(&app::IMPORT_METHODS.join(",")) {
+        response_headers.insert(IMPORT_METHODS_HEADER, value);
+    }
     if let Ok(value) = HeaderValue::from_str(settings.store_id) {
         response_headers.insert(STORE_IDS_HEADER, value);
     }
@@ -270,11 +276,7 @@ async fn upload(
 ) -> Result<Response, ApiError> {
     let op = Operation::Upload;
     let id = image_id(op, &id)?;
-    let declared_size = upload::declared_size(request.headers())?;
-    let data = UploadData {
-        stream: upload::body_stream(request.into_body()),
-        declared_size,
-    };
+    let data = upload_data(request)?;
     let app = state.app();
     let work = async {
         let mut progress = |_: u64| {};
@@ -287,6 +289,78 @@ async fn upload(
         .await?
         .map_err(failed(op))?;
     Ok(no_content())
+}
+
+/// `PUT /v2/images/{id}/stage` → 204 once the data is staged (`uploading`).
+///
+/// The body streams into the staged write as an upload's does; a failure
+/// leaves the image `queued` with nothing staged. A shutdown past its grace
+/// period drops the stage: the next start's recovery returns the image to
+/// `queued` and removes the partial staging.
+async fn stage(
+    State(state): State<ApiState>,
+    Caller(ctx): Caller,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let op = Operation::Stage;
+    let id = image_id(op, &id)?;
+    let data = upload_data(request)?;
+    let work = state.app().stage(&ctx, id, data);
+    state
+        .lifecycle()
+        .run(work, std::future::ready(()))
+        .await?
+        .map_err(failed(op))?;
+    Ok(no_content())
+}
+
+/// `POST /v2/images/{id}/import` with `{"method": {"name": "glance-direct"}}`
+/// → 202 once the staged data went through the one pass and the image is
+/// `active`; a refusal answers as the upload's would (400 signature, 413,
+/// 415, …) with the image `queued` again. Glance answers 202 at once and
+/// runs a task; answering after the pass lets the reason reach the client.
+async fn import(
+    State(state): State<ApiState>,
+    Caller(ctx): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let op = Operation::Import;
+    let id = image_id(op, &id)?;
+    let bytes = body::read_limited(&headers, body, state.options().max_json_body_size).await?;
+    let method = wire::parse_import_method(&bytes)?;
+    let app = state.app();
+    let work = app.import(&ctx, id, &method);
+    let rolled_back = wait_until_not_saving(&state, &ctx, id);
+    state
+        .lifecycle()
+        .run(work, rolled_back)
+        .await?
+        .map_err(failed(op))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        "{}",
+    )
+        .into_response())
+}
+
+/// The request's body as image data, with its declared size.
+fn upload_data(
+    request: Request,
+) -> Result<
+    UploadData<
+        impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin,
+    >,
+    ApiError,
+> {
+    let declared_size = upload::declared_size(request.headers())?;
+    Ok(UploadData {
+        stream: upload::body_stream(request.into_body()),
+        declared_size,
+    })
 }
 
 /// After a cancelled upload: polls the image until the drop guard's

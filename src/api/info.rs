@@ -2,7 +2,7 @@
 //! `stores-info` and `import-info` show.
 //!
 //! This module owns those two small documents. It must not claim what the
-//! server cannot do: no import method is listed until stage/import exists.
+//! server cannot do: it lists only the import methods `app` runs.
 
 use axum::extract::State;
 use axum::http::HeaderValue;
@@ -21,12 +21,16 @@ pub(crate) async fn stores(State(state): State<ApiState>) -> Response {
     ))
 }
 
-/// Glance's import-methods document, with the methods this server runs (none yet).
+/// Glance's import-methods document, with the methods this server runs.
 pub(crate) async fn import() -> Response {
-    json(
-        "{\"import-methods\": {\"description\": \"Import methods available.\", \"type\": \"array\", \"value\": []}}"
-            .to_owned(),
-    )
+    let methods: Vec<String> = crate::app::IMPORT_METHODS
+        .iter()
+        .map(|method| python_json_string(method))
+        .collect();
+    json(format!(
+        "{{\"import-methods\": {{\"description\": \"Import methods available.\", \"type\": \"array\", \"value\": [{}]}}}}",
+        methods.join(", ")
+    ))
 }
 
 fn json(body: String) -> Response {

@@ -116,6 +116,15 @@ pub enum Error {
         "the image is signed but no certificate directory is configured (--cert-dir or cert_dir)"
     )]
     NoKeyManager,
+    /// An import method this service does not run (Glance: 400 "Unknown
+    /// import method name 'x'.", as with the method not enabled).
+    #[error(
+        "import method {method:?} is not available here (only glance-direct: stage the data, then import it)"
+    )]
+    ImportMethod {
+        /// The method asked for.
+        method: String,
+    },
     /// The repository refused or failed (not found, forbidden, protected,
     /// quota, a lost compare-and-swap, database).
     #[error(transparent)]
@@ -145,6 +154,7 @@ impl Error {
             Error::NotShared { .. } => "not_shared",
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Error::NoKeyManager => "no_cert_dir",
+            Error::ImportMethod { .. } => "import_method",
             Error::Repo(err) => err.kind(),
             Error::Upload(err) => err.kind(),
             Error::Download(err) => err.kind(),
@@ -166,7 +176,8 @@ impl Error {
             | Error::NoVerifiedData { .. }
             | Error::TagNotFound { .. }
             | Error::NotShared { .. }
-            | Error::RangeNotSatisfiable { .. } => true,
+            | Error::RangeNotSatisfiable { .. }
+            | Error::ImportMethod { .. } => true,
             Error::NoKeyManager => false,
             Error::Repo(err) => ingest::repo_is_rejection(err),
             Error::Upload(err) => err.is_rejection(),
@@ -191,6 +202,7 @@ impl Error {
             | Error::TagNotFound { .. }
             | Error::NotShared { .. }
             | Error::RangeNotSatisfiable { .. }
+            | Error::ImportMethod { .. }
             | Error::NoKeyManager
             | Error::Repo(_) => None,
         }

@@ -1,6 +1,6 @@
 //! The application facade: [`App`], the use cases of an image service as
 //! methods (create, show, list, update, delete, deactivate, reactivate,
-//! tags, upload, download, members), which the CLI commands and the HTTP handlers
+//! tags, upload, download, stage/import, members), which the CLI commands and the HTTP handlers
 //! adapt in a few lines each (parse, call one method, map the result).
 //!
 //! This module owns the decisions those front ends must not make: Glance's
@@ -16,7 +16,7 @@
 //!
 //! Files: `open` (the one opener of a data directory, [`App::open`]), `error`, `records`
 //! (create, show, list, delete, tags, the save funnel), `update` (the change
-//! set and its rules), `lifecycle` (deactivate, reactivate), `upload`,
+//! set and its rules), `lifecycle` (deactivate, reactivate), `upload`, `import` (glance-direct),
 //! `download`, `members` (image sharing).
 
 use std::path::PathBuf;
@@ -29,6 +29,7 @@ use crate::repo::{RepoOptions, Stack};
 
 mod download;
 mod error;
+mod import;
 mod lifecycle;
 mod members;
 mod open;
@@ -43,6 +44,7 @@ pub use crate::store::ByteRange;
 pub use crate::wire::{Attribute, CreateRequest, PatchOp};
 pub use download::{Download, DownloadStream, Output, ResolvedRange};
 pub use error::Error;
+pub use import::IMPORT_METHODS;
 pub use lifecycle::StatusAction;
 pub use open::OpenError;
 pub use records::Page;

@@ -83,7 +83,12 @@ impl App {
     /// between the read and the delete (nothing is deleted then).
     pub async fn delete(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
         let read = self.repo().get(ctx, id).await?;
-        Ok(self.repo().remove(ctx, &read).await?)
+        let removed = self.repo().remove(ctx, &read).await?;
+        if read.status == crate::image::Status::Uploading {
+            // A finished stage never imported: its staged data goes too.
+            self.uploader.remove_stage(&id).await;
+        }
+        Ok(removed)
     }
 
     /// Adds `tag` (already there: nothing changes, as Glance).

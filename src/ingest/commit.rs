@@ -87,13 +87,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         let repo_error = |source| Error::Repo { id: *id, source };
 
         // 1. The image and the signature policy.
-        let queued = self.repo.get(ctx, *id).await.map_err(repo_error)?;
-        match queued.status {
-            Status::Queued => {}
-            // Another upload owns it: a lost race, not a wrong state.
-            Status::Saving => return Err(Error::Conflict { id: *id }),
-            status => return Err(Error::NotQueued { id: *id, status }),
-        }
+        let queued = self.queued(ctx, id).await?;
         let Some(disk_format) = queued
             .disk_format
             .filter(|_| queued.container_format.is_some())
@@ -112,18 +106,10 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         };
 
         // 3. Authorization, policy and quota, and how many bytes may come.
-        let allowance = match self.repo.prepare_upload(ctx, &queued).await {
-            Ok(allowance) => allowance.max_bytes,
-            Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
-            Err(err) => return Err(repo_error(err)),
-        };
+        let allowance = self.allowance(ctx, &queued).await?;
 
         // 4. The lock (liveness for crash recovery), then queued → saving.
-        let lock = self
-            .store
-            .try_lock_upload(*id)
-            .map_err(|source| Error::Store { id: *id, source })?
-            .ok_or(Error::Conflict { id: *id })?;
+        let lock = self.lock(id)?;
         let claim = Change::claim_upload(queued.clone());
         let saving = match self.repo.save(ctx, &claim).await {
             Ok(saving) => saving,
@@ -246,6 +232,46 @@ impl<R: ImageRepo + 'static> Uploader<R> {
                 guard.rollback().await;
                 Err(repo_error(err))
             }
+        }
+    }
+
+    /// The image `id`, which must be `queued` (`saving`: another upload
+    /// owns it, a conflict like every lost race).
+    pub(super) async fn queued(&self, ctx: &RequestContext, id: &ImageId) -> Result<Image, Error> {
+        let queued = self
+            .repo
+            .get(ctx, *id)
+            .await
+            .map_err(|source| Error::Repo { id: *id, source })?;
+        match queued.status {
+            Status::Queued => Ok(queued),
+            Status::Saving => Err(Error::Conflict { id: *id }),
+            status => Err(Error::NotQueued { id: *id, status }),
+        }
+    }
+
+    /// The upload lock of image `id` (liveness for crash recovery); held
+    /// elsewhere: a conflict.
+    pub(super) fn lock(&self, id: &ImageId) -> Result<UploadLock, Error> {
+        self.store
+            .try_lock_upload(*id)
+            .map_err(|source| Error::Store { id: *id, source })?
+            .ok_or(Error::Conflict { id: *id })
+    }
+
+    /// Authorization, policy and quota for data to `queued`: how many bytes may come.
+    pub(super) async fn allowance(
+        &self,
+        ctx: &RequestContext,
+        queued: &Image,
+    ) -> Result<Option<u64>, Error> {
+        match self.repo.prepare_upload(ctx, queued).await {
+            Ok(allowance) => Ok(allowance.max_bytes),
+            Err(RepoError::Conflict { .. }) => Err(Error::Conflict { id: queued.id }),
+            Err(source) => Err(Error::Repo {
+                id: queued.id,
+                source,
+            }),
         }
     }
 

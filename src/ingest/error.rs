@@ -21,6 +21,17 @@ pub enum Error {
         /// Its status.
         status: Status,
     },
+    /// An import (`glance-direct`) of an image that has no staged data
+    /// (Glance: 409 "Image needs to be staged before 'glance-direct' method can be used").
+    #[error(
+        "image {id} is {status}: stage its data first (PUT /v2/images/{id}/stage), then import it"
+    )]
+    NotStaged {
+        /// The image.
+        id: ImageId,
+        /// Its status (not `uploading`).
+        status: Status,
+    },
     /// Another upload took the image first (lost compare-and-swap or lock).
     #[error("image {id} is being uploaded by another upload")]
     Conflict {
@@ -213,6 +224,7 @@ impl Error {
     pub fn image_id(&self) -> ImageId {
         match self {
             Error::NotQueued { id, .. }
+            | Error::NotStaged { id, .. }
             | Error::Conflict { id }
             | Error::SignatureRequired { id }
             | Error::Signature { id, .. }
@@ -236,6 +248,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::NotQueued { .. } => "not_queued",
+            Error::NotStaged { .. } => "not_staged",
             Error::Conflict { .. } => "conflict",
             Error::SignatureRequired { .. } => "signature_required",
             Error::Signature { source, .. } => source.kind(),
@@ -282,6 +295,7 @@ impl Error {
     pub fn is_rejection(&self) -> bool {
         match self {
             Error::NotQueued { .. }
+            | Error::NotStaged { .. }
             | Error::Conflict { .. }
             | Error::SignatureRequired { .. }
             | Error::TooLarge { .. }

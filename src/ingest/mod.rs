@@ -17,6 +17,7 @@ pub mod properties;
 pub mod pump;
 pub mod recovery;
 pub mod source;
+pub mod stage;
 pub mod workers;
 
 pub use commit::{Progress, UploadData, Uploader};

@@ -11,6 +11,8 @@ use crate::image::{ImageId, Status};
 use crate::repo::{Change, Error as RepoError, ImageRepo, SqlRepo};
 use crate::store::Store;
 
+use super::stage::stage_key;
+
 /// Why recovery could not finish; it stops at the first failure so a later
 /// start can retry.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,60 @@ pub async fn recover(repo: &SqlRepo, store: &Store) -> Result<Vec<ImageId>, Reco
             recovered.push(id);
         }
     }
+    let staging = repo
+        .images_with_status(Status::Uploading)
+        .await
+        .map_err(RecoveryError::Repo)?;
+    for image in staging {
+        let id = image.id;
+        if recover_stage(repo, store, &ctx, id).await? {
+            recovered.push(id);
+        }
+    }
+    Ok(recovered)
+}
+
+/// Recovers one image listed as `uploading` whose stage died before its
+/// data was committed under the stage key: its staging is aborted and it
+/// is `queued` again. A finished stage (the staged object exists) waits
+/// for its import and is kept. Returns whether it was recovered.
+async fn recover_stage(
+    repo: &SqlRepo,
+    store: &Store,
+    ctx: &RequestContext,
+    id: ImageId,
+) -> Result<bool, RecoveryError> {
+    let store_error = |source| RecoveryError::Store { id, source };
+    let Some(lock) = store.try_lock_upload(id).map_err(store_error)? else {
+        // A live stage or import holds it.
+        return Ok(false);
+    };
+    let image = match repo.get(ctx, id).await {
+        Ok(image) if image.status == Status::Uploading => image,
+        Ok(_) | Err(RepoError::NotFound { .. }) => return Ok(false),
+        Err(err) => return Err(RecoveryError::Repo(err)),
+    };
+    let key = stage_key(id);
+    match store.open(&store.location_of(key), None).await {
+        // Staged completely: the import may come.
+        Ok(_) => return Ok(false),
+        Err(crate::store::Error::Missing { .. }) => {}
+        Err(source) => return Err(store_error(source)),
+    }
+    let removed = store.remove_staged(key).await.map_err(store_error)?;
+    let recovered = match repo.save(ctx, &Change::unstage(image)).await {
+        Ok(_) => {
+            tracing::warn!(
+                image = %id,
+                staged_files = removed.len(),
+                "recovered an interrupted stage: its data was removed and the image is queued again"
+            );
+            true
+        }
+        Err(RepoError::Conflict { .. }) => false,
+        Err(err) => return Err(RecoveryError::Repo(err)),
+    };
+    drop(lock);
     Ok(recovered)
 }
 
@@ -84,6 +140,11 @@ async fn recover_one(
         .delete(&store.location_of(id))
         .await
         .map_err(|source| RecoveryError::Store { id, source })?;
+    // An import that died mid-pass: its staged data goes too.
+    store
+        .delete(&store.location_of(stage_key(id)))
+        .await
+        .map_err(|source| RecoveryError::Store { id, source })?;
     // The record read under the lock: a change since is someone else's
     // recovery (a conflict), never ours to overwrite.
     let recovered = match repo.save(ctx, &Change::rollback_upload(image)).await {
@@ -112,23 +173,37 @@ mod tests {
     use crate::clock::{Clock, FixedClock};
     use crate::image::{ContainerFormat, DiskFormat, Image};
 
-    /// Regression (team note 07:05): an image listed as `saving` whose
-    /// upload committed before recovery took the lock keeps its data.
-    #[tokio::test]
-    async fn an_image_that_became_active_after_the_scan_keeps_its_data() {
+    /// A repository and a filesystem store in a temporary directory.
+    async fn fixture() -> (tempfile::TempDir, SqlRepo, Store) {
         let dir = tempfile::tempdir().unwrap();
         let clock: Arc<dyn Clock> = Arc::new(FixedClock(
             crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
         ));
-        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock.clone())
+        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock)
             .await
             .unwrap();
         let store = Store::filesystem(dir.path()).unwrap();
-        let ctx = RequestContext::local_admin();
-        let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
+        (dir, repo, store)
+    }
+
+    /// A new queued raw/bare image.
+    async fn queued_raw(repo: &SqlRepo) -> Image {
+        let at = crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
+        let mut image = Image::new_queued(ImageId::new_random(), None, at);
         image.disk_format = Some(DiskFormat::Raw);
         image.container_format = Some(ContainerFormat::Bare);
-        let image = repo.add(&ctx, &image.into()).await.unwrap();
+        repo.add(&RequestContext::local_admin(), &image.into())
+            .await
+            .unwrap()
+    }
+
+    /// Regression (team note 07:05): an image listed as `saving` whose
+    /// upload committed before recovery took the lock keeps its data.
+    #[tokio::test]
+    async fn an_image_that_became_active_after_the_scan_keeps_its_data() {
+        let (_dir, repo, store) = fixture().await;
+        let ctx = RequestContext::local_admin();
+        let image = queued_raw(&repo).await;
         let saving = repo
             .save(&ctx, &Change::claim_upload(image.clone()))
             .await
@@ -165,5 +240,43 @@ mod tests {
             store.open(&location, None).await.is_ok(),
             "the active image's data was deleted"
         );
+    }
+
+    /// A stage that died before its commit (staging file only) is undone:
+    /// `queued`, nothing staged; a finished stage (its object exists) waits
+    /// for its import and is kept.
+    #[tokio::test]
+    async fn dead_stages_are_undone_and_finished_ones_kept() {
+        let (_dir, repo, store) = fixture().await;
+        let ctx = RequestContext::local_admin();
+        let mut staged_ids = Vec::new();
+        for _ in 0..2 {
+            let image = queued_raw(&repo).await;
+            repo.save(&ctx, &Change::stage(image.clone()))
+                .await
+                .unwrap();
+            let mut staged = store.stage(stage_key(image.id)).await.unwrap();
+            staged
+                .write(bytes::Bytes::from_static(b"staged data"))
+                .await
+                .unwrap();
+            staged_ids.push((image.id, staged));
+        }
+        // The first stage died mid-write (a kill -9: the staging file stays);
+        // the second finished.
+        let (dead, dead_staged) = staged_ids.remove(0);
+        drop(dead_staged);
+        let (done, done_staged) = staged_ids.remove(0);
+        let location = done_staged.commit().await.unwrap();
+
+        let recovered = recover(&repo, &store).await.unwrap();
+        assert_eq!(recovered, vec![dead]);
+        assert_eq!(repo.get(&ctx, dead).await.unwrap().status, Status::Queued);
+        assert!(store.list_staged().await.unwrap().is_empty());
+        assert_eq!(
+            repo.get(&ctx, done).await.unwrap().status,
+            Status::Uploading
+        );
+        assert!(store.open(&location, None).await.is_ok());
     }
 }

@@ -72,6 +72,13 @@ pub enum ChangeKind {
     Deactivate,
     /// `deactivated → active`.
     Reactivate,
+    /// `queued → uploading`: data was staged for an interoperable import
+    /// (`glance-direct`); nothing of the data is recorded yet.
+    Stage,
+    /// `uploading → queued`: the staged data is about to be imported (the
+    /// import's one pass then claims the image as an upload does) or the
+    /// stage failed.
+    Unstage,
 }
 
 impl ChangeKind {
@@ -84,6 +91,8 @@ impl ChangeKind {
             ChangeKind::RollbackUpload => Some((Status::Saving, Status::Queued)),
             ChangeKind::Deactivate => Some((Status::Active, Status::Deactivated)),
             ChangeKind::Reactivate => Some((Status::Deactivated, Status::Active)),
+            ChangeKind::Stage => Some((Status::Queued, Status::Uploading)),
+            ChangeKind::Unstage => Some((Status::Uploading, Status::Queued)),
         }
     }
 
@@ -96,6 +105,8 @@ impl ChangeKind {
             ChangeKind::RollbackUpload => "rollback_upload",
             ChangeKind::Deactivate => "deactivate",
             ChangeKind::Reactivate => "reactivate",
+            ChangeKind::Stage => "stage",
+            ChangeKind::Unstage => "unstage",
         }
     }
 
@@ -112,13 +123,18 @@ impl ChangeKind {
     /// today the upload's file lock guarantees it (a live upload holds it,
     /// recovery takes only free ones). When leases replace the lock (issue
     /// 7), a rebase must also require the stored lease to be this upload's.
+    ///
+    /// `Unstage` rebases for the same reasons: the stage or import that
+    /// writes it holds the upload lock, and everything an import is decided
+    /// on is frozen while the image is `uploading` (not `queued`).
     pub fn rebases(self) -> bool {
         match self {
-            ChangeKind::CommitUpload | ChangeKind::RollbackUpload => true,
+            ChangeKind::CommitUpload | ChangeKind::RollbackUpload | ChangeKind::Unstage => true,
             ChangeKind::Update
             | ChangeKind::ClaimUpload
             | ChangeKind::Deactivate
-            | ChangeKind::Reactivate => false,
+            | ChangeKind::Reactivate
+            | ChangeKind::Stage => false,
         }
     }
 
@@ -129,7 +145,9 @@ impl ChangeKind {
             ChangeKind::Update
             | ChangeKind::ClaimUpload
             | ChangeKind::Deactivate
-            | ChangeKind::Reactivate => false,
+            | ChangeKind::Reactivate
+            | ChangeKind::Stage
+            | ChangeKind::Unstage => false,
         }
     }
 }
@@ -214,6 +232,16 @@ impl Change {
     /// `deactivated → active`.
     pub fn reactivate(before: Image) -> Change {
         Change::transition(before, ChangeKind::Reactivate, None)
+    }
+
+    /// `queued → uploading`: data for `before` was staged.
+    pub fn stage(before: Image) -> Change {
+        Change::transition(before, ChangeKind::Stage, None)
+    }
+
+    /// `uploading → queued`: the staged data is being imported or was dropped.
+    pub fn unstage(before: Image) -> Change {
+        Change::transition(before, ChangeKind::Unstage, None)
     }
 
     /// The image changed.
@@ -332,7 +360,9 @@ fn apply(image: &mut Image, kind: ChangeKind, data: Option<UploadedData>) {
         ChangeKind::Update
         | ChangeKind::ClaimUpload
         | ChangeKind::Deactivate
-        | ChangeKind::Reactivate => {}
+        | ChangeKind::Reactivate
+        | ChangeKind::Stage
+        | ChangeKind::Unstage => {}
     }
 }
 

@@ -91,7 +91,9 @@ impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
             ChangeKind::Update
             | ChangeKind::ClaimUpload
             | ChangeKind::Deactivate
-            | ChangeKind::Reactivate => {
+            | ChangeKind::Reactivate
+            | ChangeKind::Stage
+            | ChangeKind::Unstage => {
                 if after.locations != before.locations {
                     return Err(Error::forbidden(
                         "change the locations of an image (only an upload sets them)",

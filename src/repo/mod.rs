@@ -936,7 +936,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "image {id} is queued, so it cannot become deactivated (a queued image can become: saving, deleted)"
+                "image {id} is queued, so it cannot become deactivated (a queued image can become: saving, deleted, uploading)"
             )
         );
         let err = Error::Conflict {

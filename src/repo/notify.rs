@@ -192,7 +192,9 @@ impl<R: ImageRepo> ImageRepo for NotifyRepo<R> {
                 self.notifier.error_event("image.upload", &message).await;
             }
             // The upload claiming the image: image.prepare already said so.
-            ChangeKind::ClaimUpload => {}
+            // Staging is not an event in Glance (the import task's
+            // notifications are not emitted here); an import's upload is.
+            ChangeKind::ClaimUpload | ChangeKind::Stage | ChangeKind::Unstage => {}
             ChangeKind::Update | ChangeKind::Deactivate | ChangeKind::Reactivate => {
                 self.notifier
                     .image_event("image.update", &saved, None)

@@ -622,9 +622,11 @@ impl<R> PolicyRepo<R> {
 fn change_rule(kind: ChangeKind) -> &'static str {
     match kind {
         ChangeKind::Update => "modify_image",
-        ChangeKind::ClaimUpload | ChangeKind::CommitUpload | ChangeKind::RollbackUpload => {
-            "upload_image"
-        }
+        ChangeKind::ClaimUpload
+        | ChangeKind::CommitUpload
+        | ChangeKind::RollbackUpload
+        | ChangeKind::Stage
+        | ChangeKind::Unstage => "upload_image",
         ChangeKind::Deactivate => "deactivate",
         ChangeKind::Reactivate => "reactivate",
     }

@@ -83,7 +83,7 @@ impl<R> QuotaRepo<R> {
         let wanted: Vec<(QuotaResource, u64)> = match change.kind {
             // prepare_upload checked these too, but another upload of the
             // project may have started since: the limits hold here.
-            ChangeKind::ClaimUpload => vec![
+            ChangeKind::ClaimUpload | ChangeKind::Stage => vec![
                 (QuotaResource::ImageCountUploading, 1),
                 (QuotaResource::ImageSizeTotal, 0),
             ],
@@ -104,7 +104,8 @@ impl<R> QuotaRepo<R> {
             ChangeKind::Update
             | ChangeKind::RollbackUpload
             | ChangeKind::Deactivate
-            | ChangeKind::Reactivate => Vec::new(),
+            | ChangeKind::Reactivate
+            | ChangeKind::Unstage => Vec::new(),
         };
         wanted
             .into_iter()

@@ -104,8 +104,10 @@ async fn create_answers_201_with_location_and_glances_headers() {
         Some(format!("http://127.0.0.1:9292/v2/images/{id}").as_str())
     );
     assert_eq!(created.header("openstack-image-store-ids"), Some("fs"));
-    // No import method runs here yet: Glance leaves the header out then.
-    assert_eq!(created.header("openstack-image-import-methods"), None);
+    assert_eq!(
+        created.header("openstack-image-import-methods"),
+        Some("glance-direct")
+    );
     assert_eq!(created.header("content-type"), Some("application/json"));
     assert_eq!(image["status"], "queued");
     assert_eq!(image["foo"], "bar");
@@ -158,7 +160,7 @@ async fn info_documents() {
     let import = api.get("/v2/info/import").await;
     assert_eq!(
         import.json()["import-methods"]["value"],
-        serde_json::json!([])
+        serde_json::json!(["glance-direct"])
     );
     let wrong = api.send(Method::POST, "/v2/info/import", &[]).await;
     assert_eq!(

@@ -108,6 +108,69 @@ impl Clients {
         Run::from(output)
     }
 
+    /// `glance` as [`Clients::glance`], with standard input closed (`<&-`):
+    /// `image-create-via-import` refuses `--file` whenever stdin is not a
+    /// terminal and still open (glance-wire.md §5's stdin trap).
+    fn glance_stdin_closed(&self, args: &[&str]) -> Run {
+        let glance = self.command("glance");
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" <&-")
+            .arg(glance.get_program())
+            .args([
+                "--os-image-url",
+                &self.url,
+                "--os-auth-token",
+                "compat-token",
+            ])
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        for (key, value) in glance.get_envs() {
+            match value {
+                Some(value) => shell.env(key, value),
+                None => shell.env_remove(key),
+            };
+        }
+        Run::from(shell.output().expect("glance runs"))
+    }
+
+    /// `openstack image create --disk-format raw --container-format bare
+    /// EXTRA… --file FILE NAME -f json`.
+    fn openstack_create(&self, name: &str, file: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["image", "create"];
+        args.extend_from_slice(extra);
+        args.extend([
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--file",
+            file.to_str().expect("a UTF-8 path"),
+            name,
+            "-f",
+            "json",
+        ]);
+        self.openstack(&args)
+    }
+
+    /// `openstack image save` of image `name` into `dir` gives `file`'s bytes.
+    fn assert_saved_equals(&self, name: &str, file: &Path, dir: &Path) {
+        let out = dir.join("saved.raw");
+        let saved = self.openstack(&[
+            "image",
+            "save",
+            "--file",
+            out.to_str().expect("a UTF-8 path"),
+            name,
+        ]);
+        assert_eq!(saved.status, Some(0), "{}", saved.describe());
+        assert_eq!(
+            std::fs::read(&out).expect("saved"),
+            std::fs::read(file).expect("original")
+        );
+    }
+
     /// `openstack --os-auth-type none --os-endpoint URL <args>`.
     fn openstack(&self, args: &[&str]) -> Run {
         let output = self
@@ -609,45 +672,25 @@ fn openstackclient_creates_saves_and_deletes() {
     let work = tempfile::tempdir().unwrap();
     let file = random_file(work.path(), "o.raw", 2_000_000);
     let name = unique("osc");
-    let created = clients.openstack(&[
-        "image",
-        "create",
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--file",
-        file.to_str().unwrap(),
-        &name,
-        "-f",
-        "json",
-    ]);
+    let created = clients.openstack_create(&name, &file, &[]);
     assert_eq!(created.status, Some(0), "{}", created.describe());
     let shown: serde_json::Value = serde_json::from_str(&created.stdout).expect("JSON image");
     assert_eq!(shown["status"], "active");
     assert_eq!(shown["checksum"].as_str(), Some(md5sum(&file).as_str()));
     let id = shown["id"].as_str().unwrap().to_owned();
-    let out = work.path().join("saved.raw");
-    let saved = clients.openstack(&["image", "save", "--file", out.to_str().unwrap(), &name]);
-    assert_eq!(saved.status, Some(0), "{}", saved.describe());
-    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+    clients.assert_saved_equals(&name, &file, work.path());
     let deleted = clients.openstack(&["image", "delete", &name]);
     assert_eq!(deleted.status, Some(0), "{}", deleted.describe());
     clients.assert_gone(&id);
 }
 
-/// A signed image made by `portcullis sign` becomes active; the same
-/// image with one byte changed is refused with the reason in glanceclient's
-/// output, and stays `queued` with nothing stored.
-#[test]
-fn a_signed_image_is_verified_and_a_tampered_copy_refused() {
-    let Some(clients) = clients() else { return };
-    let work = tempfile::tempdir().unwrap();
-    let file = random_file(work.path(), "signed.raw", 1_048_576);
+/// `portcullis sign FILE --format glance-args` with the test RSA key: the
+/// four `--property k=v` pairs of its signature.
+fn glance_signature_args(file: &Path) -> Vec<String> {
     let key = super::support::testdata().join("keys/rsa2048.pem");
     let signed = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("sign")
-        .arg(&file)
+        .arg(file)
         .arg("--key")
         .arg(&key)
         .args([
@@ -663,13 +706,56 @@ fn a_signed_image_is_verified_and_a_tampered_copy_refused() {
         "{}",
         String::from_utf8_lossy(&signed.stderr)
     );
-    let properties = String::from_utf8(signed.stdout).unwrap();
-    let properties: Vec<&str> = properties.split_whitespace().collect();
+    let properties: Vec<String> = String::from_utf8(signed.stdout)
+        .expect("sign prints UTF-8")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(
         properties.len(),
         8,
         "four --property k=v pairs: {properties:?}"
     );
+    properties
+}
+
+/// `file` with one byte changed goes through `send` (a create with data)
+/// under a new name: glanceclient exits 1 with the signature failure in its
+/// output, and the image is `queued` with nothing stored. Returns the name.
+fn refuse_tampered(
+    clients: &Clients,
+    file: &Path,
+    dir: &Path,
+    prefix: &str,
+    send: impl Fn(&str, &Path) -> Run,
+) -> String {
+    let mut tampered = std::fs::read(file).expect("the signed file");
+    tampered[500_000] ^= 0x01;
+    let tampered_file = dir.join(format!("{prefix}.raw"));
+    std::fs::write(&tampered_file, &tampered).expect("tampered copy written");
+    let bad = unique(prefix);
+    let refused = send(&bad, &tampered_file);
+    assert_eq!(refused.status, Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("HTTP 400")
+            && refused.stderr.contains("Signature verification failed"),
+        "{}",
+        refused.describe()
+    );
+    clients.assert_queued_with_nothing_stored(&bad);
+    bad
+}
+
+/// A signed image made by `portcullis sign` becomes active; the same
+/// image with one byte changed is refused with the reason in glanceclient's
+/// output, and stays `queued` with nothing stored.
+#[test]
+fn a_signed_image_is_verified_and_a_tampered_copy_refused() {
+    let Some(clients) = clients() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let file = random_file(work.path(), "signed.raw", 1_048_576);
+    let properties = glance_signature_args(&file);
+    let properties: Vec<&str> = properties.iter().map(String::as_str).collect();
 
     let create = |name: &str, data: &Path| {
         let mut extra = properties.clone();
@@ -684,20 +770,7 @@ fn a_signed_image_is_verified_and_a_tampered_copy_refused() {
         Some("active")
     );
 
-    let mut tampered = std::fs::read(&file).unwrap();
-    tampered[500_000] ^= 0x01;
-    let tampered_file = work.path().join("tampered.raw");
-    std::fs::write(&tampered_file, &tampered).unwrap();
-    let bad = unique("tampered");
-    let refused = create(&bad, &tampered_file);
-    assert_eq!(refused.status, Some(1), "{}", refused.describe());
-    assert!(
-        refused.stderr.contains("HTTP 400")
-            && refused.stderr.contains("Signature verification failed"),
-        "{}",
-        refused.describe()
-    );
-    clients.assert_queued_with_nothing_stored(&bad);
+    refuse_tampered(&clients, &file, work.path(), "tampered", create);
 }
 
 /// Data over the server's `image_size_cap` (4 MiB here) is a 413; data a
@@ -946,4 +1019,71 @@ fn two_projects_share_an_image_with_both_clients() {
         "{}",
         refused.describe()
     );
+}
+
+/// Whether the server's data directory holds staged import data for image
+/// `id` (the object under its stage key, or a staging file of it).
+fn staged_for(clients: &Clients, id: &str) -> Vec<PathBuf> {
+    let id: portcullis::image::ImageId = id.parse().expect("an image id");
+    clients.stored(&portcullis::ingest::stage::stage_key(id).to_string())
+}
+
+/// `openstack image create --import --file` (glance-direct: create, stage,
+/// import): the image is active with the file's checksum, and nothing staged is left.
+#[test]
+fn openstackclient_imports_with_glance_direct() {
+    let Some(clients) = clients() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let file = random_file(work.path(), "import.raw", 2_000_000);
+    let name = unique("osc-import");
+    let created = clients.openstack_create(&name, &file, &["--import"]);
+    assert_eq!(created.status, Some(0), "{}", created.describe());
+    let record = clients.image_named(&name);
+    assert_eq!(record["status"], "active", "{record}");
+    assert_eq!(record["checksum"].as_str(), Some(md5sum(&file).as_str()));
+    let id = record["id"].as_str().unwrap();
+    assert_eq!(clients.stored(id).len(), 1, "the image's data only");
+    assert_eq!(staged_for(&clients, id), Vec::<PathBuf>::new());
+    clients.assert_saved_equals(&name, &file, work.path());
+}
+
+/// `glance image-create-via-import --import-method glance-direct --file`
+/// with a signed image: active; the tampered copy is refused with the
+/// reason in glanceclient's output, `queued`, nothing stored or staged.
+#[test]
+fn glanceclient_imports_signed_and_refuses_a_tampered_import() {
+    let Some(clients) = clients() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let file = random_file(work.path(), "signed-import.raw", 1_048_576);
+    let properties = glance_signature_args(&file);
+    let import = |name: &str, data: &Path| {
+        let mut args = vec![
+            "image-create-via-import",
+            "--import-method",
+            "glance-direct",
+            "--name",
+            name,
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+        ];
+        args.extend(properties.iter().map(String::as_str));
+        args.extend(["--file", data.to_str().expect("a UTF-8 path")]);
+        clients.glance_stdin_closed(&args)
+    };
+    let good = unique("g-import");
+    let accepted = import(&good, &file);
+    assert_eq!(accepted.status, Some(0), "{}", accepted.describe());
+    let record = clients.image_named(&good);
+    assert_eq!(record["status"], "active", "{record}");
+    assert_eq!(record["checksum"].as_str(), Some(md5sum(&file).as_str()));
+    assert_eq!(
+        staged_for(&clients, record["id"].as_str().unwrap()),
+        Vec::<PathBuf>::new()
+    );
+
+    let bad = refuse_tampered(&clients, &file, work.path(), "g-import-tampered", import);
+    let id = clients.image_named(&bad)["id"].as_str().unwrap().to_owned();
+    assert_eq!(staged_for(&clients, &id), Vec::<PathBuf>::new());
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod api_images;
+mod api_import;
 mod api_members;
 mod compat;
 mod glance;

@@ -205,6 +205,112 @@ fn json_body(response: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {response}"))
 }
 
+/// Sends glanceclient's kind of `PUT` (chunked, with the size header) with
+/// one 64 KiB chunk and then nothing, and waits until image `id` shows
+/// `status`; returns the open connection.
+fn start_chunked_put(server: &Server, path: &str, id: &str, status: &str) -> TcpStream {
+    let mut upload = TcpStream::connect(&server.addr).expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nx-openstack-image-size: 10485760\r\n\r\n",
+        server.addr
+    );
+    upload.write_all(head.as_bytes()).expect("head sent");
+    upload
+        .write_all(format!("{:x}\r\n", 65536).as_bytes())
+        .expect("chunk size sent");
+    upload.write_all(&vec![7u8; 65536]).expect("chunk sent");
+    upload.write_all(b"\r\n").expect("chunk end sent");
+    upload.flush().expect("flushed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = http(&server.addr, &format!("GET /v2/images/{id} HTTP/1.1"));
+        if json_body(&shown)["status"] == status {
+            return upload;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transfer never started: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Killed with SIGKILL in the middle of a stage (`PUT …/stage`), the server
+/// leaves the image `uploading` with a partial staging file; the next start
+/// returns it to `queued` with nothing left. Killed after a finished stage,
+/// the staged data survives the restart and the import makes the image active.
+#[test]
+fn a_server_killed_mid_stage_or_before_the_import_recovers_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let create = |server: &Server, name: &str| {
+        let created = http_with_body(
+            &server.addr,
+            "POST /v2/images HTTP/1.1",
+            "application/json",
+            &format!(r#"{{"name": "{name}", "disk_format": "raw", "container_format": "bare"}}"#),
+        );
+        assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+        json_body(&created)["id"].as_str().unwrap().to_owned()
+    };
+    let dead = create(&server, "killed-stage");
+    let done = create(&server, "staged-before-kill");
+    let staged = http_with_body(
+        &server.addr,
+        &format!("PUT /v2/images/{done}/stage HTTP/1.1"),
+        "application/octet-stream",
+        "staged bytes",
+    );
+    assert!(staged.starts_with("HTTP/1.1 204"), "{staged}");
+    let stage = start_chunked_put(
+        &server,
+        &format!("/v2/images/{dead}/stage"),
+        &dead,
+        "uploading",
+    );
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().expect("reaped");
+    drop(stage);
+    assert_eq!(
+        store_files_in(dir.path()).len(),
+        2,
+        "a partial staging file and a finished stage object: {:?}",
+        store_files_in(dir.path())
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    let status = |id: &str| {
+        json_body(&http(
+            &server.addr,
+            &format!("GET /v2/images/{id} HTTP/1.1"),
+        ))["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(status(&dead), "queued");
+    assert_eq!(status(&done), "uploading");
+    assert_eq!(
+        store_files_in(dir.path()).len(),
+        1,
+        "only the finished stage"
+    );
+    let imported = http_with_body(
+        &server.addr,
+        &format!("POST /v2/images/{done}/import HTTP/1.1"),
+        "application/json",
+        r#"{"method": {"name": "glance-direct"}}"#,
+    );
+    assert!(imported.starts_with("HTTP/1.1 202"), "{imported}");
+    let image = json_body(&http(
+        &server.addr,
+        &format!("GET /v2/images/{done} HTTP/1.1"),
+    ));
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["size"], 12);
+    assert_eq!(store_files_in(dir.path()), vec![format!("images/{done}")]);
+}
+
 /// Killed with SIGKILL in the middle of an upload, the server leaves the
 /// image `saving` with staged data; the next start recovers it: `queued`,
 /// nothing left in the store.
@@ -221,31 +327,7 @@ fn a_server_killed_mid_upload_recovers_the_image_at_the_next_start() {
     assert!(created.starts_with("HTTP/1.1 201"), "{created}");
     let id = json_body(&created)["id"].as_str().unwrap().to_owned();
 
-    // glanceclient's way: chunked, with the size header; one 64 KiB chunk, then nothing.
-    let mut upload = TcpStream::connect(&server.addr).expect("connect");
-    let head = format!(
-        "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nx-openstack-image-size: 10485760\r\n\r\n",
-        server.addr
-    );
-    upload.write_all(head.as_bytes()).unwrap();
-    upload
-        .write_all(format!("{:x}\r\n", 65536).as_bytes())
-        .unwrap();
-    upload.write_all(&vec![7u8; 65536]).unwrap();
-    upload.write_all(b"\r\n").unwrap();
-    upload.flush().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let shown = http(&server.addr, &format!("GET /v2/images/{id} HTTP/1.1"));
-        if json_body(&shown)["status"] == "saving" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the upload never started: {shown}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let upload = start_chunked_put(&server, &format!("/v2/images/{id}/file"), &id, "saving");
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
     drop(upload);
@@ -263,15 +345,7 @@ fn a_server_killed_mid_upload_recovers_the_image_at_the_next_start() {
     let image = json_body(&shown);
     assert_eq!(image["status"], "queued", "{shown}");
     assert_eq!(image["size"], serde_json::Value::Null);
-    for store_dir in ["staging", "images"] {
-        let left: Vec<String> = std::fs::read_dir(dir.path().join(store_dir))
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| !name.ends_with(".lock"))
-            .collect();
-        assert!(left.is_empty(), "{store_dir}: {left:?}");
-    }
+    assert_eq!(store_files_in(dir.path()), Vec::<String>::new());
 }
 
 /// One HTTP/1.1 exchange with a body: (status, response body bytes).

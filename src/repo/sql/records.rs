@@ -356,7 +356,11 @@ pub(crate) async fn update_image(
             delete_children(session, after.id, &["image_locations"]).await?;
             write_locations(session, after).await?;
         }
-        ChangeKind::ClaimUpload | ChangeKind::Deactivate | ChangeKind::Reactivate => {}
+        ChangeKind::ClaimUpload
+        | ChangeKind::Deactivate
+        | ChangeKind::Reactivate
+        | ChangeKind::Stage
+        | ChangeKind::Unstage => {}
     }
     Ok(true)
 }

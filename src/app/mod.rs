@@ -72,6 +72,14 @@ pub struct Settings {
     pub store_id: &'static str,
     /// Threads in the shared hash pool (one per core).
     pub hash_threads: usize,
+    /// This node's id in upload leases (and logs).
+    pub node_id: String,
+    /// The database (a path, or a URL without its password).
+    pub database: String,
+    /// The store as the database binds it (`data-dir`, `file:///…`, `s3://BUCKET/PREFIX`).
+    pub store: String,
+    /// How long an upload lease lasts without renewal.
+    pub upload_lease: std::time::Duration,
 }
 
 impl App {

@@ -10,6 +10,7 @@
 //! to `active`.
 
 pub mod commit;
+mod lease;
 pub mod download;
 mod error;
 pub mod limit;
@@ -20,5 +21,6 @@ pub mod source;
 pub mod workers;
 
 pub use commit::{Progress, UploadData, Uploader};
+pub use lease::Leases;
 pub use error::{Error, repo_is_rejection};
 pub use workers::HashPool;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::api::ServerOptions;
 use crate::hash::HashAlgorithm;
 use crate::inspect::policy::FormatPolicy;
 use crate::openstack::{BarbicanOptions, Interface};
@@ -71,6 +72,9 @@ pub struct Config {
     pub repo: RepoOptions,
     /// Where metadata and data live, and who this node is (scale-out).
     pub backends: Backends,
+    /// `portcullis serve`'s settings (`[server]`), paths resolved against
+    /// the config file's directory.
+    pub server: ServerOptions,
 }
 
 /// The config file, as written. Every key is optional.
@@ -93,6 +97,7 @@ struct ConfigFile {
     store_credentials: Option<StoreCredentialsSection>,
     node_id: Option<String>,
     upload_lease_seconds: Option<u64>,
+    server: Option<ServerOptions>,
 }
 
 // ---- key manager (issue 9): `key_manager = "barbican"` and `[barbican]` ----
@@ -383,6 +388,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The `[server]` table has settings that cannot work together.
+    #[error("config file {path}: [server]")]
+    Server {
+        /// The file.
+        path: PathBuf,
+        /// Which setting.
+        #[source]
+        source: crate::api::OptionsError,
+    },
 }
 
 /// Reads a trusted list: one certificate id per line; blank lines and lines
@@ -486,11 +500,20 @@ impl Config {
             compat: overrides.compat.or(file.compat).unwrap_or(Compat::Strict),
             format: file.image_format.clone().unwrap_or_default(),
         };
+        // [server] (portcullis serve): paths relative to the file, then the
+        // combinations serde cannot check.
+        let mut server = file.server.clone().unwrap_or_default();
+        server.resolve_paths(&file_dir);
+        server.validate().map_err(|source| Error::Server {
+            path: file_path.clone(),
+            source,
+        })?;
         Ok(Config {
             data_dir: data_dir.to_owned(),
             ingest,
             repo: file.repo.clone().unwrap_or_default(),
             backends: backends(&file, overrides, &file_path)?,
+            server,
         })
     }
 }

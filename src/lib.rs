@@ -10,11 +10,13 @@
 //!
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod glance;
 pub mod hash;
 pub mod image;
 pub mod ingest;

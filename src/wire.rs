@@ -23,14 +23,17 @@ use crate::image::{ContainerFormat, DiskFormat, Image, ImageId, Properties, Visi
 
 mod attribute;
 mod patch;
+mod served;
 
 pub use attribute::{
     Attribute, MAX_PROPERTY_VALUE, MAX_STRING, attribute, check_attribute, check_name,
     check_property, check_string, check_tag,
 };
 pub use patch::{
-    OperationProblem, PATCH_MEDIA_TYPE, PatchOp, PointerProblem, parse_patch, parse_patch_value,
+    OperationProblem, PATCH_MEDIA_TYPE, PatchOp, PointerProblem, parse_patch, parse_patch_v2_0,
+    parse_patch_value,
 };
+pub use served::{DocumentError, ServedImage, ServedPage, create_body, parse_image, parse_page};
 
 /// The schema URL every image document carries.
 pub const IMAGE_SCHEMA: &str = "/v2/schemas/image";
@@ -205,7 +208,7 @@ impl Serialize for ImagesPage<'_> {
 
 /// Python's `urllib.parse.urlencode` (quote_plus): what Glance builds its
 /// `first`/`next` links with.
-fn urlencode<'p>(pairs: impl Iterator<Item = &'p (String, String)>) -> String {
+pub(crate) fn urlencode<'p>(pairs: impl Iterator<Item = &'p (String, String)>) -> String {
     fn quote_plus(text: &str, out: &mut String) {
         for byte in text.bytes() {
             match byte {

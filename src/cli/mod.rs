@@ -15,12 +15,14 @@ use crate::clock::{Clock, FixedClock, SystemClock};
 
 mod args;
 mod data;
+mod glance;
 mod images;
 mod ingest;
 mod inspect;
 mod openstack;
 mod output;
 mod report;
+mod serve;
 mod session;
 mod sign;
 mod verify;
@@ -49,6 +51,10 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Manage images in the local repository.
     Images(images::ImagesArgs),
+    /// Serve Glance's image API v2 over the data directory (glance, openstack and curl work unchanged).
+    Serve(serve::ServeArgs),
+    /// Check and publish images in any Glance (real OpenStack Glance or portcullis serve).
+    Glance(glance::GlanceArgs),
 }
 
 /// How a command ended; mapped to the process exit code.
@@ -95,18 +101,23 @@ pub(crate) fn clock_from_env() -> Result<Box<dyn Clock>, String> {
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
+/// Logs go to stderr; colour only on a terminal and never with `NO_COLOR`
+/// set (no-color.org). `serve` logs at info by default (one line per request).
+fn init_logging(verbose: u8, server: bool) {
+    let default = match (verbose, server) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
+        (2, _) => "debug",
         _ => "trace",
     };
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .try_init();
 }
@@ -114,13 +125,15 @@ fn init_logging(verbose: u8) {
 /// Runs the command line of this process and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     let exit = match cli.command {
         Command::Verify(args) => verify::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Images(args) => images::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Glance(args) => glance::run(args),
     };
     exit.into()
 }

@@ -99,8 +99,13 @@ pub(crate) struct OpenStackArgs {
 }
 
 impl OpenStackArgs {
+    /// `--os-cloud`.
+    pub(crate) fn cloud(&self) -> Option<&str> {
+        self.os_cloud.as_deref()
+    }
+
     /// The flags as the top settings layer.
-    fn raw(&self) -> RawSettings {
+    pub(crate) fn raw(&self) -> RawSettings {
         RawSettings {
             auth_type: self.os_auth_type.clone(),
             auth_url: self.os_auth_url.clone(),

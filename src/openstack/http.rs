@@ -22,10 +22,23 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// Fails when the CA bundle cannot be read or holds no certificate.
 pub(crate) fn client(tls: &TlsSettings) -> Result<reqwest::Client, SettingsError> {
+    builder(tls)?
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|source| SettingsError::HttpClient { source })
+}
+
+/// [`client`]'s settings without the whole-request timeout, for clients
+/// whose requests may rightly last long (image downloads and uploads,
+/// which set their own read timeout): rustls with the system's roots plus
+/// `cacert`'s (or no checks with `insecure`), the connect timeout, no
+/// redirects.
+///
+/// Fails when the CA bundle cannot be read or holds no certificate.
+pub(crate) fn builder(tls: &TlsSettings) -> Result<reqwest::ClientBuilder, SettingsError> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &tls.cacert {
@@ -47,9 +60,7 @@ pub(crate) fn client(tls: &TlsSettings) -> Result<reqwest::Client, SettingsError
         tracing::warn!("TLS certificate verification is off (--insecure / OS_INSECURE)");
         builder = builder.danger_accept_invalid_certs(true);
     }
-    builder
-        .build()
-        .map_err(|source| SettingsError::HttpClient { source })
+    Ok(builder)
 }
 
 /// A response body larger than the limit.

@@ -35,8 +35,11 @@ pub use barbican::{
 };
 pub use catalog::{Catalog, CatalogError, Interface, barbican_v1};
 pub use env::Environment;
+/// The HTTP client settings every OpenStack call uses, for the Glance client (`crate::glance`).
+pub(crate) use http::builder as client_builder;
 pub use keystone::{AuthError, AuthToken, Identity, Session};
 pub use secret::Secret;
+pub(crate) use secret::scrub;
 pub use settings::{
     ClientSettings, Credentials, DomainRef, ProjectRef, RawSettings, Scope, SettingsError,
     TlsSettings, UserRef,

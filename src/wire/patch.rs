@@ -52,6 +52,9 @@ pub enum OperationProblem {
     Missing(&'static str),
     /// `op` is not add, remove or replace.
     UnknownOp(String),
+    /// A v2.0 (draft-04) operation without exactly one of the members
+    /// `add`, `remove`, `replace` (whose value is the path).
+    NotOneOperation,
 }
 
 impl std::fmt::Display for OperationProblem {
@@ -62,6 +65,9 @@ impl std::fmt::Display for OperationProblem {
             OperationProblem::UnknownOp(op) => write!(
                 f,
                 "op {op:?} is not one of add, remove, replace (test, move and copy are not supported)"
+            ),
+            OperationProblem::NotOneOperation => f.write_str(
+                "must have exactly one member named add, remove or replace (v2.0 json-patch)",
             ),
         }
     }
@@ -78,6 +84,7 @@ impl OperationProblem {
             OperationProblem::UnknownOp(op) => format!(
                 "Invalid operation: `{op}`. It must be one of the following: add, remove, replace."
             ),
+            OperationProblem::NotOneOperation => "Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\".".to_owned(),
         }
     }
 }
@@ -149,6 +156,40 @@ impl std::fmt::Display for PointerProblem {
 pub fn parse_patch(body: &[u8]) -> Result<Vec<PatchOp>, Error> {
     let value: Value = serde_json::from_slice(body).map_err(Error::Json)?;
     parse_patch_value(&value)
+}
+
+/// Parses a PATCH body in Glance's older dialect
+/// (`application/openstack-images-v2.0-json-patch`, JSON-patch draft 04):
+/// each operation names its op by its one member, whose value is the path
+/// (`{"replace": "/name", "value": "x"}`); otherwise as [`parse_patch`].
+///
+/// Fails as [`parse_patch`] does, and when an operation has none or several
+/// of the members `add`, `remove`, `replace`.
+pub fn parse_patch_v2_0(body: &[u8]) -> Result<Vec<PatchOp>, Error> {
+    let value: Value = serde_json::from_slice(body).map_err(Error::Json)?;
+    let Value::Array(items) = value else {
+        return Err(Error::NotAList);
+    };
+    let mut rewritten = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let problem = |problem| Error::BadOperation { index, problem };
+        let Value::Object(mut object) = item else {
+            return Err(problem(OperationProblem::NotAnObject));
+        };
+        let ops: Vec<&str> = ["add", "remove", "replace"]
+            .into_iter()
+            .filter(|op| object.contains_key(*op))
+            .collect();
+        let [op] = ops.as_slice() else {
+            return Err(problem(OperationProblem::NotOneOperation));
+        };
+        let op = (*op).to_owned();
+        let path = object.remove(&op).unwrap_or(Value::Null);
+        object.insert("op".to_owned(), Value::String(op));
+        object.insert("path".to_owned(), path);
+        rewritten.push(Value::Object(object));
+    }
+    parse_patch_value(&Value::Array(rewritten))
 }
 
 /// [`parse_patch`] on an already-parsed JSON value.
@@ -260,6 +301,31 @@ mod tests {
             }
             (got, expect) => panic!("{body}: got {got:?}, expected {expect:?}"),
         }
+    }
+
+    #[test]
+    fn the_v2_0_dialect_names_the_op_by_its_member() {
+        let ops = parse_patch_v2_0(
+            br#"[{"replace": "/name", "value": "x"}, {"add": "/foo", "value": "bar"}, {"remove": "/foo"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{ops:?}"),
+            r#"[Replace(Name(Some("x"))), Add(Property { name: "foo", value: "bar" }), Remove("foo")]"#
+        );
+        for body in [
+            r#"[{"value": 1}]"#,
+            r#"[{"add": "/a", "remove": "/a", "value": "b"}]"#,
+        ] {
+            let err = parse_patch_v2_0(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                err.glance_message(),
+                "Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\"."
+            );
+        }
+        // The same read-only rules as v2.1.
+        let err = parse_patch_v2_0(br#"[{"replace": "/status", "value": "active"}]"#).unwrap_err();
+        assert_eq!(err.glance_message(), "Attribute 'status' is read-only.");
     }
 
     #[test]

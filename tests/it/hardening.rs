@@ -57,7 +57,12 @@ fn verify_sample(properties: &Path) -> (i32, Value) {
 
 /// Asserts that `output` exited with `code` and printed a JSON error of
 /// `kind` whose message holds every one of `parts`; returns the document.
-fn assert_error(output: &std::process::Output, code: i32, kind: &str, parts: &[&str]) -> Value {
+pub(crate) fn assert_error(
+    output: &std::process::Output,
+    code: i32,
+    kind: &str,
+    parts: &[&str],
+) -> Value {
     assert_eq!(output.status.code(), Some(code), "{output:?}");
     let report = json_of(output);
     assert_eq!(report["error"]["kind"], kind, "{report}");
@@ -442,7 +447,7 @@ fn ingesting_a_fifo_points_to_standard_input_without_blocking() {
 
 /// Runs `work` on a connection to the SQLite file `db`, as another program
 /// would (created if missing, unless `read_only`), on a runtime of its own.
-fn with_sqlite<T>(
+pub(crate) fn with_sqlite<T>(
     db: &Path,
     read_only: bool,
     work: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T,

@@ -1,6 +1,10 @@
 //! The integration-test binary: every test that drives the real `portcullis`
 //! binary or a real database, store or server lives in a module here.
 
+mod api;
+mod api_images;
+mod compat;
+mod glance;
 mod hardening;
 mod images;
 mod ingest;
@@ -8,6 +12,7 @@ mod inspect;
 mod openstack;
 mod repo;
 mod scenario;
+mod serve;
 mod sign;
 mod store;
 mod support;

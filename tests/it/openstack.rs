@@ -41,15 +41,15 @@ async fn exclusive() -> RwLockWriteGuard<'static, ()> {
     SERVERS.write().await
 }
 
-fn shared_blocking() -> RwLockReadGuard<'static, ()> {
+pub(crate) fn shared_blocking() -> RwLockReadGuard<'static, ()> {
     SERVERS.blocking_read()
 }
 
 /// The fixture file `.ci/openstack.sh provision` writes.
-struct Fixture(Value);
+pub(crate) struct Fixture(Value);
 
 impl Fixture {
-    fn str(&self, pointer: &str) -> String {
+    pub(crate) fn str(&self, pointer: &str) -> String {
         self.0
             .pointer(pointer)
             .and_then(Value::as_str)
@@ -61,13 +61,13 @@ impl Fixture {
         self.str("/auth_url")
     }
 
-    fn certificate_uuid(&self) -> String {
+    pub(crate) fn certificate_uuid(&self) -> String {
         let href = self.str("/certificate_href");
         href.rsplit('/').next().unwrap_or_default().to_owned()
     }
 
     /// `OS_*` variables for a user of the fixture (`alice`, `bob`, `service`).
-    fn os_env(&self, user: &str) -> Vec<(String, String)> {
+    pub(crate) fn os_env(&self, user: &str) -> Vec<(String, String)> {
         vec![
             ("OS_AUTH_URL".into(), self.auth_url()),
             ("OS_USERNAME".into(), self.str(&format!("/{user}/username"))),
@@ -97,7 +97,7 @@ impl Fixture {
         ClientSettings::resolve(raw, format!("test user {user}")).expect("fixture settings")
     }
 
-    fn session(&self, user: &str) -> Arc<Session> {
+    pub(crate) fn session(&self, user: &str) -> Arc<Session> {
         Arc::new(Session::new(self.settings(user)).expect("session"))
     }
 
@@ -141,7 +141,7 @@ impl Drop for Stopped<'_> {
 
 /// The fixture, or `None` when the developer opted out with
 /// `PORTCULLIS_SKIP_SERVER_TESTS=1`; otherwise a missing fixture fails.
-fn fixture() -> Option<Fixture> {
+pub(crate) fn fixture() -> Option<Fixture> {
     match std::env::var("PORTCULLIS_TEST_OPENSTACK") {
         Ok(path) => {
             let text = std::fs::read_to_string(&path)

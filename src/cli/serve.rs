@@ -1,0 +1,113 @@
+//! `portcullis serve`: Glance's image API v2 on 127.0.0.1:9292 (by default)
+//! over the embedded data directory.
+//!
+//! Thin: loads the settings, opens the data directory (crash recovery runs
+//! there), builds the authenticator, binds, prints `listening on <url>` on
+//! stdout, and runs the server loop until SIGTERM/SIGINT. It must not
+//! handle requests (the library's `api` does).
+//!
+//! Exit codes: 0 after a signal once every connection closed (uploads cut
+//! by the shutdown timeout were rolled back to `queued`); 1 when the
+//! shutdown had to abandon transfers whose rollback it could not confirm
+//! (the next start recovers them); 2 when the server cannot start (config,
+//! token file, data directory, address in use) or its accept loop fails.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::Exit;
+use super::report::error_chain;
+use crate::api::server::{self, Outcome};
+use crate::api::{self, ApiState, AuthMode, Authenticator, Lifecycle};
+use crate::app::App;
+use crate::clock::Clock;
+use crate::config::{Config, Overrides};
+
+/// Arguments of `portcullis serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:9292, or [server] bind); port 0 picks a free port.
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// The data directory (SQLite database, image store, locks, portcullis.toml).
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Directory of signing certificates (`<uuid>.pem` or DER), as Barbican would serve them.
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// Config file (default: <data-dir>/portcullis.toml when it exists).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Runs the server until a signal stops it.
+pub(crate) fn run(args: ServeArgs) -> Exit {
+    match serve(args) {
+        Ok(Outcome::Clean) => Exit::Success,
+        Ok(Outcome::Abandoned { transfers }) => {
+            eprintln!(
+                "error: shutdown abandoned {transfers} transfer(s) before their rollback finished; the next start recovers them"
+            );
+            Exit::Rejected
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            Exit::Error
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<Outcome, String> {
+    let clock: Arc<dyn Clock> = Arc::from(super::clock_from_env()?);
+    let overrides = Overrides {
+        config_file: args.config.clone(),
+        cert_dir: args.cert_dir.clone(),
+        ..Overrides::default()
+    };
+    let config = Config::load(&args.data_dir, &overrides).map_err(|err| error_chain(&err))?;
+    let mut options = config.server.clone();
+    if let Some(bind) = args.bind {
+        options.bind = bind;
+    }
+    let authenticator = Authenticator::from_options(&options).map_err(|err| error_chain(&err))?;
+    if options.auth == AuthMode::Noauth && !options.bind.ip().is_loopback() {
+        tracing::warn!(
+            bind = %options.bind,
+            "auth = \"noauth\" on a non-loopback address: anyone who can connect acts as an administrator"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+    runtime.block_on(async move {
+        // Opening runs crash recovery: images left `saving` by a killed
+        // server go back to `queued` before anything is served.
+        let app = App::open(&config, clock)
+            .await
+            .map_err(|err| error_chain(&err))?;
+        let listener = server::bind(options.bind)
+            .await
+            .map_err(|err| error_chain(&err))?;
+        let local = listener
+            .local_addr()
+            .map_err(|err| format!("cannot read the bound address: {err}"))?;
+        let signals = server::signals().map_err(|err| error_chain(&err))?;
+        let grace = options.shutdown_grace();
+        tracing::info!(
+            address = %local,
+            auth = authenticator.mode(),
+            data_dir = %config.data_dir.display(),
+            "portcullis serve started"
+        );
+        println!("listening on http://{local}");
+        let lifecycle = Lifecycle::new();
+        let state = ApiState::new(Arc::new(app), options, authenticator, lifecycle.clone());
+        server::run(listener, api::app(state), lifecycle, grace, signals)
+            .await
+            .map_err(|err| error_chain(&err))
+    })
+}

@@ -97,6 +97,7 @@ struct ConfigFile {
     store_credentials: Option<StoreCredentialsSection>,
     node_id: Option<String>,
     upload_lease_seconds: Option<u64>,
+    sweep_interval_seconds: Option<u64>,
     server: Option<ServerOptions>,
 }
 
@@ -185,7 +186,17 @@ pub struct Backends {
     pub node_id: String,
     /// How long an upload lease lasts without renewal.
     pub upload_lease: std::time::Duration,
+    /// How often `serve` sweeps the store (`sweep_interval_seconds`,
+    /// default [`DEFAULT_SWEEP_INTERVAL`]); dead uploads are recovered every
+    /// half lease regardless.
+    pub sweep_interval: std::time::Duration,
 }
+
+/// The default full sweep interval of `serve`: 5 minutes. A sweep lists the
+/// whole store (one listing per 1,000 objects on S3), so it runs rarely;
+/// nothing it collects is in anyone's way meanwhile (dead uploads, which
+/// are, are recovered every half lease).
+pub const DEFAULT_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Backends {
     /// How often a live upload renews its lease: a third of its length.
@@ -282,11 +293,21 @@ fn backends(file: &ConfigFile, overrides: &Overrides, path: &Path) -> Result<Bac
         }
         None => DEFAULT_UPLOAD_LEASE,
     };
+    let sweep_interval = match file.sweep_interval_seconds {
+        Some(seconds @ 1..=86_400) => std::time::Duration::from_secs(seconds),
+        Some(seconds) => {
+            return Err(bad(format!(
+                "sweep_interval_seconds = {seconds} must be from 1 to 86400"
+            )));
+        }
+        None => DEFAULT_SWEEP_INTERVAL,
+    };
     Ok(Backends {
         database,
         store,
         node_id,
         upload_lease: overrides.upload_lease.unwrap_or(upload_lease),
+        sweep_interval,
     })
 }
 

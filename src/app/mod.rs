@@ -32,6 +32,7 @@ mod error;
 mod lifecycle;
 mod open;
 mod records;
+mod sweep;
 mod update;
 mod upload;
 
@@ -45,6 +46,7 @@ pub use error::Error;
 pub use lifecycle::StatusAction;
 pub use open::OpenError;
 pub use records::Page;
+pub use crate::ingest::sweep::{SweepError, SweepReport, SweptObject, SweptStaging};
 
 /// An opened image service: the repository stack, the store, the uploader
 /// with its shared hash pool and key manager, the clock and the settings.

@@ -18,6 +18,7 @@ pub mod properties;
 pub mod pump;
 pub mod recovery;
 pub mod source;
+pub mod sweep;
 pub mod workers;
 
 pub use commit::{Progress, UploadData, Uploader};

@@ -64,17 +64,33 @@ impl Death {
     }
 }
 
-/// Returns every `saving` image whose upload is dead to `queued`, removing
-/// its staged data; logs each one at warn level (with the node that held it).
-/// Returns the ids recovered.
+/// A `saving` image whose upload is dead, and why.
+#[derive(Debug, Clone)]
+pub struct DeadUpload {
+    /// The image.
+    pub image_id: ImageId,
+    /// Its lease as read (`None`: it had none).
+    lease: Option<LeaseRecord>,
+    death: Death,
+}
+
+impl DeadUpload {
+    /// Why it counts as dead, in words.
+    pub fn reason(&self) -> &'static str {
+        self.death.as_str()
+    }
+
+    /// The node that held it, when it had a lease.
+    pub fn node_id(&self) -> Option<&str> {
+        self.lease.as_ref().map(|lease| lease.node_id.as_str())
+    }
+}
+
+/// Every `saving` image whose upload is dead, without touching anything
+/// (what [`recover`] would recover; `gc --dry-run` reports it).
 ///
-/// Fails on the first repository or store error.
-pub async fn recover(
-    repo: &SqlRepo,
-    store: &Store,
-    leases: &Leases,
-) -> Result<Vec<ImageId>, RecoveryError> {
-    let ctx = RequestContext::local_admin();
+/// Fails on a repository error.
+pub async fn dead_uploads(repo: &SqlRepo, leases: &Leases) -> Result<Vec<DeadUpload>, RecoveryError> {
     let stuck = repo
         .images_with_status(Status::Saving)
         .await
@@ -89,7 +105,7 @@ pub async fn recover(
         .into_iter()
         .map(|(lease, _)| (lease.image_id, lease))
         .collect();
-    let mut recovered = Vec::new();
+    let mut dead = Vec::new();
     for image in stuck {
         let lease = held.remove(&image.id);
         let death = match &lease {
@@ -104,8 +120,31 @@ pub async fn recover(
             // Alive, or another node's and not expired yet.
             Some(_) => continue,
         };
-        if recover_one(repo, store, leases, &ctx, image.id, lease.as_ref(), death).await? {
-            recovered.push(image.id);
+        dead.push(DeadUpload {
+            image_id: image.id,
+            lease,
+            death,
+        });
+    }
+    Ok(dead)
+}
+
+/// Returns every `saving` image whose upload is dead to `queued`, removing
+/// its staged data; logs each one at warn level (with the node that held it).
+/// Returns the ids recovered.
+///
+/// Fails on the first repository or store error.
+pub async fn recover(
+    repo: &SqlRepo,
+    store: &Store,
+    leases: &Leases,
+) -> Result<Vec<ImageId>, RecoveryError> {
+    let ctx = RequestContext::local_admin();
+    let mut recovered = Vec::new();
+    for dead in dead_uploads(repo, leases).await? {
+        let id = dead.image_id;
+        if recover_one(repo, store, leases, &ctx, id, dead.lease.as_ref(), dead.death).await? {
+            recovered.push(id);
         }
     }
     Ok(recovered)

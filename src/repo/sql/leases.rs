@@ -334,6 +334,27 @@ impl SqlRepo {
         Ok(bound)
     }
 
+    /// The ids of deleted images (their rows stay, for audit), for the
+    /// sweeper's report.
+    ///
+    /// Fails on a database error.
+    pub async fn deleted_ids(&self) -> Result<std::collections::HashSet<ImageId>, Error> {
+        let operation = "listing deleted images";
+        let mut session = self.read(operation).await?;
+        let query = Sql::new("SELECT id FROM images WHERE status = 'deleted'");
+        let rows = session.fetch_all(&query).await.map_err(db(operation))?;
+        session.commit().await.map_err(db(operation))?;
+        let mut ids = std::collections::HashSet::new();
+        for row in rows {
+            if let Some(id) = row.text("id").map_err(db(operation))?
+                && let Ok(id) = id.parse::<ImageId>()
+            {
+                ids.insert(id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Every live image's id and locations' URLs, for the sweeper: what the
     /// store may keep.
     ///

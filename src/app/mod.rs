@@ -58,6 +58,8 @@ pub struct App {
     /// the hash pool and the key manager every other use case shares.
     uploader: Uploader<Stack>,
     settings: Settings,
+    /// The dead uploads [`App::open`] recovered (reported by `gc`).
+    recovered_at_open: Vec<crate::image::ImageId>,
 }
 
 /// The effective settings of an opened [`App`].
@@ -88,6 +90,11 @@ impl App {
     /// The effective settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The dead uploads opening recovered (returned to `queued`, data removed).
+    pub fn recovered_at_open(&self) -> &[crate::image::ImageId] {
+        &self.recovered_at_open
     }
 
     fn repo(&self) -> &Arc<Stack> {

@@ -215,7 +215,7 @@ impl App {
             },
             ttl: backends.upload_lease,
         };
-        recovery::recover(&sql, &store, &leases).await?;
+        let recovered_at_open = recovery::recover(&sql, &store, &leases).await?;
         let stack =
             repo::stack(sql, store.clone(), &config.repo, clock.clone()).map_err(|source| {
                 OpenError::Repo {
@@ -246,6 +246,7 @@ impl App {
                 leases,
             },
             settings,
+            recovered_at_open,
         })
     }
 }

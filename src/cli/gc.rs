@@ -35,7 +35,12 @@ pub(crate) fn run(args: GcArgs) -> Exit {
         Err(exit) => return exit,
     };
     match session.block_on(session.app.sweep(args.dry_run)) {
-        Ok(report) => {
+        Ok(mut report) => {
+            // Opening already recovered this node's dead uploads (and any
+            // expired lease): they belong in the report.
+            let mut recovered = session.app.recovered_at_open().to_vec();
+            recovered.append(&mut report.recovered);
+            report.recovered = recovered;
             match args.format {
                 OutputFormat::Text => print_text(&report),
                 OutputFormat::Json => println!("{:#}", json(&report)),

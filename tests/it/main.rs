@@ -11,6 +11,7 @@ mod ingest;
 mod inspect;
 mod openstack;
 mod repo;
+mod scale;
 mod scenario;
 mod serve;
 mod sign;

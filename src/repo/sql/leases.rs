@@ -222,7 +222,7 @@ impl SqlRepo {
         let query = Sql::new(format!(
             "SELECT l.image_id AS image_id, l.node_id AS node_id, l.holder AS holder, \
                     l.token AS token, l.intent AS intent, \
-                    CASE WHEN l.expires_at <= {now} THEN 1 ELSE 0 END AS expired, \
+                    CAST(CASE WHEN l.expires_at <= {now} THEN 1 ELSE 0 END AS BIGINT) AS expired, \
                     i.status AS status \
              FROM upload_leases l LEFT JOIN images i ON i.id = l.image_id \
              ORDER BY l.image_id"

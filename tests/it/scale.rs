@@ -688,3 +688,239 @@ fn a_killed_node_is_recovered_by_another_once_its_lease_expired() {
     assert_eq!(shared.leftovers(), (vec![], vec![]));
     runtime.block_on(repo.close());
 }
+
+/// Two real `portcullis serve` processes on different ports sharing
+/// PostgreSQL and SeaweedFS (leases of 2 s, so recovery shows quickly).
+mod serve_nodes {
+    use super::*;
+    use crate::serve::Server;
+
+    struct Nodes {
+        shared: Shared,
+        a: Option<Server>,
+        b: Server,
+        http: reqwest::Client,
+    }
+
+    fn start(shared: &Shared, node: &str) -> Server {
+        let config = config_file(shared);
+        Server::start(
+            &shared.dir.path().join(node),
+            &[
+                "--database",
+                &shared.database,
+                "--store",
+                &shared.store,
+                "--node-id",
+                node,
+                "--config",
+                &config.display().to_string(),
+            ],
+        )
+    }
+
+    impl Nodes {
+        async fn new(quota_mib: Option<u64>) -> Option<Nodes> {
+            let shared = Shared::new(Backends::PostgresS3).await?;
+            let mut config = "upload_lease_seconds = 2\n".to_owned();
+            if let Some(mib) = quota_mib {
+                config.push_str(&format!(
+                    "[repo.quota.default]\nimage_size_total = {mib}\n"
+                ));
+            }
+            std::fs::write(shared.dir.path().join("portcullis.toml"), config).unwrap();
+            let a = start(&shared, "node-a");
+            let b = start(&shared, "node-b");
+            Some(Nodes {
+                shared,
+                a: Some(a),
+                b,
+                http: reqwest::Client::new(),
+            })
+        }
+
+        fn a(&self) -> &str {
+            &self.a.as_ref().unwrap().url
+        }
+
+        async fn create(&self, url: &str, name: &str, project: Option<&str>) -> String {
+            let mut request = self
+                .http
+                .post(format!("{url}/v2/images"))
+                .header("content-type", "application/json")
+                .body(format!(
+                    r#"{{"name": "{name}", "disk_format": "raw", "container_format": "bare"}}"#
+                ));
+            if let Some(project) = project {
+                request = request
+                    .header("x-project-id", project)
+                    .header("x-roles", "member");
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+            let body: serde_json::Value = response.json().await.unwrap();
+            body["id"].as_str().unwrap().to_owned()
+        }
+
+        fn upload(
+            &self,
+            url: &str,
+            id: &str,
+            body: reqwest::Body,
+            project: Option<&str>,
+        ) -> reqwest::RequestBuilder {
+            let mut request = self
+                .http
+                .put(format!("{url}/v2/images/{id}/file"))
+                .header("content-type", "application/octet-stream")
+                .body(body);
+            if let Some(project) = project {
+                request = request
+                    .header("x-project-id", project)
+                    .header("x-roles", "member");
+            }
+            request
+        }
+
+        async fn status(&self, url: &str, id: &str) -> String {
+            let body: serde_json::Value = self
+                .http
+                .get(format!("{url}/v2/images/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["status"].as_str().unwrap().to_owned()
+        }
+
+        async fn download(&self, url: &str, id: &str) -> Vec<u8> {
+            let response = self
+                .http
+                .get(format!("{url}/v2/images/{id}/file"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.bytes().await.unwrap().to_vec()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn any_node_serves_any_request_and_one_upload_wins() {
+        let Some(nodes) = Nodes::new(None).await else {
+            return;
+        };
+        let b = nodes.b.url.clone();
+        // Uploads through both nodes at once.
+        let one = nodes.create(nodes.a(), "one", None).await;
+        let two = nodes.create(&b, "two", None).await;
+        let (data_one, data_two) = (pattern(12 * 1024 * 1024 + 5, 11), pattern(3 * 1024 * 1024, 12));
+        let (first, second) = tokio::join!(
+            nodes.upload(nodes.a(), &one, data_one.clone().into(), None).send(),
+            nodes.upload(&b, &two, data_two.clone().into(), None).send(),
+        );
+        assert_eq!(first.unwrap().status().as_u16(), 204);
+        assert_eq!(second.unwrap().status().as_u16(), 204);
+        // Uploaded through one, downloaded through the other.
+        assert!(nodes.download(&b, &one).await == data_one);
+        assert!(nodes.download(nodes.a(), &two).await == data_two);
+
+        // The same image from both nodes: one 409.
+        let same = nodes.create(nodes.a(), "same", None).await;
+        let (tx, stream) = fed_stream();
+        let slow = tokio::spawn(
+            nodes
+                .upload(nodes.a(), &same, reqwest::Body::wrap_stream(stream), None)
+                .send(),
+        );
+        tx.send(Ok(Bytes::from(pattern(1024 * 1024, 13)))).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while nodes.status(&b, &same).await != "saving" {
+            assert!(Instant::now() < deadline, "the upload through node A never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let rival = nodes
+            .upload(&b, &same, Bytes::from(pattern(1000, 14)).into(), None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rival.status().as_u16(), 409);
+        // Longer than the lease: the heartbeat keeps a slow client's upload alive.
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        tx.send(Ok(Bytes::from(pattern(1024 * 1024, 15)))).await.unwrap();
+        drop(tx);
+        assert_eq!(slow.await.unwrap().unwrap().status().as_u16(), 204);
+        assert_eq!(nodes.status(&b, &same).await, "active");
+        let (objects, staging) = nodes.shared.leftovers();
+        assert_eq!((objects.len(), staging.len()), (3, 0), "{objects:?} {staging:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_killed_mid_upload_is_recovered_by_the_other() {
+        let Some(mut nodes) = Nodes::new(None).await else {
+            return;
+        };
+        let b = nodes.b.url.clone();
+        let id = nodes.create(nodes.a(), "killed", None).await;
+        let (tx, stream) = fed_stream();
+        let upload = tokio::spawn(
+            nodes
+                .upload(nodes.a(), &id, reqwest::Body::wrap_stream(stream), None)
+                .send(),
+        );
+        // Past one 8 MiB part, so the multipart upload holds data.
+        for _ in 0..10 {
+            tx.send(Ok(Bytes::from(pattern(1024 * 1024, 16)))).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while nodes.status(&b, &id).await != "saving" || nodes.shared.leftovers().1.is_empty() {
+            assert!(Instant::now() < deadline, "the upload never reached the store");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // kill -9 (Server's drop sends SIGKILL).
+        drop(nodes.a.take());
+        drop(tx);
+        let _ = upload.await;
+        // Node B's sweeper recovers it once the 2 s lease expired.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while nodes.status(&b, &id).await != "queued" {
+            assert!(Instant::now() < deadline, "node B never recovered the image");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(nodes.shared.leftovers(), (vec![], vec![]), "parts or objects left");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quota_race_across_nodes_lets_exactly_one_through() {
+        let Some(nodes) = Nodes::new(Some(1)).await else {
+            return;
+        };
+        let b = nodes.b.url.clone();
+        let first = nodes.create(nodes.a(), "first", Some("p1")).await;
+        let second = nodes.create(&b, "second", Some("p1")).await;
+        // 700 KiB each under a 1 MiB quota: each fits alone, both do not.
+        let data = pattern(700 * 1024, 17);
+        let (one, two) = tokio::join!(
+            nodes.upload(nodes.a(), &first, data.clone().into(), Some("p1")).send(),
+            nodes.upload(&b, &second, data.clone().into(), Some("p1")).send(),
+        );
+        let mut codes = [one.unwrap().status().as_u16(), two.unwrap().status().as_u16()];
+        codes.sort_unstable();
+        assert_eq!(codes[0], 204, "{codes:?}");
+        assert!(codes[1] == 413 || codes[1] == 409, "{codes:?}");
+        let statuses = [
+            nodes.status(&b, &first).await,
+            nodes.status(nodes.a(), &second).await,
+        ];
+        assert_eq!(
+            statuses.iter().filter(|status| *status == "active").count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(statuses.iter().filter(|status| *status == "queued").count(), 1);
+        let (objects, staging) = nodes.shared.leftovers();
+        assert_eq!((objects.len(), staging.len()), (1, 0), "{objects:?} {staging:?}");
+    }
+}

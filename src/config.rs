@@ -264,8 +264,9 @@ fn backends(file: &ConfigFile, overrides: &Overrides, path: &Path) -> Result<Bac
         .filter(|url| !url.is_empty());
     let store = match overrides.store.as_ref().or(file.store.as_ref()) {
         Some(text) => {
-            let mut config: crate::store::StoreConfig =
-                text.parse().map_err(|err: crate::store::ConfigError| bad(err.to_string()))?;
+            let mut config: crate::store::StoreConfig = text
+                .parse()
+                .map_err(|err: crate::store::ConfigError| bad(err.to_string()))?;
             if let (crate::store::StoreConfig::S3(s3), Some(credentials)) =
                 (&mut config, &file.store_credentials)
             {

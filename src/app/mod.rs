@@ -37,6 +37,7 @@ mod update;
 mod upload;
 
 pub use crate::context::RequestContext;
+pub use crate::ingest::sweep::{SweepError, SweepReport, SweptObject, SweptStaging};
 pub use crate::ingest::{Progress, UploadData};
 pub use crate::repo::ListQuery;
 pub use crate::store::ByteRange;
@@ -46,7 +47,6 @@ pub use error::Error;
 pub use lifecycle::StatusAction;
 pub use open::OpenError;
 pub use records::Page;
-pub use crate::ingest::sweep::{SweepError, SweepReport, SweptObject, SweptStaging};
 
 /// An opened image service: the repository stack, the store, the uploader
 /// with its shared hash pool and key manager, the clock and the settings.

@@ -67,18 +67,18 @@ pub enum OpenError {
     Database {
         /// The URL, without its password.
         url: String,
-        /// The repository's error.
+        /// The repository's error (boxed: it is large).
         #[source]
-        source: repo::Error,
+        source: Box<repo::Error>,
     },
     /// The configured store cannot be opened or reached (`--store`).
     #[error("cannot open the image store {url}")]
     ConfiguredStore {
         /// The store URL (never with credentials).
         url: String,
-        /// The store's error.
+        /// The store's error (boxed: it is large).
         #[source]
-        source: crate::store::Error,
+        source: Box<crate::store::Error>,
     },
     /// The database's images live in another store: opening it with this
     /// one would make every image's data missing, and a sweep would delete
@@ -90,9 +90,9 @@ pub enum OpenError {
         /// The database URL, without its password.
         database: String,
         /// The store recorded in the database.
-        bound: String,
+        bound: Box<str>,
         /// The store configured now.
-        configured: String,
+        configured: Box<str>,
     },
     /// Crash recovery failed.
     #[error(transparent)]
@@ -164,12 +164,12 @@ impl App {
             }
             Some(url) => {
                 let shown = repo::sql::redact_url(url);
-                let sql = SqlRepo::open(url, clock.clone())
-                    .await
-                    .map_err(|source| OpenError::Database {
+                let sql = SqlRepo::open(url, clock.clone()).await.map_err(|source| {
+                    OpenError::Database {
                         url: shown.clone(),
-                        source,
-                    })?;
+                        source: Box::new(source),
+                    }
+                })?;
                 (sql, shown)
             }
         };
@@ -186,7 +186,7 @@ impl App {
             Some(configured) => {
                 let fail = |source| OpenError::ConfiguredStore {
                     url: configured.to_string(),
-                    source,
+                    source: Box::new(source),
                 };
                 let store = Store::from_config(configured).map_err(fail)?;
                 store.check().await.map_err(fail)?;
@@ -198,13 +198,13 @@ impl App {
             .await
             .map_err(|source| OpenError::Database {
                 url: database.clone(),
-                source,
+                source: Box::new(source),
             })?;
         if bound != identity {
             return Err(OpenError::ForeignStore {
                 database,
-                bound,
-                configured: identity,
+                bound: bound.into(),
+                configured: identity.into(),
             });
         }
         let leases = Leases {

@@ -58,7 +58,9 @@ impl App {
                 if tokio::time::Instant::now() >= next_sweep {
                     next_sweep = tokio::time::Instant::now() + sweep_every;
                     match app.sweep(false).await {
-                        Ok(report) if report.is_empty() => tracing::debug!(node = %app.settings.node_id, "sweep: nothing to collect"),
+                        Ok(report) if report.is_empty() => {
+                            tracing::debug!(node = %app.settings.node_id, "sweep: nothing to collect")
+                        }
                         Ok(report) => tracing::info!(
                             node = %app.settings.node_id,
                             recovered = report.recovered.len(),
@@ -67,7 +69,9 @@ impl App {
                             staging = report.staging.len(),
                             "sweep collected"
                         ),
-                        Err(err) => tracing::error!(node = %app.settings.node_id, error = %err, "sweep failed; retrying at the next tick"),
+                        Err(err) => {
+                            tracing::error!(node = %app.settings.node_id, error = %err, "sweep failed; retrying at the next tick")
+                        }
                     }
                 } else if let Err(err) = app.recover().await {
                     tracing::error!(node = %app.settings.node_id, error = %err, "recovery of dead uploads failed; retrying at the next tick");

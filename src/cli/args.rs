@@ -36,7 +36,13 @@ pub(crate) struct RepoArgs {
     pub(crate) roles: Vec<String>,
     /// The metadata database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
     /// (default: <data-dir>/portcullis.db; config `database`).
-    #[arg(long, global = true, env = "PORTCULLIS_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub(crate) database: Option<String>,
     /// The image store: file:///DIR or s3://BUCKET[/PREFIX]?endpoint=URL&region=R
     /// (default: the data directory; config `store`; S3 credentials from AWS_* or `[store_credentials]`).

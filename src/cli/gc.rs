@@ -62,7 +62,11 @@ pub(crate) fn run(args: GcArgs) -> Exit {
 }
 
 fn print_text(report: &SweepReport) {
-    let verb = if report.dry_run { "would remove" } else { "removed" };
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     for id in &report.recovered {
         println!("{verb} dead upload of image {id} (back to queued)");
     }

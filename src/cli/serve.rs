@@ -43,7 +43,12 @@ pub(crate) struct ServeArgs {
     config: Option<PathBuf>,
     /// The metadata database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
     /// (default: <data-dir>/portcullis.db; config `database`).
-    #[arg(long, env = "PORTCULLIS_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database: Option<String>,
     /// The image store: file:///DIR or s3://BUCKET[/PREFIX]?endpoint=URL&region=R
     /// (default: the data directory; config `store`).

@@ -128,7 +128,8 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         // 4. queued → saving, taking the lease (liveness for every node's
         //    recovery) in the same transaction.
         let lease = self.leases.new_lease();
-        let claim = Change::claim_upload(queued.clone()).with_lease(LeaseCheck::Take(lease.clone()));
+        let claim =
+            Change::claim_upload(queued.clone()).with_lease(LeaseCheck::Take(lease.clone()));
         let saving = match self.repo.save(ctx, &claim).await {
             Ok(saving) => saving,
             Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
@@ -149,7 +150,12 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         // The intent goes into the lease row before the first byte, so that
         // whoever finds this upload dead can abort it from any node.
         let intent = guard.staged_mut().intent().clone();
-        match self.leases.sql.record_intent(*id, guard.token(), &intent).await {
+        match self
+            .leases
+            .sql
+            .record_intent(*id, guard.token(), &intent)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 guard.rollback().await;
@@ -494,7 +500,9 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
                 "the upload's lease is no longer its own; the node recovering it returns the image to queued"
             ),
             // Recovery returns it to queued once the lease expires or this process is gone.
-            Err(err) => tracing::error!(image = %rollback.id(), error = %err, "cannot return the image to queued"),
+            Err(err) => {
+                tracing::error!(image = %rollback.id(), error = %err, "cannot return the image to queued")
+            }
         }
         self.lease.take();
     }

@@ -76,7 +76,9 @@ impl Leases {
                         return;
                     }
                     // Transient: the next tick tries again; expiry decides.
-                    Err(err) => tracing::warn!(image = %id, error = %err, "cannot renew the upload lease"),
+                    Err(err) => {
+                        tracing::warn!(image = %id, error = %err, "cannot renew the upload lease")
+                    }
                 }
             }
         });

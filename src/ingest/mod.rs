@@ -10,9 +10,9 @@
 //! to `active`.
 
 pub mod commit;
-mod lease;
 pub mod download;
 mod error;
+mod lease;
 pub mod limit;
 pub mod properties;
 pub mod pump;
@@ -22,6 +22,6 @@ pub mod sweep;
 pub mod workers;
 
 pub use commit::{Progress, UploadData, Uploader};
-pub use lease::Leases;
 pub use error::{Error, repo_is_rejection};
+pub use lease::Leases;
 pub use workers::HashPool;

@@ -90,7 +90,10 @@ impl DeadUpload {
 /// (what [`recover`] would recover; `gc --dry-run` reports it).
 ///
 /// Fails on a repository error.
-pub async fn dead_uploads(repo: &SqlRepo, leases: &Leases) -> Result<Vec<DeadUpload>, RecoveryError> {
+pub async fn dead_uploads(
+    repo: &SqlRepo,
+    leases: &Leases,
+) -> Result<Vec<DeadUpload>, RecoveryError> {
     let stuck = repo
         .images_with_status(Status::Saving)
         .await
@@ -143,7 +146,17 @@ pub async fn recover(
     let mut recovered = Vec::new();
     for dead in dead_uploads(repo, leases).await? {
         let id = dead.image_id;
-        if recover_one(repo, store, leases, &ctx, id, dead.lease.as_ref(), dead.death).await? {
+        if recover_one(
+            repo,
+            store,
+            leases,
+            &ctx,
+            id,
+            dead.lease.as_ref(),
+            dead.death,
+        )
+        .await?
+        {
             recovered.push(id);
         }
     }
@@ -284,7 +297,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(repo.leases().await.unwrap().is_empty(), "the commit released the lease");
+        assert!(
+            repo.leases().await.unwrap().is_empty(),
+            "the commit released the lease"
+        );
 
         let recovered = recover_one(
             &repo,

@@ -154,10 +154,7 @@ fn start_time(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.
     let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name
-        .split_whitespace()
-        .nth(19)
-        .map(str::to_owned)
+    after_name.split_whitespace().nth(19).map(str::to_owned)
 }
 
 #[cfg(test)]

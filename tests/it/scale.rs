@@ -25,9 +25,7 @@ use portcullis::app::{App, CreateRequest, RequestContext, UploadData};
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::{Config, Overrides};
 use portcullis::image::{ContainerFormat, DiskFormat, ImageId, Status};
-use portcullis::repo::{
-    Change, ImageRepo, LeaseCheck, LeaseHolder, NewLease, ProcessId, SqlRepo,
-};
+use portcullis::repo::{Change, ImageRepo, LeaseCheck, LeaseHolder, NewLease, ProcessId, SqlRepo};
 use portcullis::store::{Store, StoreConfig};
 
 use super::repo::{TestDatabase, test_database};
@@ -199,7 +197,12 @@ fn dead_process() -> ProcessId {
 /// Claims `id` for a node that then dies mid-upload: lease taken, staging
 /// created and recorded, data written (past one S3 part), never renewed,
 /// never aborted. Returns the lease.
-async fn die_mid_upload(shared: &Shared, id: ImageId, holder: LeaseHolder, ttl: Duration) -> NewLease {
+async fn die_mid_upload(
+    shared: &Shared,
+    id: ImageId,
+    holder: LeaseHolder,
+    ttl: Duration,
+) -> NewLease {
     let (repo, store) = shared.raw().await;
     let ctx = RequestContext::local_admin();
     let queued = repo.get(&ctx, id).await.unwrap();
@@ -216,7 +219,9 @@ async fn die_mid_upload(shared: &Shared, id: ImageId, holder: LeaseHolder, ttl: 
     .unwrap();
     let mut staged = store.stage(id).await.unwrap();
     assert!(
-        repo.record_intent(id, &lease.token, staged.intent()).await.unwrap(),
+        repo.record_intent(id, &lease.token, staged.intent())
+            .await
+            .unwrap(),
         "the fresh lease takes the intent"
     );
     let data = Bytes::from(pattern(9 * 1024 * 1024, 3));
@@ -305,7 +310,10 @@ mod leases {
         while let Some(chunk) = stream.next().await {
             read.extend_from_slice(&chunk.unwrap());
         }
-        assert!(read == data, "node B read back other bytes than node A stored");
+        assert!(
+            read == data,
+            "node B read back other bytes than node A stored"
+        );
         // The commit released the lease; nothing stale anywhere.
         let report = a.sweep(true).await.unwrap();
         assert!(report.is_empty(), "{report:?}");
@@ -329,7 +337,11 @@ mod leases {
         };
         let dead = die_mid_upload(&shared, id, holder, ttl).await;
         let (_, staging) = shared.leftovers();
-        assert_eq!(staging.len(), 1, "the dead upload's staging exists: {staging:?}");
+        assert_eq!(
+            staging.len(),
+            1,
+            "the dead upload's staging exists: {staging:?}"
+        );
 
         // Before expiry: another node leaves it alone.
         assert_eq!(b.recover().await.unwrap(), Vec::<ImageId>::new());
@@ -378,7 +390,11 @@ mod leases {
         };
         let first = shared.node("node-b", Duration::from_secs(30)).await;
         let ctx = RequestContext::local_admin();
-        let id = first.create(&ctx, raw_request("restarted")).await.unwrap().id;
+        let id = first
+            .create(&ctx, raw_request("restarted"))
+            .await
+            .unwrap()
+            .id;
         let holder = LeaseHolder {
             node_id: "node-b".to_owned(),
             process: dead_process(),
@@ -390,7 +406,10 @@ mod leases {
         assert_eq!(other.show(&ctx, id).await.unwrap().status, Status::Saving);
         // ... node-b, restarted, recovers it while opening.
         let restarted = shared.node("node-b", Duration::from_secs(30)).await;
-        assert_eq!(restarted.show(&ctx, id).await.unwrap().status, Status::Queued);
+        assert_eq!(
+            restarted.show(&ctx, id).await.unwrap().status,
+            Status::Queued
+        );
         assert_eq!(shared.leftovers(), (vec![], vec![]));
     }
 
@@ -401,7 +420,9 @@ mod leases {
         let app = shared.node("node-a", Duration::from_secs(30)).await;
         drop(app);
         let other_store = match backends {
-            Backends::SqliteFs => format!("file://{}", shared.dir.path().join("elsewhere").display()),
+            Backends::SqliteFs => {
+                format!("file://{}", shared.dir.path().join("elsewhere").display())
+            }
             Backends::PostgresS3 => shared.store.replacen("/scale", "/other", 1),
         };
         assert_ne!(other_store, shared.store);
@@ -581,7 +602,11 @@ mod gc {
         let _intent = staged.into_intent();
         repo.close().await;
         let (objects, staging) = shared.leftovers();
-        assert_eq!((objects.len(), staging.len()), (3, 1), "{objects:?} {staging:?}");
+        assert_eq!(
+            (objects.len(), staging.len()),
+            (3, 1),
+            "{objects:?} {staging:?}"
+        );
 
         // Young data is never collected (an upload may be between steps).
         let report = gc(&shared, "node-a", true);
@@ -606,18 +631,30 @@ mod gc {
             .iter()
             .map(|object| object["reason"].as_str().unwrap())
             .collect();
-        assert!(reasons.contains(&"deleted_image") && reasons.contains(&"no_such_image"), "{report}");
+        assert!(
+            reasons.contains(&"deleted_image") && reasons.contains(&"no_such_image"),
+            "{report}"
+        );
         let (objects, staging) = shared.leftovers();
         assert_eq!(objects.len(), 1, "{objects:?}");
         assert!(objects[0].ends_with(&kept), "{objects:?}");
         assert!(staging.is_empty(), "{staging:?}");
         // The kept image still downloads, verified.
         let target = shared.dir.path().join("kept.raw").display().to_string();
-        let output = portcullis(&shared, "node-b", &["images", "download", &kept, "-o", &target])
-            .output()
-            .unwrap();
+        let output = portcullis(
+            &shared,
+            "node-b",
+            &["images", "download", &kept, "-o", &target],
+        )
+        .output()
+        .unwrap();
         assert_eq!(output.status.code(), Some(0), "{output:?}");
-        assert!(gc(&shared, "node-b", false)["objects"].as_array().unwrap().is_empty());
+        assert!(
+            gc(&shared, "node-b", false)["objects"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -724,9 +761,7 @@ mod serve_nodes {
             let shared = Shared::new(Backends::PostgresS3).await?;
             let mut config = "upload_lease_seconds = 2\n".to_owned();
             if let Some(mib) = quota_mib {
-                config.push_str(&format!(
-                    "[repo.quota.default]\nimage_size_total = {mib}\n"
-                ));
+                config.push_str(&format!("[repo.quota.default]\nimage_size_total = {mib}\n"));
             }
             std::fs::write(shared.dir.path().join("portcullis.toml"), config).unwrap();
             let a = start(&shared, "node-a");
@@ -816,9 +851,14 @@ mod serve_nodes {
         // Uploads through both nodes at once.
         let one = nodes.create(nodes.a(), "one", None).await;
         let two = nodes.create(&b, "two", None).await;
-        let (data_one, data_two) = (pattern(12 * 1024 * 1024 + 5, 11), pattern(3 * 1024 * 1024, 12));
+        let (data_one, data_two) = (
+            pattern(12 * 1024 * 1024 + 5, 11),
+            pattern(3 * 1024 * 1024, 12),
+        );
         let (first, second) = tokio::join!(
-            nodes.upload(nodes.a(), &one, data_one.clone().into(), None).send(),
+            nodes
+                .upload(nodes.a(), &one, data_one.clone().into(), None)
+                .send(),
             nodes.upload(&b, &two, data_two.clone().into(), None).send(),
         );
         assert_eq!(first.unwrap().status().as_u16(), 204);
@@ -835,10 +875,15 @@ mod serve_nodes {
                 .upload(nodes.a(), &same, reqwest::Body::wrap_stream(stream), None)
                 .send(),
         );
-        tx.send(Ok(Bytes::from(pattern(1024 * 1024, 13)))).await.unwrap();
+        tx.send(Ok(Bytes::from(pattern(1024 * 1024, 13))))
+            .await
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while nodes.status(&b, &same).await != "saving" {
-            assert!(Instant::now() < deadline, "the upload through node A never started");
+            assert!(
+                Instant::now() < deadline,
+                "the upload through node A never started"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let rival = nodes
@@ -849,12 +894,18 @@ mod serve_nodes {
         assert_eq!(rival.status().as_u16(), 409);
         // Longer than the lease: the heartbeat keeps a slow client's upload alive.
         tokio::time::sleep(Duration::from_millis(3000)).await;
-        tx.send(Ok(Bytes::from(pattern(1024 * 1024, 15)))).await.unwrap();
+        tx.send(Ok(Bytes::from(pattern(1024 * 1024, 15))))
+            .await
+            .unwrap();
         drop(tx);
         assert_eq!(slow.await.unwrap().unwrap().status().as_u16(), 204);
         assert_eq!(nodes.status(&b, &same).await, "active");
         let (objects, staging) = nodes.shared.leftovers();
-        assert_eq!((objects.len(), staging.len()), (3, 0), "{objects:?} {staging:?}");
+        assert_eq!(
+            (objects.len(), staging.len()),
+            (3, 0),
+            "{objects:?} {staging:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -872,11 +923,16 @@ mod serve_nodes {
         );
         // Past one 8 MiB part, so the multipart upload holds data.
         for _ in 0..10 {
-            tx.send(Ok(Bytes::from(pattern(1024 * 1024, 16)))).await.unwrap();
+            tx.send(Ok(Bytes::from(pattern(1024 * 1024, 16))))
+                .await
+                .unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while nodes.status(&b, &id).await != "saving" || nodes.shared.leftovers().1.is_empty() {
-            assert!(Instant::now() < deadline, "the upload never reached the store");
+            assert!(
+                Instant::now() < deadline,
+                "the upload never reached the store"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // kill -9 (Server's drop sends SIGKILL).
@@ -886,10 +942,17 @@ mod serve_nodes {
         // Node B's sweeper recovers it once the 2 s lease expired.
         let deadline = Instant::now() + Duration::from_secs(20);
         while nodes.status(&b, &id).await != "queued" {
-            assert!(Instant::now() < deadline, "node B never recovered the image");
+            assert!(
+                Instant::now() < deadline,
+                "node B never recovered the image"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert_eq!(nodes.shared.leftovers(), (vec![], vec![]), "parts or objects left");
+        assert_eq!(
+            nodes.shared.leftovers(),
+            (vec![], vec![]),
+            "parts or objects left"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -903,10 +966,17 @@ mod serve_nodes {
         // 700 KiB each under a 1 MiB quota: each fits alone, both do not.
         let data = pattern(700 * 1024, 17);
         let (one, two) = tokio::join!(
-            nodes.upload(nodes.a(), &first, data.clone().into(), Some("p1")).send(),
-            nodes.upload(&b, &second, data.clone().into(), Some("p1")).send(),
+            nodes
+                .upload(nodes.a(), &first, data.clone().into(), Some("p1"))
+                .send(),
+            nodes
+                .upload(&b, &second, data.clone().into(), Some("p1"))
+                .send(),
         );
-        let mut codes = [one.unwrap().status().as_u16(), two.unwrap().status().as_u16()];
+        let mut codes = [
+            one.unwrap().status().as_u16(),
+            two.unwrap().status().as_u16(),
+        ];
         codes.sort_unstable();
         assert_eq!(codes[0], 204, "{codes:?}");
         assert!(codes[1] == 413 || codes[1] == 409, "{codes:?}");
@@ -919,8 +989,15 @@ mod serve_nodes {
             1,
             "{statuses:?}"
         );
-        assert_eq!(statuses.iter().filter(|status| *status == "queued").count(), 1);
+        assert_eq!(
+            statuses.iter().filter(|status| *status == "queued").count(),
+            1
+        );
         let (objects, staging) = nodes.shared.leftovers();
-        assert_eq!((objects.len(), staging.len()), (1, 0), "{objects:?} {staging:?}");
+        assert_eq!(
+            (objects.len(), staging.len()),
+            (1, 0),
+            "{objects:?} {staging:?}"
+        );
     }
 }

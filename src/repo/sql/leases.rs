@@ -36,7 +36,11 @@ fn lost(id: ImageId) -> Error {
 ///
 /// Fails with [`Error::Conflict`] when the row is not what `check` requires
 /// (the transaction must then be dropped, which rolls the change back).
-pub(crate) async fn apply(session: &mut Session, id: ImageId, check: &LeaseCheck) -> Result<(), Error> {
+pub(crate) async fn apply(
+    session: &mut Session,
+    id: ImageId,
+    check: &LeaseCheck,
+) -> Result<(), Error> {
     let now = session.now_micros();
     let failed = db("writing an upload lease");
     match check {
@@ -45,7 +49,10 @@ pub(crate) async fn apply(session: &mut Session, id: ImageId, check: &LeaseCheck
             // left for it belongs to no live upload.
             let mut stale = Sql::new("DELETE FROM upload_leases WHERE image_id = ");
             stale.bind(id.to_string());
-            session.execute(&stale).await.map_err(db("writing an upload lease"))?;
+            session
+                .execute(&stale)
+                .await
+                .map_err(db("writing an upload lease"))?;
             let mut insert = Sql::new(
                 "INSERT INTO upload_leases (image_id, node_id, holder, token, intent, acquired_at, expires_at) VALUES (",
             );
@@ -89,7 +96,12 @@ impl SqlRepo {
     /// has expired: an expired lease is forfeit, the upload must stop.
     ///
     /// Fails on a database error (the heartbeat retries).
-    pub async fn renew_lease(&self, id: ImageId, token: &str, ttl: Duration) -> Result<bool, Error> {
+    pub async fn renew_lease(
+        &self,
+        id: ImageId,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
         let mut session = self.write("renewing an upload lease").await?;
         let now = session.now_micros();
         let mut renew = Sql::new("UPDATE upload_leases SET expires_at = ");
@@ -107,7 +119,10 @@ impl SqlRepo {
             .execute(&renew)
             .await
             .map_err(db("renewing an upload lease"))?;
-        session.commit().await.map_err(db("renewing an upload lease"))?;
+        session
+            .commit()
+            .await
+            .map_err(db("renewing an upload lease"))?;
         Ok(renewed == 1)
     }
 
@@ -207,7 +222,10 @@ impl SqlRepo {
             .execute(&record)
             .await
             .map_err(db("recording a staging intent"))?;
-        session.commit().await.map_err(db("recording a staging intent"))?;
+        session
+            .commit()
+            .await
+            .map_err(db("recording a staging intent"))?;
         Ok(recorded == 1)
     }
 
@@ -231,7 +249,10 @@ impl SqlRepo {
             .fetch_all(&query)
             .await
             .map_err(db("reading upload leases"))?;
-        session.commit().await.map_err(db("reading upload leases"))?;
+        session
+            .commit()
+            .await
+            .map_err(db("reading upload leases"))?;
         let mut leases = Vec::with_capacity(rows.len());
         for row in rows {
             let text = |column: &str| -> Result<String, Error> {
@@ -264,7 +285,11 @@ impl SqlRepo {
                 ),
                 None => None,
             };
-            let expired = row.int("expired").map_err(db("reading upload leases"))?.unwrap_or(0) == 1;
+            let expired = row
+                .int("expired")
+                .map_err(db("reading upload leases"))?
+                .unwrap_or(0)
+                == 1;
             leases.push((
                 LeaseRecord {
                     image_id: id,
@@ -322,7 +347,10 @@ impl SqlRepo {
             .push(", ")
             .push(now)
             .push(") ON CONFLICT (singleton) DO NOTHING");
-        session.execute(&insert).await.map_err(db("binding the store"))?;
+        session
+            .execute(&insert)
+            .await
+            .map_err(db("binding the store"))?;
         let query = Sql::new("SELECT store FROM store_binding WHERE singleton = 1");
         let bound = session
             .fetch_optional(&query)
@@ -370,7 +398,10 @@ impl SqlRepo {
             .fetch_all(&query)
             .await
             .map_err(db("listing image locations"))?;
-        session.commit().await.map_err(db("listing image locations"))?;
+        session
+            .commit()
+            .await
+            .map_err(db("listing image locations"))?;
         let mut referenced: HashMap<ImageId, Vec<String>> = HashMap::new();
         for row in rows {
             let Some(id) = row.text("id").map_err(db("listing image locations"))? else {

@@ -216,8 +216,16 @@ impl App {
             ttl: backends.upload_lease,
         };
         let recovered_at_open = recovery::recover(&sql, &store, &leases).await?;
+        // Notifications name the node, as Glance's `image.<host>` does,
+        // unless the config names a publisher itself.
+        let mut repo_options = config.repo.clone();
+        if repo_options.notifications.publisher_id
+            == repo::NotificationOptions::default().publisher_id
+        {
+            repo_options.notifications.publisher_id = format!("image.{}", backends.node_id);
+        }
         let stack =
-            repo::stack(sql, store.clone(), &config.repo, clock.clone()).map_err(|source| {
+            repo::stack(sql, store.clone(), &repo_options, clock.clone()).map_err(|source| {
                 OpenError::Repo {
                     path: path.clone(),
                     source,
@@ -227,7 +235,7 @@ impl App {
         let settings = Settings {
             data_dir: path,
             ingest: config.ingest.clone(),
-            repo: config.repo.clone(),
+            repo: repo_options,
             store_id: store.id(),
             hash_threads: pool.n_threads(),
             node_id: backends.node_id.clone(),

@@ -14,6 +14,7 @@ use super::report::error_chain;
 use super::session::Session;
 use super::{Exit, OutputFormat};
 use crate::app::SweepReport;
+use crate::image::ImageId;
 
 /// Arguments of `portcullis gc`.
 #[derive(Debug, Args)]
@@ -35,15 +36,13 @@ pub(crate) fn run(args: GcArgs) -> Exit {
         Err(exit) => return exit,
     };
     match session.block_on(session.app.sweep(args.dry_run)) {
-        Ok(mut report) => {
-            // Opening already recovered this node's dead uploads (and any
-            // expired lease): they belong in the report.
-            let mut recovered = session.app.recovered_at_open().to_vec();
-            recovered.append(&mut report.recovered);
-            report.recovered = recovered;
+        Ok(report) => {
+            // Opening recovered dead uploads already (every command does,
+            // --dry-run or not): reported apart from the sweep's own.
+            let at_open = session.app.recovered_at_open();
             match args.format {
-                OutputFormat::Text => print_text(&report),
-                OutputFormat::Json => println!("{:#}", json(&report)),
+                OutputFormat::Text => print_text(&report, at_open),
+                OutputFormat::Json => println!("{:#}", json(&report, at_open)),
             }
             Exit::Success
         }
@@ -96,9 +95,10 @@ fn print_text(report: &SweepReport) {
     );
 }
 
-fn json(report: &SweepReport) -> serde_json::Value {
+fn json(report: &SweepReport, at_open: &[ImageId]) -> serde_json::Value {
     serde_json::json!({
         "dry_run": report.dry_run,
+        "recovered_at_open": at_open.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "recovered": report.recovered.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "stale_leases": report.stale_leases.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "objects": report.objects.iter().map(|object| serde_json::json!({

@@ -34,7 +34,7 @@ use tokio::io::AsyncReadExt;
 const MIB: usize = 1024 * 1024;
 
 /// Deterministic, incompressible-looking bytes (xorshift), different per seed.
-fn pattern(n_bytes: usize, seed: u64) -> Bytes {
+pub(crate) fn pattern(n_bytes: usize, seed: u64) -> Bytes {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(n_bytes + 8);
     while out.len() < n_bytes {

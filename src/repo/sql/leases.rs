@@ -15,11 +15,45 @@ use super::engine::{Session, Sql};
 use super::records::db;
 use super::{Error, SqlRepo};
 use crate::image::{ImageId, Status};
-use crate::repo::{LeaseCheck, LeaseRecord, ProcessId};
+use crate::repo::{LeaseCheck, LeaseRecord, NewLease, ProcessId};
 use crate::store::StagingIntent;
 
 fn ttl_micros(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Appends a new lease row's values for image `id`, without parentheses:
+/// `id, node, holder, token, NULL, now, now + ttl` (the columns of
+/// [`LEASE_COLUMNS`]).
+fn push_lease_values(sql: &mut Sql, id: ImageId, new: &NewLease, now: &str) {
+    sql.bind(id.to_string())
+        .push(", ")
+        .bind(new.holder.node_id.as_str())
+        .push(", ")
+        .bind(new.holder.process.as_str())
+        .push(", ")
+        .bind(new.token.as_str())
+        .push(", NULL, ")
+        .push(now)
+        .push(", ")
+        .push(now)
+        .push(" + ")
+        .bind(ttl_micros(new.ttl));
+}
+
+/// The columns [`push_lease_values`] fills, in its order.
+const LEASE_COLUMNS: &str =
+    "upload_leases (image_id, node_id, holder, token, intent, acquired_at, expires_at)";
+
+/// ` WHERE image_id = … AND token = … AND expires_at > now`: the row of a
+/// lease that is still `token`'s and alive.
+fn where_live(sql: &mut Sql, id: ImageId, token: &str, now: &str) {
+    sql.push(" WHERE image_id = ")
+        .bind(id.to_string())
+        .push(" AND token = ")
+        .bind(token)
+        .push(" AND expires_at > ")
+        .push(now);
 }
 
 fn lost(id: ImageId) -> Error {
@@ -53,35 +87,15 @@ pub(crate) async fn apply(
                 .execute(&stale)
                 .await
                 .map_err(db("writing an upload lease"))?;
-            let mut insert = Sql::new(
-                "INSERT INTO upload_leases (image_id, node_id, holder, token, intent, acquired_at, expires_at) VALUES (",
-            );
-            insert
-                .bind(id.to_string())
-                .push(", ")
-                .bind(new.holder.node_id.as_str())
-                .push(", ")
-                .bind(new.holder.process.as_str())
-                .push(", ")
-                .bind(new.token.as_str())
-                .push(", NULL, ")
-                .push(now)
-                .push(", ")
-                .push(now)
-                .push(" + ")
-                .bind(ttl_micros(new.ttl))
-                .push(")");
+            let mut insert = Sql::new(format!("INSERT INTO {LEASE_COLUMNS} VALUES ("));
+            push_lease_values(&mut insert, id, new, now);
+            insert.push(")");
             session.execute(&insert).await.map_err(failed)?;
             Ok(())
         }
         LeaseCheck::Held { token } => {
-            let mut release = Sql::new("DELETE FROM upload_leases WHERE image_id = ");
-            release
-                .bind(id.to_string())
-                .push(" AND token = ")
-                .bind(token.as_str())
-                .push(" AND expires_at > ")
-                .push(now);
+            let mut release = Sql::new("DELETE FROM upload_leases");
+            where_live(&mut release, id, token, now);
             match session.execute(&release).await.map_err(failed)? {
                 0 => Err(lost(id)),
                 _ => Ok(()),
@@ -91,38 +105,34 @@ pub(crate) async fn apply(
 }
 
 impl SqlRepo {
+    /// Runs the one statement `build` makes (given the database clock's
+    /// expression) in a write transaction; returns the rows it changed.
+    async fn write_one(
+        &self,
+        operation: &'static str,
+        build: impl FnOnce(&'static str) -> Sql,
+    ) -> Result<u64, Error> {
+        let mut session = self.write(operation).await?;
+        let statement = build(session.now_micros());
+        let changed = session.execute(&statement).await.map_err(db(operation))?;
+        session.commit().await.map_err(db(operation))?;
+        Ok(changed)
+    }
+
     /// Renews the lease `token` of image `id` for `ttl` from now (database
     /// clock). Returns `false` when the lease is no longer this upload's or
     /// has expired: an expired lease is forfeit, the upload must stop.
     ///
     /// Fails on a database error (the heartbeat retries).
-    pub async fn renew_lease(
-        &self,
-        id: ImageId,
-        token: &str,
-        ttl: Duration,
-    ) -> Result<bool, Error> {
-        let mut session = self.write("renewing an upload lease").await?;
-        let now = session.now_micros();
-        let mut renew = Sql::new("UPDATE upload_leases SET expires_at = ");
-        renew
-            .push(now)
-            .push(" + ")
-            .bind(ttl_micros(ttl))
-            .push(" WHERE image_id = ")
-            .bind(id.to_string())
-            .push(" AND token = ")
-            .bind(token)
-            .push(" AND expires_at > ")
-            .push(now);
-        let renewed = session
-            .execute(&renew)
-            .await
-            .map_err(db("renewing an upload lease"))?;
-        session
-            .commit()
-            .await
-            .map_err(db("renewing an upload lease"))?;
+    pub async fn renew_lease(&self, id: ImageId, token: &str, ttl: Duration) -> Result<bool, Error> {
+        let renewed = self
+            .write_one("renewing an upload lease", |now| {
+                let mut renew = Sql::new("UPDATE upload_leases SET expires_at = ");
+                renew.push(now).push(" + ").bind(ttl_micros(ttl));
+                where_live(&mut renew, id, token, now);
+                renew
+            })
+            .await?;
         Ok(renewed == 1)
     }
 
@@ -141,58 +151,42 @@ impl SqlRepo {
         id: ImageId,
         old_token: Option<&str>,
         require_expired: bool,
-        new: &crate::repo::NewLease,
+        new: &NewLease,
     ) -> Result<bool, Error> {
-        let operation = "taking over an upload lease";
-        let mut session = self.write(operation).await?;
-        let now = session.now_micros();
-        let taken = match old_token {
-            Some(old) => {
-                let mut take = Sql::new("UPDATE upload_leases SET node_id = ");
-                take.bind(new.holder.node_id.as_str())
-                    .push(", holder = ")
-                    .bind(new.holder.process.as_str())
-                    .push(", token = ")
-                    .bind(new.token.as_str())
-                    .push(", acquired_at = ")
-                    .push(now)
-                    .push(", expires_at = ")
-                    .push(now)
-                    .push(" + ")
-                    .bind(ttl_micros(new.ttl))
-                    .push(" WHERE image_id = ")
-                    .bind(id.to_string())
-                    .push(" AND token = ")
-                    .bind(old);
-                if require_expired {
-                    take.push(" AND expires_at <= ").push(now);
+        let taken = self
+            .write_one("taking over an upload lease", |now| match old_token {
+                Some(old) => {
+                    let mut take = Sql::new("UPDATE upload_leases SET node_id = ");
+                    take.bind(new.holder.node_id.as_str())
+                        .push(", holder = ")
+                        .bind(new.holder.process.as_str())
+                        .push(", token = ")
+                        .bind(new.token.as_str())
+                        .push(", acquired_at = ")
+                        .push(now)
+                        .push(", expires_at = ")
+                        .push(now)
+                        .push(" + ")
+                        .bind(ttl_micros(new.ttl))
+                        .push(" WHERE image_id = ")
+                        .bind(id.to_string())
+                        .push(" AND token = ")
+                        .bind(old);
+                    if require_expired {
+                        take.push(" AND expires_at <= ").push(now);
+                    }
+                    take
                 }
-                session.execute(&take).await.map_err(db(operation))?
-            }
-            None => {
-                let mut take = Sql::new(
-                    "INSERT INTO upload_leases (image_id, node_id, holder, token, intent, acquired_at, expires_at) SELECT ",
-                );
-                take.bind(id.to_string())
-                    .push(", ")
-                    .bind(new.holder.node_id.as_str())
-                    .push(", ")
-                    .bind(new.holder.process.as_str())
-                    .push(", ")
-                    .bind(new.token.as_str())
-                    .push(", NULL, ")
-                    .push(now)
-                    .push(", ")
-                    .push(now)
-                    .push(" + ")
-                    .bind(ttl_micros(new.ttl))
-                    .push(" WHERE EXISTS (SELECT 1 FROM images WHERE id = ")
-                    .bind(id.to_string())
-                    .push(" AND status = 'saving') ON CONFLICT (image_id) DO NOTHING");
-                session.execute(&take).await.map_err(db(operation))?
-            }
-        };
-        session.commit().await.map_err(db(operation))?;
+                None => {
+                    let mut take = Sql::new(format!("INSERT INTO {LEASE_COLUMNS} SELECT "));
+                    push_lease_values(&mut take, id, new, now);
+                    take.push(" WHERE EXISTS (SELECT 1 FROM images WHERE id = ")
+                        .bind(id.to_string())
+                        .push(" AND status = 'saving') ON CONFLICT (image_id) DO NOTHING");
+                    take
+                }
+            })
+            .await?;
         Ok(taken == 1)
     }
 
@@ -207,25 +201,14 @@ impl SqlRepo {
         token: &str,
         intent: &StagingIntent,
     ) -> Result<bool, Error> {
-        let mut session = self.write("recording a staging intent").await?;
-        let now = session.now_micros();
-        let mut record = Sql::new("UPDATE upload_leases SET intent = ");
-        record
-            .bind(intent.to_string())
-            .push(" WHERE image_id = ")
-            .bind(id.to_string())
-            .push(" AND token = ")
-            .bind(token)
-            .push(" AND expires_at > ")
-            .push(now);
-        let recorded = session
-            .execute(&record)
-            .await
-            .map_err(db("recording a staging intent"))?;
-        session
-            .commit()
-            .await
-            .map_err(db("recording a staging intent"))?;
+        let recorded = self
+            .write_one("recording a staging intent", |now| {
+                let mut record = Sql::new("UPDATE upload_leases SET intent = ");
+                record.bind(intent.to_string());
+                where_live(&mut record, id, token, now);
+                record
+            })
+            .await?;
         Ok(recorded == 1)
     }
 
@@ -312,23 +295,19 @@ impl SqlRepo {
     ///
     /// Fails on a database error.
     pub async fn release_stale_lease(&self, id: ImageId, token: &str) -> Result<bool, Error> {
-        let mut session = self.write("releasing a stale upload lease").await?;
-        let mut release = Sql::new("DELETE FROM upload_leases WHERE image_id = ");
-        release
-            .bind(id.to_string())
-            .push(" AND token = ")
-            .bind(token)
-            .push(" AND NOT EXISTS (SELECT 1 FROM images WHERE id = ")
-            .bind(id.to_string())
-            .push(" AND status = 'saving')");
-        let released = session
-            .execute(&release)
-            .await
-            .map_err(db("releasing a stale upload lease"))?;
-        session
-            .commit()
-            .await
-            .map_err(db("releasing a stale upload lease"))?;
+        let released = self
+            .write_one("releasing a stale upload lease", |_| {
+                let mut release = Sql::new("DELETE FROM upload_leases WHERE image_id = ");
+                release
+                    .bind(id.to_string())
+                    .push(" AND token = ")
+                    .bind(token)
+                    .push(" AND NOT EXISTS (SELECT 1 FROM images WHERE id = ")
+                    .bind(id.to_string())
+                    .push(" AND status = 'saving')");
+                release
+            })
+            .await?;
         Ok(released == 1)
     }
 

@@ -60,7 +60,10 @@ pub(crate) fn run(args: GcArgs) -> Exit {
     }
 }
 
-fn print_text(report: &SweepReport) {
+fn print_text(report: &SweepReport, at_open: &[ImageId]) {
+    for id in at_open {
+        println!("recovered dead upload of image {id} while opening (back to queued)");
+    }
     let verb = if report.dry_run {
         "would remove"
     } else {

@@ -210,7 +210,7 @@ async fn die_mid_upload(
             .unwrap(),
         "the fresh lease takes the intent"
     );
-    let data = Bytes::from(pattern(9 * 1024 * 1024, 3));
+    let data = pattern(9 * 1024 * 1024, 3);
     for piece in data.chunks(1024 * 1024) {
         staged.write(Bytes::copy_from_slice(piece)).await.unwrap();
     }
@@ -354,7 +354,7 @@ mod leases {
         // The image can be uploaded again, through either node.
         let data = pattern(100_000, 2);
         let mut progress = |_: u64| {};
-        let items: Vec<Chunk> = vec![Ok(Bytes::from(data.clone()))];
+        let items: Vec<Chunk> = vec![Ok(data.clone())];
         let active = b
             .upload(
                 &ctx,
@@ -580,11 +580,11 @@ mod gc {
         // Data for an id no record has, and staging nobody owns.
         let orphan = ImageId::new_random();
         let mut staged = store.stage(orphan).await.unwrap();
-        staged.write(Bytes::from(pattern(1000, 7))).await.unwrap();
+        staged.write(pattern(1000, 7)).await.unwrap();
         staged.commit().await.unwrap();
         let stray = ImageId::new_random();
         let mut staged = store.stage(stray).await.unwrap();
-        staged.write(Bytes::from(pattern(1000, 8))).await.unwrap();
+        staged.write(pattern(1000, 8)).await.unwrap();
         let _intent = staged.into_intent();
         repo.close().await;
         let (objects, staging) = shared.leftovers();
@@ -696,7 +696,11 @@ fn a_killed_node_is_recovered_by_another_once_its_lease_expired() {
     // Node B, at once: the lease (2 s) still runs; node B may not know
     // whether node A is alive, so it leaves the upload alone.
     let report = gc(&shared, "node-b", false);
-    assert_eq!(ids(&report, "recovered_at_open"), Vec::<String>::new(), "{report}");
+    assert_eq!(
+        ids(&report, "recovered_at_open"),
+        Vec::<String>::new(),
+        "{report}"
+    );
     assert_eq!(ids(&report, "recovered"), Vec::<String>::new(), "{report}");
     let image = runtime
         .block_on(repo.get(&RequestContext::local_admin(), id))
@@ -705,7 +709,11 @@ fn a_killed_node_is_recovered_by_another_once_its_lease_expired() {
     std::thread::sleep(Duration::from_millis(2500));
     // Opening recovers it (every command does); gc reports it apart.
     let report = gc(&shared, "node-b", true);
-    assert_eq!(ids(&report, "recovered_at_open"), vec![id.to_string()], "{report}");
+    assert_eq!(
+        ids(&report, "recovered_at_open"),
+        vec![id.to_string()],
+        "{report}"
+    );
     assert_eq!(ids(&report, "recovered"), Vec::<String>::new(), "{report}");
     let image = runtime
         .block_on(repo.get(&RequestContext::local_admin(), id))
@@ -746,7 +754,10 @@ mod serve_nodes {
     }
 
     /// `request` as a member of `project` (noauth headers), or as the admin.
-    fn as_project(request: reqwest::RequestBuilder, project: Option<&str>) -> reqwest::RequestBuilder {
+    fn as_project(
+        request: reqwest::RequestBuilder,
+        project: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         match project {
             Some(project) => request
                 .header("x-project-id", project)
@@ -864,9 +875,7 @@ mod serve_nodes {
                 .upload(nodes.a(), &same, reqwest::Body::wrap_stream(stream), None)
                 .send(),
         );
-        tx.send(Ok(Bytes::from(pattern(1024 * 1024, 13))))
-            .await
-            .unwrap();
+        tx.send(Ok(pattern(1024 * 1024, 13))).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while nodes.status(&b, &same).await != "saving" {
             assert!(
@@ -876,16 +885,14 @@ mod serve_nodes {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let rival = nodes
-            .upload(&b, &same, Bytes::from(pattern(1000, 14)).into(), None)
+            .upload(&b, &same, pattern(1000, 14).into(), None)
             .send()
             .await
             .unwrap();
         assert_eq!(rival.status().as_u16(), 409);
         // Longer than the lease: the heartbeat keeps a slow client's upload alive.
         tokio::time::sleep(Duration::from_millis(3000)).await;
-        tx.send(Ok(Bytes::from(pattern(1024 * 1024, 15))))
-            .await
-            .unwrap();
+        tx.send(Ok(pattern(1024 * 1024, 15))).await.unwrap();
         drop(tx);
         assert_eq!(slow.await.unwrap().unwrap().status().as_u16(), 204);
         assert_eq!(nodes.status(&b, &same).await, "active");
@@ -912,9 +919,7 @@ mod serve_nodes {
         );
         // Past one 8 MiB part, so the multipart upload holds data.
         for _ in 0..10 {
-            tx.send(Ok(Bytes::from(pattern(1024 * 1024, 16))))
-                .await
-                .unwrap();
+            tx.send(Ok(pattern(1024 * 1024, 16))).await.unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while nodes.status(&b, &id).await != "saving" || nodes.shared.leftovers().1.is_empty() {

@@ -124,7 +124,12 @@ impl SqlRepo {
     /// has expired: an expired lease is forfeit, the upload must stop.
     ///
     /// Fails on a database error (the heartbeat retries).
-    pub async fn renew_lease(&self, id: ImageId, token: &str, ttl: Duration) -> Result<bool, Error> {
+    pub async fn renew_lease(
+        &self,
+        id: ImageId,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
         let renewed = self
             .write_one("renewing an upload lease", |now| {
                 let mut renew = Sql::new("UPDATE upload_leases SET expires_at = ");

@@ -20,13 +20,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-BENCH_DIR=${BENCH_DIR:-/tmp/portcullis-bench}
 BENCH_DATA_ROOT=${BENCH_DATA_ROOT:-/dev/shm}
-SIZE_MIB=${SIZE_MIB:-1024}
-mkdir -p "$BENCH_DIR/certs"
-
 # shellcheck source=benches/signed-input.sh
-source benches/signed-input.sh
+. benches/signed-input.sh
 
 cargo build --release --quiet
 bin=target/release/portcullis

@@ -21,11 +21,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-BENCH_DIR=${BENCH_DIR:-/tmp/portcullis-bench}
 BENCH_DATA_ROOT=${BENCH_DATA_ROOT:-/dev/shm}
-SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-2}
-mkdir -p "$BENCH_DIR/certs"
 
 work=$(mktemp -d "$BENCH_DATA_ROOT/portcullis-bench-scale.XXXXXX")
 chmod 711 "$work"
@@ -57,7 +54,7 @@ fi
 
 # ---- input, key, certificate, signature (reused between runs) ----
 # shellcheck source=benches/signed-input.sh
-source benches/signed-input.sh
+. benches/signed-input.sh
 cat "$input" > /dev/null
 
 cargo build --release --quiet

@@ -1,8 +1,12 @@
-# Sourced by the benchmarks that upload a signed image (ingest.sh, scale.sh):
-# makes (once, reused while the input is unchanged) a random input of
-# $SIZE_MIB MiB, an RSA-3072 key and its self-signed certificate in
-# $BENCH_DIR/certs, and the four img_signature* properties (RSA-PSS
-# SHA-512) in $BENCH_DIR/properties.json. Sets: input, bytes, cert_uuid.
+# Sourced by the benchmarks that upload a signed image (ingest.sh,
+# serve.sh): makes, once, under $BENCH_DIR (default /tmp/portcullis-bench),
+# a $SIZE_MIB MiB random input (default 1024), an RSA-3072 key with a
+# self-signed certificate in $BENCH_DIR/certs, and properties.json with the
+# input's RSA-PSS SHA-512 signature. Sets: input, bytes, cert_uuid.
+BENCH_DIR=${BENCH_DIR:-/tmp/portcullis-bench}
+SIZE_MIB=${SIZE_MIB:-1024}
+mkdir -p "$BENCH_DIR/certs"
+
 input="$BENCH_DIR/input-${SIZE_MIB}MiB.bin"
 if [[ ! -f $input ]]; then
     echo "making $input" >&2

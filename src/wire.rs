@@ -22,12 +22,17 @@ use time::macros::format_description;
 use crate::image::{ContainerFormat, DiskFormat, Image, ImageId, Properties, Visibility};
 
 mod attribute;
+mod member;
 mod patch;
 mod served;
 
 pub use attribute::{
     Attribute, MAX_PROPERTY_VALUE, MAX_STRING, attribute, check_attribute, check_name,
     check_property, check_string, check_tag,
+};
+pub use member::{
+    MEMBER_SCHEMA, MEMBERS_SCHEMA, MemberBodyError, MemberJson, MembersJson, parse_add_member,
+    parse_member_status,
 };
 pub use patch::{
     OperationProblem, PATCH_MEDIA_TYPE, PatchOp, PointerProblem, parse_patch, parse_patch_v2_0,

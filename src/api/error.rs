@@ -62,6 +62,9 @@ pub enum ApiError {
     /// A JSON body that cannot be taken, or a PATCH with the wrong media type.
     #[error("bad request body")]
     Body(#[from] BodyError),
+    /// A member request body Glance refuses (400).
+    #[error("bad member request body")]
+    MemberBody(#[from] wire::MemberBodyError),
     /// An image id in the path that is not a UUID: Glance looks it up and
     /// finds nothing (404, never 400: openstacksdk tries names as ids).
     #[error("{id:?} is not an image id")]
@@ -114,6 +117,16 @@ pub enum Operation {
     AddTag,
     /// `DELETE …/tags/{tag}`
     RemoveTag,
+    /// `GET …/members`
+    ListMembers,
+    /// `POST …/members`
+    AddMember,
+    /// `GET …/members/{member_id}`
+    ShowMember,
+    /// `PUT …/members/{member_id}`
+    UpdateMember,
+    /// `DELETE …/members/{member_id}`
+    RemoveMember,
 }
 
 impl Operation {
@@ -132,7 +145,12 @@ impl Operation {
             | Operation::Update
             | Operation::Download
             | Operation::AddTag
-            | Operation::RemoveTag => None,
+            | Operation::RemoveTag
+            | Operation::ListMembers
+            | Operation::AddMember
+            | Operation::ShowMember
+            | Operation::UpdateMember
+            | Operation::RemoveMember => None,
         }
     }
 }
@@ -151,6 +169,11 @@ impl std::fmt::Display for Operation {
             Operation::Download => "download",
             Operation::AddTag => "add tag",
             Operation::RemoveTag => "remove tag",
+            Operation::ListMembers => "list members",
+            Operation::AddMember => "add member",
+            Operation::ShowMember => "show member",
+            Operation::UpdateMember => "update member",
+            Operation::RemoveMember => "remove member",
         })
     }
 }
@@ -160,7 +183,13 @@ impl Operation {
     fn not_found(self, id: &str) -> String {
         match self {
             Operation::Delete => format!("Failed to find image {id} to delete"),
-            Operation::AddTag | Operation::RemoveTag => format!("Image {id} not found."),
+            Operation::AddTag
+            | Operation::RemoveTag
+            | Operation::ListMembers
+            | Operation::AddMember
+            | Operation::ShowMember
+            | Operation::UpdateMember
+            | Operation::RemoveMember => format!("Image {id} not found."),
             Operation::Create
             | Operation::Show
             | Operation::List
@@ -270,6 +299,9 @@ impl ApiError {
                     Failure::media_type(content_type.clone(), err.glance_message())
                 }
             },
+            ApiError::MemberBody(err) => {
+                Failure::standard(StatusCode::BAD_REQUEST, &err.glance_message())
+            }
             ApiError::NoSuchImage { op, id } => {
                 Failure::standard(StatusCode::NOT_FOUND, &op.not_found(id))
             }
@@ -315,6 +347,7 @@ impl ApiError {
             | ApiError::Range(_)
             | ApiError::Upload(_)
             | ApiError::Body(BodyError::TooLarge { .. } | BodyError::Unreadable(_))
+            | ApiError::MemberBody(_)
             | ApiError::NoSuchImage { .. }
             | ApiError::App { .. }
             | ApiError::ShuttingDown
@@ -391,6 +424,35 @@ fn sentence(text: &str) -> String {
     }
 }
 
+/// Glance's answer to a member operation on an image that is not `shared`:
+/// 404 for show (Glance hides it there), 403 naming the operation otherwise
+/// (Glance gives the reason only when listing; portcullis always does).
+fn not_shared(op: Operation, id: ImageId) -> Failure {
+    const REASON: &str = "Only shared images have members.";
+    let verb = match op {
+        Operation::ListMembers => "list",
+        Operation::AddMember => "create",
+        Operation::UpdateMember => "update",
+        Operation::RemoveMember => "delete",
+        Operation::ShowMember
+        | Operation::Create
+        | Operation::Show
+        | Operation::List
+        | Operation::Update
+        | Operation::Delete
+        | Operation::Deactivate
+        | Operation::Reactivate
+        | Operation::Upload
+        | Operation::Download
+        | Operation::AddTag
+        | Operation::RemoveTag => return Failure::standard(StatusCode::NOT_FOUND, REASON),
+    };
+    Failure::standard(
+        StatusCode::FORBIDDEN,
+        &format!("Not allowed to {verb} members for image {id}: {REASON}"),
+    )
+}
+
 /// Glance's 416 for data of `size` bytes.
 fn range_failure(size: u64) -> Failure {
     Failure::detailed(
@@ -427,6 +489,7 @@ fn app_failure(op: Operation, err: &app::Error) -> Failure {
             Failure::standard(StatusCode::CONFLICT, &sentence(&err.to_string()))
         }
         app::Error::TagNotFound { .. } => Failure::standard(StatusCode::NOT_FOUND, NOT_FOUND),
+        app::Error::NotShared { id, .. } => not_shared(op, *id),
         app::Error::RangeNotSatisfiable { size, .. } => range_failure(*size),
         app::Error::NoKeyManager => Failure::standard(
             StatusCode::BAD_REQUEST,
@@ -494,6 +557,28 @@ fn repo_failure(op: Operation, err: &repo::Error) -> Failure {
             let message = match (op, image) {
                 (Operation::Upload, Some(id)) => {
                     format!("Not allowed to upload image data for image {id}")
+                }
+                // Glance's words per member operation, then why (Glance
+                // gives the reason only when listing).
+                (Operation::ListMembers, Some(id)) => {
+                    format!(
+                        "Not allowed to list members for image {id}: not authorized to {action}."
+                    )
+                }
+                (Operation::AddMember, Some(id)) => {
+                    format!(
+                        "Not allowed to create members for image {id}: not authorized to {action}."
+                    )
+                }
+                (Operation::UpdateMember, Some(id)) => {
+                    format!(
+                        "Not allowed to update members for image {id}: not authorized to {action}."
+                    )
+                }
+                (Operation::RemoveMember, Some(id)) => {
+                    format!(
+                        "Not allowed to delete members for image {id}: not authorized to {action}."
+                    )
                 }
                 _ => format!("You are not authorized to complete {action} action."),
             };

@@ -58,14 +58,14 @@ pub(crate) fn routes() -> Router<ApiState> {
 }
 
 /// The path's image id; anything but a UUID is Glance's 404 for `op`.
-fn image_id(op: Operation, text: &str) -> Result<ImageId, ApiError> {
+pub(crate) fn image_id(op: Operation, text: &str) -> Result<ImageId, ApiError> {
     text.parse().map_err(|_| ApiError::NoSuchImage {
         op,
         id: text.to_owned(),
     })
 }
 
-fn failed(op: Operation) -> impl FnOnce(app::Error) -> ApiError {
+pub(crate) fn failed(op: Operation) -> impl FnOnce(app::Error) -> ApiError {
     move |source| ApiError::App { op, source }
 }
 
@@ -74,7 +74,10 @@ fn image_response(status: StatusCode, image: &crate::image::Image) -> Response {
     json_response(status, serde_json::to_string(&ImageJson(image)))
 }
 
-fn json_response(status: StatusCode, body: Result<String, serde_json::Error>) -> Response {
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: Result<String, serde_json::Error>,
+) -> Response {
     match body {
         Ok(body) => (
             status,

@@ -33,6 +33,7 @@ mod health;
 mod images;
 mod info;
 pub mod lifecycle;
+mod members;
 pub mod negotiate;
 pub mod options;
 pub mod query;
@@ -112,6 +113,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/v2", any(v2_redirect))
         .merge(schema_routes())
         .merge(images::routes())
+        .merge(members::routes())
         .route("/v2/info/stores", resource("GET", get(info::stores)))
         .route("/v2/info/import", resource("GET", get(info::import)))
         .fallback(unknown_resource)

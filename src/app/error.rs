@@ -8,7 +8,7 @@
 //! name) and [`Error::is_rejection`] (the CLI's exit 1 versus 2). This
 //! module must not print or know HTTP.
 
-use crate::image::{ImageId, Status};
+use crate::image::{ImageId, Status, Visibility};
 use crate::ingest;
 use crate::ingest::download;
 use crate::repo;
@@ -89,6 +89,17 @@ pub enum Error {
         /// The tag.
         tag: String,
     },
+    /// A member operation on an image that is not `shared` (Glance: 403
+    /// "… Only shared images have members.", 404 for show).
+    #[error(
+        "image {id} is {visibility}: only shared images have members (set its visibility to shared first)"
+    )]
+    NotShared {
+        /// The image.
+        id: ImageId,
+        /// Its visibility.
+        visibility: Visibility,
+    },
     /// A byte range outside the data (Glance: 416).
     #[error("image {id}: range {range} is outside its {size} bytes")]
     RangeNotSatisfiable {
@@ -131,6 +142,7 @@ impl Error {
             Error::StatusNotAllowed { .. } => "status_not_allowed",
             Error::NoVerifiedData { .. } => "no_verified_data",
             Error::TagNotFound { .. } => "tag_not_found",
+            Error::NotShared { .. } => "not_shared",
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Error::NoKeyManager => "no_cert_dir",
             Error::Repo(err) => err.kind(),
@@ -153,6 +165,7 @@ impl Error {
             | Error::StatusNotAllowed { .. }
             | Error::NoVerifiedData { .. }
             | Error::TagNotFound { .. }
+            | Error::NotShared { .. }
             | Error::RangeNotSatisfiable { .. } => true,
             Error::NoKeyManager => false,
             Error::Repo(err) => ingest::repo_is_rejection(err),
@@ -176,6 +189,7 @@ impl Error {
             | Error::StatusNotAllowed { .. }
             | Error::NoVerifiedData { .. }
             | Error::TagNotFound { .. }
+            | Error::NotShared { .. }
             | Error::RangeNotSatisfiable { .. }
             | Error::NoKeyManager
             | Error::Repo(_) => None,

@@ -1,6 +1,6 @@
 //! The application facade: [`App`], the use cases of an image service as
 //! methods (create, show, list, update, delete, deactivate, reactivate,
-//! tags, upload, download), which the CLI commands and the HTTP handlers
+//! tags, upload, download, members), which the CLI commands and the HTTP handlers
 //! adapt in a few lines each (parse, call one method, map the result).
 //!
 //! This module owns the decisions those front ends must not make: Glance's
@@ -17,7 +17,7 @@
 //! Files: `open` (the one opener of a data directory, [`App::open`]), `error`, `records`
 //! (create, show, list, delete, tags, the save funnel), `update` (the change
 //! set and its rules), `lifecycle` (deactivate, reactivate), `upload`,
-//! `download`.
+//! `download`, `members` (image sharing).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use crate::repo::{RepoOptions, Stack};
 mod download;
 mod error;
 mod lifecycle;
+mod members;
 mod open;
 mod records;
 mod sweep;

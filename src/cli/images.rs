@@ -1,5 +1,6 @@
 //! `portcullis images`: manage images in the local repository (create,
-//! upload, list, show, update, download, delete, deactivate, reactivate).
+//! upload, list, show, update, download, delete, deactivate, reactivate,
+//! members).
 //!
 //! Thin: each subcommand parses its arguments, calls one `app::App` method
 //! and prints (text or Glance's JSON). It must not decide anything.
@@ -10,6 +11,7 @@ use clap::{Args, Subcommand};
 
 use super::args::{ImageFields, RepoArgs, UploadArgs, parse_key_values, usage};
 use super::data::{ProgressBar, Source};
+use super::members::{self, MembersCommand};
 use super::output::Done;
 use super::report::CliError;
 use super::session::Session;
@@ -108,6 +110,11 @@ enum ImagesCommand {
     Reactivate {
         /// Image id.
         id: String,
+    },
+    /// Share an image with other projects (image members).
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
     },
 }
 
@@ -255,6 +262,7 @@ async fn images_command(session: &Session, command: ImagesCommand) -> Result<Don
         ImagesCommand::Delete { id } => image(app.delete(ctx, parse_id(&id)?).await?),
         ImagesCommand::Deactivate { id } => image(app.deactivate(ctx, parse_id(&id)?).await?),
         ImagesCommand::Reactivate { id } => image(app.reactivate(ctx, parse_id(&id)?).await?),
+        ImagesCommand::Members { command } => members::run(app, ctx, command).await,
     }
 }
 

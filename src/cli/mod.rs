@@ -20,6 +20,7 @@ mod glance;
 mod images;
 mod ingest;
 mod inspect;
+mod members;
 mod openstack;
 mod output;
 mod report;

@@ -1,11 +1,12 @@
 //! What a successful `ingest` or `images` command prints: one image (text
 //! lines or Glance's image document), a page of images (text rows or
-//! Glance's list page), or a download summary (stderr when the data itself
-//! went to standard output).
+//! Glance's list page), a download summary (stderr when the data itself
+//! went to standard output), or image members (text rows or Glance's member
+//! documents).
 //!
 //! This module owns the output formats; it must not compute anything.
 
-use crate::image::Image;
+use crate::image::{Image, Member};
 
 use super::OutputFormat;
 
@@ -31,6 +32,10 @@ pub(crate) enum Done {
         /// Whether the data itself went to stdout (the summary then goes to stderr).
         to_stdout: bool,
     },
+    /// One membership.
+    Member(Box<Member>),
+    /// An image's memberships.
+    Members(Vec<Member>),
 }
 
 /// Prints `done` on stdout (a download summary: stderr when the data went to stdout).
@@ -78,6 +83,16 @@ pub(crate) fn print_done(format: OutputFormat, done: Done) {
         ) => {
             println!("{summary:#}")
         }
+        (OutputFormat::Json, Done::Member(member)) => print_json(&crate::wire::MemberJson(&member)),
+        (OutputFormat::Json, Done::Members(members)) => {
+            print_json(&crate::wire::MembersJson(&members))
+        }
+        (OutputFormat::Text, Done::Member(member)) => print_member_text(&member),
+        (OutputFormat::Text, Done::Members(members)) => {
+            for member in &members {
+                print_member_text(member);
+            }
+        }
         (OutputFormat::Text, Done::Image(image)) => print_image_text(&image),
         (OutputFormat::Text, Done::Images { images, .. }) => {
             for image in &images {
@@ -109,6 +124,14 @@ fn print_json(document: &impl serde::Serialize) {
         Ok(text) => println!("{text}"),
         Err(err) => eprintln!("error: cannot render JSON: {err}"),
     }
+}
+
+/// `<image id>  <member>  <status>`, one line per membership.
+fn print_member_text(member: &Member) {
+    println!(
+        "{}  {}  {}",
+        member.image_id, member.member_id, member.status
+    );
 }
 
 fn print_image_text(image: &Image) {

@@ -725,3 +725,225 @@ fn size_cap_and_unsafe_images_are_refused_with_glances_statuses() {
     assert!(refused.stderr.contains("415"), "{}", refused.describe());
     clients.assert_queued_with_nothing_stored(&name);
 }
+
+// ---- image members -------------------------------------------------------------
+
+/// A `portcullis serve` of this scenario's own in `tokens` mode, so the
+/// clients act as two projects (the suite's server is noauth: every caller
+/// is the same administrator). Killed when dropped.
+struct TwoProjects {
+    server: super::serve::Server,
+    _dir: tempfile::TempDir,
+}
+
+/// The owner's token (project `compat-owner`) and the member's (`compat-member`).
+const OWNER_TOKEN: &str = "compat-owner-token";
+const MEMBER_TOKEN: &str = "compat-member-token";
+
+impl TwoProjects {
+    fn start() -> TwoProjects {
+        let dir = tempfile::tempdir().expect("a directory for the server");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("data directory");
+        let tokens = dir.path().join("tokens.toml");
+        std::fs::write(
+            &tokens,
+            format!(
+                "[[tokens]]\ntoken = \"{OWNER_TOKEN}\"\nproject = \"compat-owner\"\nroles = [\"member\", \"reader\"]\n\
+                 [[tokens]]\ntoken = \"{MEMBER_TOKEN}\"\nproject = \"compat-member\"\nroles = [\"member\", \"reader\"]\n"
+            ),
+        )
+        .expect("token file");
+        std::fs::write(
+            data.join("portcullis.toml"),
+            format!(
+                "[server]\nauth = \"tokens\"\ntoken_file = \"{}\"\n",
+                tokens.display()
+            ),
+        )
+        .expect("config");
+        let server = super::serve::Server::start(&data, &[]);
+        TwoProjects { server, _dir: dir }
+    }
+
+    /// `glance --os-image-url URL --os-auth-token TOKEN <args>`.
+    fn glance(&self, clients: &Clients, token: &str, args: &[&str]) -> Run {
+        let output = clients
+            .command("glance")
+            .args(["--os-image-url", &self.server.url, "--os-auth-token", token])
+            .args(args)
+            .output()
+            .expect("glance runs");
+        Run::from(output)
+    }
+
+    /// `openstack --os-auth-type admin_token --os-token TOKEN --os-endpoint URL/v2 <args>`
+    /// (with a token, the SDK takes the endpoint as the versioned one).
+    fn openstack(&self, clients: &Clients, token: &str, args: &[&str]) -> Run {
+        let endpoint = format!("{}/v2", self.server.url);
+        let output = clients
+            .command("openstack")
+            .args([
+                "--os-auth-type",
+                "admin_token",
+                "--os-token",
+                token,
+                "--os-endpoint",
+                &endpoint,
+            ])
+            .args(args)
+            .output()
+            .expect("openstack runs");
+        Run::from(output)
+    }
+}
+
+/// The `| image | member | status |` rows of a member table.
+fn member_rows(output: &str) -> Vec<(String, String)> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            (cells.len() == 5 && cells[1].len() == 36 && cells[1] != "Image ID")
+                .then(|| (cells[2].to_owned(), cells[3].to_owned()))
+        })
+        .collect()
+}
+
+/// Sharing with the real clients, as two projects: the owner shares a
+/// `shared` image (`glance member-create`), the member sees it pending
+/// (`openstack image list --member-status pending`), not in its default
+/// listing, accepts (`glance member-update`), then lists it
+/// (`openstack image list --shared`); `glance member-list` and
+/// `openstack image member list` show the membership; the owner cannot
+/// answer for the member, the member cannot share further; removing the
+/// member (`glance member-delete`) hides the image again. A private image
+/// has no members (403 in the client's output).
+#[test]
+fn two_projects_share_an_image_with_both_clients() {
+    let Some(clients) = clients() else { return };
+    let projects = TwoProjects::start();
+    let owner = |args: &[&str]| projects.glance(&clients, OWNER_TOKEN, args);
+    let member = |args: &[&str]| projects.glance(&clients, MEMBER_TOKEN, args);
+    let member_osc = |args: &[&str]| projects.openstack(&clients, MEMBER_TOKEN, args);
+    let listed = |run: &Run| -> Vec<String> {
+        assert_eq!(run.status, Some(0), "{}", run.describe());
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|err| panic!("{err}: {}", run.describe()));
+        rows.iter()
+            .map(|row| row["ID"].as_str().expect("ID").to_owned())
+            .collect()
+    };
+
+    let name = unique("shared");
+    let created = owner(&[
+        "image-create",
+        "--name",
+        &name,
+        "--visibility",
+        "shared",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+    ]);
+    assert_eq!(created.status, Some(0), "{}", created.describe());
+    let id = table_value(&created.stdout, "id").expect("an id");
+    assert_eq!(
+        table_value(&created.stdout, "owner").as_deref(),
+        Some("compat-owner")
+    );
+
+    // Not shared yet: the member cannot see it.
+    let hidden = member(&["image-show", &id]);
+    assert_eq!(hidden.status, Some(1), "{}", hidden.describe());
+    assert!(hidden.stderr.contains("404"), "{}", hidden.describe());
+
+    let added = owner(&["member-create", &id, "compat-member"]);
+    assert_eq!(added.status, Some(0), "{}", added.describe());
+    assert_eq!(
+        member_rows(&added.stdout),
+        [("compat-member".to_owned(), "pending".to_owned())]
+    );
+
+    // Pending: visible by id and with --member-status pending, not by default.
+    assert_eq!(member(&["image-show", &id]).status, Some(0));
+    assert!(!listed(&member_osc(&["image", "list", "-f", "json"])).contains(&id));
+    assert_eq!(
+        listed(&member_osc(&[
+            "image",
+            "list",
+            "--member-status",
+            "pending",
+            "-f",
+            "json"
+        ])),
+        std::slice::from_ref(&id)
+    );
+
+    // The owner cannot answer for the member; the member cannot share further.
+    let by_owner = owner(&["member-update", &id, "compat-member", "accepted"]);
+    assert_eq!(by_owner.status, Some(1), "{}", by_owner.describe());
+    assert!(
+        by_owner.stderr.contains("403")
+            && by_owner.stderr.contains("Not allowed to update members"),
+        "{}",
+        by_owner.describe()
+    );
+    let by_member = member(&["member-create", &id, "compat-third"]);
+    assert_eq!(by_member.status, Some(1), "{}", by_member.describe());
+    assert!(by_member.stderr.contains("403"), "{}", by_member.describe());
+
+    let accepted = member(&["member-update", &id, "compat-member", "accepted"]);
+    assert_eq!(accepted.status, Some(0), "{}", accepted.describe());
+    assert_eq!(
+        member_rows(&accepted.stdout),
+        [("compat-member".to_owned(), "accepted".to_owned())]
+    );
+    assert!(listed(&member_osc(&["image", "list", "-f", "json"])).contains(&id));
+    assert_eq!(
+        listed(&member_osc(&["image", "list", "--shared", "-f", "json"])),
+        std::slice::from_ref(&id)
+    );
+    let members = owner(&["member-list", "--image-id", &id]);
+    assert_eq!(members.status, Some(0), "{}", members.describe());
+    assert_eq!(
+        member_rows(&members.stdout),
+        [("compat-member".to_owned(), "accepted".to_owned())]
+    );
+    let osc_members = projects.openstack(&clients, OWNER_TOKEN, &["image", "member", "list", &id]);
+    assert_eq!(osc_members.status, Some(0), "{}", osc_members.describe());
+    assert_eq!(
+        member_rows(&osc_members.stdout),
+        [("compat-member".to_owned(), "accepted".to_owned())]
+    );
+
+    // The owner ends the sharing: the member no longer sees the image.
+    let removed = owner(&["member-delete", &id, "compat-member"]);
+    assert_eq!(removed.status, Some(0), "{}", removed.describe());
+    assert_eq!(member(&["image-show", &id]).status, Some(1));
+    assert!(listed(&member_osc(&["image", "list", "--shared", "-f", "json"])).is_empty());
+
+    // A private image has no members.
+    let private = owner(&[
+        "image-create",
+        "--name",
+        &unique("private"),
+        "--visibility",
+        "private",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+    ]);
+    assert_eq!(private.status, Some(0), "{}", private.describe());
+    let private_id = table_value(&private.stdout, "id").expect("an id");
+    let refused = owner(&["member-create", &private_id, "compat-member"]);
+    assert_eq!(refused.status, Some(1), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("403")
+            && refused.stderr.contains("Only shared images have members."),
+        "{}",
+        refused.describe()
+    );
+}

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::ingest::{Env, Row, data, json_of, md5_hex, sha512_hex};
 
 /// Runs `portcullis images ARGS… --format json` and returns (exit code, JSON).
-fn images(env: &Env, args: &[&str]) -> (i32, Value) {
+pub(crate) fn images(env: &Env, args: &[&str]) -> (i32, Value) {
     let output = env
         .cmd()
         .arg("images")

@@ -3,12 +3,14 @@
 
 mod api;
 mod api_images;
+mod api_members;
 mod compat;
 mod glance;
 mod hardening;
 mod images;
 mod ingest;
 mod inspect;
+mod members_cli;
 mod openstack;
 mod repo;
 mod scale;

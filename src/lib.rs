@@ -25,5 +25,6 @@ pub mod key_manager;
 pub mod openstack;
 pub mod repo;
 pub mod store;
+pub mod text;
 pub mod verify;
 pub mod wire;

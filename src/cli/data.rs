@@ -7,6 +7,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use super::interrupt;
 use super::report::CliError;
 use crate::ingest::UploadData;
 use crate::ingest::source::{self, ChunkStream};
@@ -23,13 +24,21 @@ pub(crate) struct Source {
 
 impl Source {
     /// Opens `file` (`-`: standard input) with the declared size `declared`.
+    /// From here on SIGINT and SIGTERM stop the upload instead of the
+    /// process (see `interrupt`). Must be called inside the async runtime.
     ///
     /// Fails (usage) when the file cannot be opened or is not a regular file.
     pub(crate) fn open(file: &Path, declared: Option<u64>) -> Result<Source, CliError> {
+        let interruptible = |stream| {
+            interrupt::interruptible(stream).map_err(|err| {
+                CliError::Usage(format!("cannot install the SIGINT/SIGTERM handlers: {err}"))
+            })
+        };
         if file == Path::new("-") {
             let stream = source::stdin_stream().map_err(|err| {
                 CliError::Usage(format!("cannot start reading standard input: {err}"))
             })?;
+            let stream = interruptible(stream)?;
             return Ok(Source {
                 stream,
                 declared,
@@ -45,6 +54,7 @@ impl Source {
             };
             CliError::Usage(format!("cannot read {}: {err}{hint}", file.display()))
         })?;
+        let stream = interruptible(stream)?;
         Ok(Source {
             stream,
             declared: Some(declared.unwrap_or(len)),

@@ -12,6 +12,7 @@ use clap::Args;
 use super::args::RepoArgs;
 use super::report::error_chain;
 use super::session::Session;
+use super::stdio;
 use super::{Exit, OutputFormat};
 use crate::app::SweepReport;
 use crate::image::ImageId;
@@ -40,29 +41,39 @@ pub(crate) fn run(args: GcArgs) -> Exit {
             // Opening recovered dead uploads already (every command does,
             // --dry-run or not): reported apart from the sweep's own.
             let at_open = session.app.recovered_at_open();
-            match args.format {
-                OutputFormat::Text => print_text(&report, at_open),
-                OutputFormat::Json => println!("{:#}", json(&report, at_open)),
-            }
-            Exit::Success
+            let printed = match args.format {
+                OutputFormat::Text => stdio::lines(&text(&report, at_open)),
+                OutputFormat::Json => stdio::json(&json(&report, at_open)),
+            };
+            // What was removed is gone whether or not the report is read.
+            let done = (!report.dry_run && !report.is_empty()).then_some("the sweep removed data");
+            stdio::settle(Exit::Success, printed, done)
         }
         Err(err) => {
             let message = error_chain(&err);
-            match args.format {
-                OutputFormat::Text => eprintln!("error: {message}"),
-                OutputFormat::Json => println!(
-                    "{:#}",
-                    serde_json::json!({"error": {"kind": err.kind(), "message": message}})
+            let printed = match args.format {
+                OutputFormat::Text => {
+                    stdio::eline(&format!("error: {message}"));
+                    Ok(())
+                }
+                OutputFormat::Json => stdio::json(
+                    &serde_json::json!({"error": {"kind": err.kind(), "message": message}}),
                 ),
-            }
-            Exit::Error
+            };
+            stdio::settle(Exit::Error, printed, None)
         }
     }
 }
 
-fn print_text(report: &SweepReport, at_open: &[ImageId]) {
+/// The text report: one line per item, then a summary.
+fn text(report: &SweepReport, at_open: &[ImageId]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     for id in at_open {
-        println!("recovered dead upload of image {id} while opening (back to queued)");
+        let _ = writeln!(
+            out,
+            "recovered dead upload of image {id} while opening (back to queued)"
+        );
     }
     let verb = if report.dry_run {
         "would remove"
@@ -70,32 +81,36 @@ fn print_text(report: &SweepReport, at_open: &[ImageId]) {
         "removed"
     };
     for id in &report.recovered {
-        println!("{verb} dead upload of image {id} (back to queued)");
+        let _ = writeln!(out, "{verb} dead upload of image {id} (back to queued)");
     }
     for id in &report.stale_leases {
-        println!("{verb} stale upload lease of image {id}");
+        let _ = writeln!(out, "{verb} stale upload lease of image {id}");
     }
     for object in &report.objects {
-        println!(
+        let _ = writeln!(
+            out,
             "{verb} object {} ({} bytes, {})",
             object.url, object.bytes, object.reason
         );
     }
     for staged in &report.staging {
-        println!(
+        let _ = writeln!(
+            out,
             "{verb} staged data of image {} ({} s old)",
             staged.image_id, staged.age_seconds
         );
     }
     let bytes: u64 = report.objects.iter().map(|object| object.bytes).sum();
-    println!(
+    let _ = writeln!(
+        out,
         "{}: {} dead upload(s), {} stale lease(s), {} object(s) ({bytes} bytes), {} staged write(s)",
         if report.dry_run { "dry run" } else { "swept" },
-        report.recovered.len(),
+        report.recovered.len() + at_open.len(),
         report.stale_leases.len(),
         report.objects.len(),
         report.staging.len()
     );
+    out
 }
 
 fn json(report: &SweepReport, at_open: &[ImageId]) -> serde_json::Value {

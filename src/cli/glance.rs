@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::Exit;
 use super::openstack::{KeyManagerArg, OpenStackArgs};
 use super::report::error_chain;
+use super::{Exit, stdio};
 use crate::glance::{
     self, Audit, AuditQuery, CheckOptions, Checker, ConnectOptions, Connection, ImageCheck,
     Observer, Phase, Progress, RetryPolicy, Signing, UploadProgress, UploadRequest, Verdict,
@@ -289,39 +289,35 @@ fn run_checks(args: &CheckArgs, what: Run) -> Exit {
         require_signature: args.require_signature,
     };
     let outcome = runtime().and_then(|runtime| runtime.block_on(checks(args, what, mode)));
-    match outcome {
+    let (exit, printed) = match outcome {
         Ok(audit) => {
-            match args.format {
-                ReportFormat::Text => print!("{}", report::text(&audit, context)),
-                ReportFormat::Json => print_json(&report::json(&audit, context)),
-                ReportFormat::Junit => print!("{}", report::junit(&audit, context)),
-            }
-            match audit.verdict(args.require_signature) {
+            let printed = match args.format {
+                ReportFormat::Text => stdio::lines(&report::text(&audit, context)),
+                ReportFormat::Json => stdio::json(&report::json(&audit, context)),
+                ReportFormat::Junit => stdio::lines(&report::junit(&audit, context)),
+            };
+            let exit = match audit.verdict(args.require_signature) {
                 Verdict::Passed => Exit::Success,
                 Verdict::Failed => Exit::Rejected,
                 Verdict::ConnectionError => Exit::Error,
-            }
+            };
+            (exit, printed)
         }
         Err(failure) => {
-            match args.format {
-                ReportFormat::Json => print_json(&serde_json::json!({
+            let printed = match args.format {
+                ReportFormat::Json => stdio::json(&serde_json::json!({
                     "command": command,
                     "error": {"kind": failure.kind, "message": failure.message},
                 })),
                 ReportFormat::Text | ReportFormat::Junit => {
-                    eprintln!("error: {} [{}]", failure.message, failure.kind);
+                    stdio::eline(&format!("error: {} [{}]", failure.message, failure.kind));
+                    Ok(())
                 }
-            }
-            failure.exit
+            };
+            (failure.exit, printed)
         }
-    }
-}
-
-fn print_json(value: &serde_json::Value) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(err) => eprintln!("error: cannot render JSON: {err}"),
-    }
+    };
+    stdio::settle(exit, printed, None)
 }
 
 async fn checks(args: &CheckArgs, what: Run, mode: Mode) -> Result<Audit, Failure> {
@@ -534,7 +530,7 @@ fn run_upload(args: &UploadArgs) -> Exit {
     match (outcome, args.format) {
         (Ok(uploaded), UploadFormat::Text) => {
             let image = &uploaded.image;
-            println!(
+            let printed = stdio::line(&format!(
                 "active: {} {:?} {} bytes, checksum {}, {} {}{}",
                 image.id,
                 image.name.as_deref().unwrap_or(""),
@@ -553,19 +549,19 @@ fn run_upload(args: &UploadArgs) -> Exit {
                 } else {
                     String::new()
                 }
-            );
+            ));
             for warning in uploaded
                 .local
                 .accepted
                 .iter()
                 .flat_map(|accepted| &accepted.warnings)
             {
-                eprintln!("warning: {warning}");
+                stdio::eline(&format!("warning: {warning}"));
             }
-            Exit::Success
+            stdio::settle(Exit::Success, printed, Some(&committed(image)))
         }
         (Ok(uploaded), UploadFormat::Json) => {
-            print_json(&serde_json::json!({
+            let printed = stdio::json(&serde_json::json!({
                 "image": image_json(&uploaded.image),
                 "signed": uploaded.signed,
                 "local": {
@@ -580,19 +576,27 @@ fn run_upload(args: &UploadArgs) -> Exit {
                 },
                 "error": null,
             }));
-            Exit::Success
+            stdio::settle(Exit::Success, printed, Some(&committed(&uploaded.image)))
         }
         (Err(failure), format) => {
-            match format {
-                UploadFormat::Text => eprintln!("error: {} [{}]", failure.message, failure.kind),
-                UploadFormat::Json => print_json(&serde_json::json!({
+            let printed = match format {
+                UploadFormat::Text => {
+                    stdio::eline(&format!("error: {} [{}]", failure.message, failure.kind));
+                    Ok(())
+                }
+                UploadFormat::Json => stdio::json(&serde_json::json!({
                     "error": {"kind": failure.kind, "message": failure.message},
                     "image_id": failure.image_id,
                 })),
-            }
-            failure.exit
+            };
+            stdio::settle(failure.exit, printed, None)
         }
     }
+}
+
+/// What a successful upload committed, for when its output is lost.
+fn committed(image: &ServedImage) -> String {
+    format!("image {} is active on the Glance server", image.id)
 }
 
 fn image_json(image: &ServedImage) -> serde_json::Value {

@@ -139,6 +139,10 @@ pub(crate) fn run(args: ImagesArgs) -> Exit {
         ImagesCommand::Download { output, .. }
             if output.as_deref().is_none_or(|path| path == Path::new("-"))
     );
+    session.commits = matches!(
+        &command,
+        ImagesCommand::Create(_) | ImagesCommand::Upload { .. }
+    );
     let result = session.block_on(images_command(&session, command));
     session.finish(result)
 }

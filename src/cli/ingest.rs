@@ -32,10 +32,11 @@ pub(crate) struct IngestArgs {
 }
 
 pub(crate) fn run(args: IngestArgs) -> Exit {
-    let session = match Session::start(&args.repo, Some(&args.upload), args.format) {
+    let mut session = match Session::start(&args.repo, Some(&args.upload), args.format) {
         Ok(session) => session,
         Err(exit) => return exit,
     };
+    session.commits = true;
     let result = session.block_on(async {
         let request = args.fields.request()?;
         let source = Source::open(&args.file, args.upload.size)?;

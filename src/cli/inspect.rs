@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::{Exit, OutputFormat};
+use super::{Exit, OutputFormat, stdio};
 use crate::image::DiskFormat;
 use crate::inspect::policy::{Accepted, FormatPolicy, Rejection};
 use crate::inspect::{Inspector, Report};
@@ -42,14 +42,16 @@ pub(crate) fn run(args: InspectArgs) -> Exit {
         Ok(report) => report,
         Err(message) => {
             // `--format json` prints one document on stdout, failures included.
-            match args.format {
-                OutputFormat::Text => eprintln!("error: {message}"),
-                OutputFormat::Json => println!(
-                    "{}",
-                    json!({ "error": { "kind": "io", "message": message } })
-                ),
-            }
-            return Exit::Error;
+            let printed = match args.format {
+                OutputFormat::Text => {
+                    stdio::eline(&format!("error: {message}"));
+                    Ok(())
+                }
+                OutputFormat::Json => {
+                    stdio::json(&json!({ "error": { "kind": "io", "message": message } }))
+                }
+            };
+            return stdio::settle(Exit::Error, printed, None);
         }
     };
     let decision = args.disk_format.map(|declared| {
@@ -58,21 +60,22 @@ pub(crate) fn run(args: InspectArgs) -> Exit {
             FormatPolicy::default().decide(&report, declared, report.n_bytes()),
         )
     });
-    match args.format {
+    let printed = match args.format {
         OutputFormat::Text => print_text(&report, decision.as_ref()),
-        OutputFormat::Json => println!("{}", to_json(&report, decision.as_ref())),
-    }
+        OutputFormat::Json => stdio::json(&to_json(&report, decision.as_ref())),
+    };
     let passed = match &decision {
         // Glance's decision already includes the detected format's checks
         // (and resolves hybrid ISOs, which the bare report calls unsafe).
         Some((_, outcome)) => outcome.is_ok(),
         None => report.is_safe(),
     };
-    if passed {
+    let exit = if passed {
         Exit::Success
     } else {
         Exit::Rejected
-    }
+    };
+    stdio::settle(exit, printed, None)
 }
 
 /// Streams the file through a fresh inspector.
@@ -109,25 +112,31 @@ fn inspect(path: &Path) -> Result<Report, String> {
 
 type Decision = (DiskFormat, Result<Accepted, Rejection>);
 
-fn print_text(report: &Report, decision: Option<&Decision>) {
+/// The report as text lines, each escaped (reasons quote names read from
+/// the image: backing files, extents).
+fn print_text(report: &Report, decision: Option<&Decision>) -> stdio::Printed {
     let formats: Vec<&str> = report.formats().iter().map(|f| f.as_str()).collect();
+    let mut lines = Vec::new();
     match report.format() {
-        Some(format) => println!("format: {format}"),
-        None => println!("format: none (several formats match)"),
+        Some(format) => lines.push(format!("format: {format}")),
+        None => lines.push("format: none (several formats match)".to_owned()),
     }
-    println!("formats: {}", formats.join(", "));
+    lines.push(format!("formats: {}", formats.join(", ")));
     match report.virtual_size() {
-        Some(size) => println!("virtual_size: {size}"),
-        None => println!("virtual_size: unknown"),
+        Some(size) => lines.push(format!("virtual_size: {size}")),
+        None => lines.push("virtual_size: unknown".to_owned()),
     }
-    println!("safe: {}", if report.is_safe() { "yes" } else { "no" });
+    lines.push(format!(
+        "safe: {}",
+        if report.is_safe() { "yes" } else { "no" }
+    ));
     for (check, reason) in report.failures() {
-        println!("failure {check}: {reason}");
+        lines.push(format!("failure {check}: {reason}"));
     }
     if report.format().is_none() {
         for verdict in report.verdicts() {
             for (check, reason) in verdict.failures() {
-                println!("failure {check} ({}): {reason}", verdict.format());
+                lines.push(format!("failure {check} ({}): {reason}", verdict.format()));
             }
         }
     }
@@ -137,17 +146,20 @@ fn print_text(report: &Report, decision: Option<&Decision>) {
                 let size = accepted
                     .virtual_size
                     .map_or_else(|| "unset".to_owned(), |size| size.to_string());
-                println!("disk_format {declared}: accepted (virtual_size {size})");
+                lines.push(format!(
+                    "disk_format {declared}: accepted (virtual_size {size})"
+                ));
                 for warning in &accepted.warnings {
-                    println!("warning: {warning}");
+                    lines.push(format!("warning: {warning}"));
                 }
             }
-            Err(rejection) => println!(
+            Err(rejection) => lines.push(format!(
                 "disk_format {declared}: rejected ({}): {rejection}",
                 rejection.kind()
-            ),
+            )),
         }
     }
+    lines.iter().try_for_each(|text| stdio::line(text))
 }
 
 fn to_json(report: &Report, decision: Option<&Decision>) -> Value {

@@ -9,6 +9,7 @@
 use crate::image::{Image, Member};
 
 use super::OutputFormat;
+use super::stdio::{self, Printed};
 
 /// What a command has to print on success.
 pub(crate) enum Done {
@@ -39,9 +40,12 @@ pub(crate) enum Done {
 }
 
 /// Prints `done` on stdout (a download summary: stderr when the data went to stdout).
-pub(crate) fn print_done(format: OutputFormat, done: Done) {
+///
+/// Text goes through [`stdio::line`], so names and property values with
+/// control characters cannot forge a row or a line.
+pub(crate) fn print_done(format: OutputFormat, done: &Done) -> Printed {
     match (format, done) {
-        (OutputFormat::Json, Done::Image(image)) => print_json(&crate::wire::ImageJson(&image)),
+        (OutputFormat::Json, Done::Image(image)) => stdio::json(&crate::wire::ImageJson(image)),
         (
             OutputFormat::Json,
             Done::Images {
@@ -49,9 +53,9 @@ pub(crate) fn print_done(format: OutputFormat, done: Done) {
                 params,
                 limit,
             },
-        ) => print_json(&crate::wire::ImagesPage::new(
-            &images,
-            &params,
+        ) => stdio::json(&crate::wire::ImagesPage::new(
+            images,
+            params,
             limit.unwrap_or(u32::MAX),
         )),
         // The data itself went to stdout: the summary goes to stderr.
@@ -63,7 +67,8 @@ pub(crate) fn print_done(format: OutputFormat, done: Done) {
                 ..
             },
         ) => {
-            eprintln!("{summary:#}")
+            stdio::ejson(summary);
+            Ok(())
         }
         (
             OutputFormat::Text,
@@ -72,7 +77,10 @@ pub(crate) fn print_done(format: OutputFormat, done: Done) {
                 to_stdout: true,
                 ..
             },
-        ) => eprintln!("{line}"),
+        ) => {
+            stdio::eline(line);
+            Ok(())
+        }
         (
             OutputFormat::Json,
             Done::Downloaded {
@@ -80,23 +88,19 @@ pub(crate) fn print_done(format: OutputFormat, done: Done) {
                 to_stdout: false,
                 ..
             },
-        ) => {
-            println!("{summary:#}")
-        }
-        (OutputFormat::Json, Done::Member(member)) => print_json(&crate::wire::MemberJson(&member)),
+        ) => stdio::json(summary),
+        (OutputFormat::Json, Done::Member(member)) => stdio::json(&crate::wire::MemberJson(member)),
         (OutputFormat::Json, Done::Members(members)) => {
-            print_json(&crate::wire::MembersJson(&members))
+            stdio::json(&crate::wire::MembersJson(members))
         }
-        (OutputFormat::Text, Done::Member(member)) => print_member_text(&member),
+        (OutputFormat::Text, Done::Member(member)) => print_member_text(member),
         (OutputFormat::Text, Done::Members(members)) => {
-            for member in &members {
-                print_member_text(member);
-            }
+            members.iter().try_for_each(print_member_text)
         }
-        (OutputFormat::Text, Done::Image(image)) => print_image_text(&image),
+        (OutputFormat::Text, Done::Image(image)) => print_image_text(image),
         (OutputFormat::Text, Done::Images { images, .. }) => {
-            for image in &images {
-                println!(
+            for image in images {
+                stdio::line(&format!(
                     "{}  {:<12} {:>12}  {}",
                     image.id,
                     image.status,
@@ -105,8 +109,9 @@ pub(crate) fn print_done(format: OutputFormat, done: Done) {
                         .map(|size| size.to_string())
                         .unwrap_or_else(|| "-".to_owned()),
                     image.name.as_deref().unwrap_or("")
-                );
+                ))?;
             }
+            Ok(())
         }
         (
             OutputFormat::Text,
@@ -115,53 +120,48 @@ pub(crate) fn print_done(format: OutputFormat, done: Done) {
                 to_stdout: false,
                 ..
             },
-        ) => println!("{line}"),
-    }
-}
-
-fn print_json(document: &impl serde::Serialize) {
-    match serde_json::to_string_pretty(document) {
-        Ok(text) => println!("{text}"),
-        Err(err) => eprintln!("error: cannot render JSON: {err}"),
+        ) => stdio::line(line),
     }
 }
 
 /// `<image id>  <member>  <status>`, one line per membership.
-fn print_member_text(member: &Member) {
-    println!(
+fn print_member_text(member: &Member) -> Printed {
+    stdio::line(&format!(
         "{}  {}  {}",
         member.image_id, member.member_id, member.status
-    );
+    ))
 }
 
-fn print_image_text(image: &Image) {
+fn print_image_text(image: &Image) -> Printed {
     let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
-    println!("id:               {}", image.id);
-    println!("name:             {}", optional(image.name.clone()));
-    println!("status:           {}", image.status);
-    println!("visibility:       {}", image.visibility);
-    println!(
-        "disk_format:      {}",
-        optional(image.disk_format.map(|f| f.to_string()))
-    );
-    println!(
-        "container_format: {}",
-        optional(image.container_format.map(|f| f.to_string()))
-    );
-    println!(
-        "size:             {}",
-        optional(image.size.map(|s| s.to_string()))
-    );
-    println!(
-        "virtual_size:     {}",
-        optional(image.virtual_size.map(|s| s.to_string()))
-    );
-    println!("checksum:         {}", optional(image.checksum.clone()));
-    println!("os_hash_algo:     {}", optional(image.os_hash_algo.clone()));
-    println!(
-        "os_hash_value:    {}",
-        optional(image.os_hash_value.clone())
-    );
+    let mut lines = vec![
+        format!("id:               {}", image.id),
+        format!("name:             {}", optional(image.name.clone())),
+        format!("status:           {}", image.status),
+        format!("visibility:       {}", image.visibility),
+        format!(
+            "disk_format:      {}",
+            optional(image.disk_format.map(|f| f.to_string()))
+        ),
+        format!(
+            "container_format: {}",
+            optional(image.container_format.map(|f| f.to_string()))
+        ),
+        format!(
+            "size:             {}",
+            optional(image.size.map(|s| s.to_string()))
+        ),
+        format!(
+            "virtual_size:     {}",
+            optional(image.virtual_size.map(|s| s.to_string()))
+        ),
+        format!("checksum:         {}", optional(image.checksum.clone())),
+        format!("os_hash_algo:     {}", optional(image.os_hash_algo.clone())),
+        format!(
+            "os_hash_value:    {}",
+            optional(image.os_hash_value.clone())
+        ),
+    ];
     for (key, value) in &image.properties {
         // Signatures are long and sensitive to log in full: show the start.
         let shown = if key == "img_signature" && value.len() > 16 {
@@ -172,6 +172,9 @@ fn print_image_text(image: &Image) {
         } else {
             value.clone()
         };
-        println!("{key}: {shown}");
+        lines.push(format!("{key}: {shown}"));
     }
+    // One line per call: each is escaped on its own, so a value's newline
+    // is printed as `\n` and never starts a line of its own.
+    lines.iter().try_for_each(|text| stdio::line(text))
 }

@@ -5,6 +5,8 @@
 //!
 //! It must not decide anything: it classifies what the library says.
 
+use super::interrupt::Signal;
+use super::stdio;
 use super::{Exit, OutputFormat};
 use crate::app::{self, OpenError};
 
@@ -20,6 +22,18 @@ pub(crate) enum CliError {
     /// Opening the data directory failed (exit 2).
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// SIGINT or SIGTERM stopped an upload (exit 130 or 143); the upload
+    /// rolled back as any failed upload does.
+    #[error(
+        "interrupted by {signal}: the upload stopped; its data was removed and the image is queued again"
+    )]
+    Interrupted {
+        /// The signal.
+        signal: Signal,
+        /// The upload's failure (the stream ended with the signal).
+        #[source]
+        source: app::Error,
+    },
 }
 
 impl CliError {
@@ -28,6 +42,7 @@ impl CliError {
             CliError::Usage(_) | CliError::Open(_) => Exit::Error,
             CliError::App(err) if err.is_rejection() => Exit::Rejected,
             CliError::App(_) => Exit::Error,
+            CliError::Interrupted { signal, .. } => Exit::Interrupted(*signal),
         }
     }
 
@@ -36,13 +51,16 @@ impl CliError {
             CliError::Usage(_) => "usage",
             CliError::App(err) => err.kind(),
             CliError::Open(_) => "open_failed",
+            CliError::Interrupted { .. } => "interrupted",
         }
     }
 
     /// The image an upload or download failed for, for the report.
     fn image_id(&self) -> Option<String> {
         match self {
-            CliError::App(err) => err.transfer_image().map(|id| id.to_string()),
+            CliError::App(err) | CliError::Interrupted { source: err, .. } => {
+                err.transfer_image().map(|id| id.to_string())
+            }
             CliError::Usage(_) | CliError::Open(_) => None,
         }
     }
@@ -74,21 +92,29 @@ pub(crate) enum Channel {
 pub(crate) fn report(channel: Channel, format: OutputFormat, err: &CliError) -> Exit {
     let message = error_chain(err);
     let image_id = err.image_id();
+    let text = || match &image_id {
+        Some(id) if !message.contains(id.as_str()) => {
+            stdio::eline(&format!("error: image {id}: {message}"))
+        }
+        _ => stdio::eline(&format!("error: {message}")),
+    };
     match format {
-        OutputFormat::Text => match &image_id {
-            Some(id) if !message.contains(id.as_str()) => {
-                eprintln!("error: image {id}: {message}")
-            }
-            _ => eprintln!("error: {message}"),
-        },
+        OutputFormat::Text => text(),
         OutputFormat::Json => {
             let document = serde_json::json!({
                 "error": { "kind": err.kind(), "message": message },
                 "image_id": image_id,
             });
             match channel {
-                Channel::Stdout => println!("{document:#}"),
-                Channel::Stderr => eprintln!("{document:#}"),
+                // The command failed already, so its exit code stands; but
+                // the report may name an image left `queued`: when stdout
+                // cannot take it, it goes to stderr as text.
+                Channel::Stdout => {
+                    if stdio::json(&document).is_err() {
+                        text();
+                    }
+                }
+                Channel::Stderr => stdio::ejson(&document),
             }
         }
     }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::Exit;
 use super::report::error_chain;
+use super::{Exit, stdio};
 use crate::api::server::{self, Outcome};
 use crate::api::{self, ApiState, AuthMode, Authenticator, Lifecycle};
 use crate::app::App;
@@ -64,13 +64,13 @@ pub(crate) fn run(args: ServeArgs) -> Exit {
     match serve(args) {
         Ok(Outcome::Clean) => Exit::Success,
         Ok(Outcome::Abandoned { transfers }) => {
-            eprintln!(
+            stdio::eline(&format!(
                 "error: shutdown abandoned {transfers} transfer(s) before their rollback finished; the next start recovers them"
-            );
+            ));
             Exit::Rejected
         }
         Err(message) => {
-            eprintln!("error: {message}");
+            stdio::eline(&format!("error: {message}"));
             Exit::Error
         }
     }
@@ -128,7 +128,9 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
             store = %app.settings().store,
             "portcullis serve started"
         );
-        println!("listening on http://{local}");
+        // A supervisor that stopped reading our stdout must not stop the
+        // server: the address is in the log line above too.
+        let _ = stdio::line(&format!("listening on http://{local}"));
         let lifecycle = Lifecycle::new();
         let state = ApiState::new(app, options, authenticator, lifecycle.clone());
         let outcome = server::run(listener, api::app(state), lifecycle, grace, signals)

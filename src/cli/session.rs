@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::args::{RepoArgs, UploadArgs};
 use super::output::{Done, print_done};
 use super::report::{Channel, CliError, error_chain, report};
-use super::{Exit, OutputFormat};
+use super::{Exit, OutputFormat, interrupt, stdio};
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::{Config, Overrides};
@@ -24,6 +24,10 @@ pub(crate) struct Session {
     format: OutputFormat,
     /// The command writes image data to stdout: reports go to stderr.
     pub(crate) stdout_carries_data: bool,
+    /// The command creates an image or gives it data (`ingest`, `images
+    /// create`, `images upload`): when its output cannot be written, stderr
+    /// still says what was committed, so a caller does not retry into a duplicate.
+    pub(crate) commits: bool,
 }
 
 impl Session {
@@ -79,6 +83,7 @@ impl Session {
             ctx,
             format,
             stdout_carries_data: false,
+            commits: false,
         })
     }
 
@@ -87,15 +92,38 @@ impl Session {
         self.runtime.block_on(future)
     }
 
-    /// Prints the outcome and returns the exit code.
+    /// Prints the outcome and returns the exit code (see `stdio::settle`
+    /// for output that cannot be written, `interrupt` for 130 and 143).
     pub(crate) fn finish(self, result: Result<Done, CliError>) -> Exit {
+        let channel = if self.stdout_carries_data {
+            Channel::Stderr
+        } else {
+            Channel::Stdout
+        };
         match result {
             Ok(done) => {
-                print_done(self.format, done);
-                Exit::Success
+                let printed = print_done(self.format, &done);
+                let committed = match &done {
+                    Done::Image(image) if self.commits => {
+                        Some(format!("image {} is {}", image.id, image.status))
+                    }
+                    Done::Image(_)
+                    | Done::Images { .. }
+                    | Done::Downloaded { .. }
+                    | Done::Member(_)
+                    | Done::Members(_) => None,
+                };
+                stdio::settle(Exit::Success, printed, committed.as_deref())
             }
-            Err(err) if self.stdout_carries_data => report(Channel::Stderr, self.format, &err),
-            Err(err) => report(Channel::Stdout, self.format, &err),
+            // The upload failed because a signal ended its stream.
+            Err(CliError::App(source)) => {
+                let err = match interrupt::caught() {
+                    Some(signal) => CliError::Interrupted { signal, source },
+                    None => CliError::App(source),
+                };
+                report(channel, self.format, &err)
+            }
+            Err(err) => report(channel, self.format, &err),
         }
     }
 }

@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use clap::ValueEnum;
 
-use super::Exit;
 use super::openstack::OpenStackArgs;
 use super::report::error_chain;
 use super::verify::{hash_image, open_image};
+use super::{Exit, stdio};
 use crate::clock::SystemClock;
-use crate::openstack::{Barbican, BarbicanOptions, Caller, Session};
+use crate::openstack::{Barbican, BarbicanOptions, Caller, Session, StoreError};
 use crate::verify::sign::{SigningKey, signature_properties};
 use crate::verify::{
     CertificateId, HashMethod, MemorySource, Mode, SignatureParams, Verifier, VerifyOptions,
@@ -69,13 +69,48 @@ pub(crate) struct SignArgs {
     openstack: OpenStackArgs,
 }
 
+/// Why `sign` stopped (always exit 2): a stable kind for JSON and a message.
+struct Failure {
+    kind: &'static str,
+    message: String,
+}
+
+/// A failure of `kind`, for `map_err`.
+fn failure<M: Into<String>>(kind: &'static str) -> impl FnOnce(M) -> Failure {
+    move |message| Failure {
+        kind,
+        message: message.into(),
+    }
+}
+
 pub(crate) fn run(args: SignArgs) -> Exit {
-    match sign(&args) {
-        Ok(()) => Exit::Success,
-        Err(message) => {
-            eprintln!("error: {message}");
-            Exit::Error
+    let (exit, printed) = match sign(&args) {
+        Ok(properties) => (Exit::Success, print(args.format, &properties)),
+        Err(Failure { kind, message }) => {
+            // JSON output (the default) promises one document on stdout,
+            // failures included.
+            let printed = match args.format {
+                SignFormat::Json => stdio::json(
+                    &serde_json::json!({ "error": { "kind": kind, "message": message } }),
+                ),
+                SignFormat::GlanceArgs => {
+                    stdio::eline(&format!("error: {message}"));
+                    Ok(())
+                }
+            };
+            (Exit::Error, printed)
         }
+    };
+    stdio::settle(exit, printed, None)
+}
+
+fn print(
+    format: SignFormat,
+    properties: &std::collections::BTreeMap<String, String>,
+) -> stdio::Printed {
+    match format {
+        SignFormat::Json => stdio::json(properties),
+        SignFormat::GlanceArgs => stdio::line(&glance_args(properties)),
     }
 }
 
@@ -110,22 +145,30 @@ struct ToStore {
     barbican: Barbican,
 }
 
-fn prepare_store(args: &SignArgs, path: &Path) -> Result<ToStore, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|err| format!("cannot read certificate {}: {err}", path.display()))?;
-    let placeholder = CertificateId::parse(LOCAL_CERTIFICATE_ID).map_err(|err| err.to_string())?;
+fn prepare_store(args: &SignArgs, path: &Path) -> Result<ToStore, Failure> {
+    let bytes = std::fs::read(path).map_err(|err| {
+        failure("io_error")(format!("cannot read certificate {}: {err}", path.display()))
+    })?;
+    let placeholder = CertificateId::parse(LOCAL_CERTIFICATE_ID)
+        .map_err(|err| failure("invalid_certificate_id")(err.to_string()))?;
     // Barbican and castellan read certificate secrets as PEM: take the
     // certificate block (only it is stored, never a key in the same file).
-    let der = crate::verify::castellan_certificate(&placeholder, &bytes)
-        .map_err(|_| format!("{} holds no PEM CERTIFICATE block", path.display()))?;
-    let settings = args.openstack.settings().map_err(|err| error_chain(&err))?;
+    let der = crate::verify::castellan_certificate(&placeholder, &bytes).map_err(|_| {
+        failure("invalid_certificate")(format!("{} holds no PEM CERTIFICATE block", path.display()))
+    })?;
+    let settings_error =
+        |err: &dyn std::error::Error| failure("openstack_settings")(error_chain(err));
+    let settings = args
+        .openstack
+        .settings()
+        .map_err(|err| settings_error(&err))?;
     let barbican = Barbican::new(
         &settings.tls,
         BarbicanOptions::default(),
         Arc::new(SystemClock),
     )
-    .map_err(|err| error_chain(&err))?;
-    let session = Session::new(settings).map_err(|err| error_chain(&err))?;
+    .map_err(|err| settings_error(&err))?;
+    let session = Session::new(settings).map_err(|err| settings_error(&err))?;
     Ok(ToStore {
         path: path.to_owned(),
         der,
@@ -144,18 +187,19 @@ fn check_pair(
     key: &SigningKey,
     digest: &crate::hash::Digest,
     key_path: &Path,
-) -> Result<(), String> {
-    let placeholder = CertificateId::parse(LOCAL_CERTIFICATE_ID).map_err(|err| err.to_string())?;
+) -> Result<(), Failure> {
+    let placeholder = CertificateId::parse(LOCAL_CERTIFICATE_ID)
+        .map_err(|err| failure("invalid_certificate_id")(err.to_string()))?;
     let mut source = MemorySource::new();
     source.insert(&placeholder, Ok(store.der.clone()));
     let properties =
         signature_properties(signature, hash_method, key.key_type(), LOCAL_CERTIFICATE_ID);
     let mismatch = |reason: String| {
-        format!(
+        failure("key_mismatch")(format!(
             "the certificate in {} does not fit the key {}: {reason}",
             store.path.display(),
             key_path.display()
-        )
+        ))
     };
     let params =
         SignatureParams::from_properties(&properties.into_iter().collect(), Mode::CompatCursive)
@@ -172,27 +216,34 @@ fn check_pair(
         .map_err(|err| mismatch(err.to_string()))
 }
 
-fn sign(args: &SignArgs) -> Result<(), String> {
+/// Signs the image; returns the four properties.
+fn sign(args: &SignArgs) -> Result<std::collections::BTreeMap<String, String>, Failure> {
     let hash_method = HashMethod::from_name(&args.hash_method).ok_or_else(|| {
-        format!(
+        failure("unsupported_hash_method")(format!(
             "--hash-method {:?} is not supported (expected exactly one of SHA-224, SHA-256, SHA-384, SHA-512)",
             args.hash_method
-        )
+        ))
     })?;
     if let Some(id) = &args.cert_uuid {
-        CertificateId::parse(id).map_err(|err| format!("--cert-uuid: {err}"))?;
+        CertificateId::parse(id)
+            .map_err(|err| failure("invalid_certificate_id")(format!("--cert-uuid: {err}")))?;
     }
-    let pem = std::fs::read_to_string(&args.key)
-        .map_err(|err| format!("cannot read key {}: {err}", args.key.display()))?;
-    let key = SigningKey::from_pem(&pem).map_err(|err| format!("{}: {err}", args.key.display()))?;
+    let pem = std::fs::read_to_string(&args.key).map_err(|err| {
+        failure("io_error")(format!("cannot read key {}: {err}", args.key.display()))
+    })?;
+    let key = SigningKey::from_pem(&pem)
+        .map_err(|err| failure("invalid_key")(format!("{}: {err}", args.key.display())))?;
     // Settings and the certificate file are checked before the image is read.
     let to_store = match &args.store_certificate {
         Some(path) => Some(prepare_store(args, path)?),
         None => None,
     };
-    let mut image = open_image(&args.image)?;
-    let (digest, _) = hash_image(&mut image, hash_method.algorithm(), &args.image)?;
-    let signature = key.sign_digest(&digest).map_err(|err| err.to_string())?;
+    let mut image = open_image(&args.image).map_err(failure("io_error"))?;
+    let (digest, _) = hash_image(&mut image, hash_method.algorithm(), &args.image)
+        .map_err(failure("io_error"))?;
+    let signature = key
+        .sign_digest(&digest)
+        .map_err(|err| failure("signing_failed")(err.to_string()))?;
     let certificate_id = match (&to_store, &args.cert_uuid) {
         (Some(store), _) => {
             check_pair(store, &signature, hash_method, &key, &digest, &args.key)?;
@@ -203,36 +254,48 @@ fn sign(args: &SignArgs) -> Result<(), String> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|err| format!("cannot start the async runtime: {err}"))?;
+                .map_err(|err| {
+                    failure("io_error")(format!("cannot start the async runtime: {err}"))
+                })?;
             let stored = runtime
                 .block_on(store.barbican.store_certificate(
                     &Caller::Session(&store.session),
                     &name,
                     &store.der,
                 ))
-                .map_err(|err| error_chain(&err))?;
-            eprintln!(
+                .map_err(|err| failure(store_error_kind(&err))(error_chain(&err)))?;
+            stdio::eline(&format!(
                 "stored certificate {} in Barbican as secret {}",
                 store.path.display(),
                 stored.href
-            );
+            ));
             stored.uuid.hyphenated().to_string()
         }
         (None, Some(id)) => id.clone(),
         (None, None) => {
-            return Err("--cert-uuid ID or --store-certificate CERT.pem is required".to_owned());
+            return Err(failure("usage")(
+                "--cert-uuid ID or --store-certificate CERT.pem is required",
+            ));
         }
     };
-    let properties = signature_properties(&signature, hash_method, key.key_type(), &certificate_id);
-    match args.format {
-        SignFormat::Json => {
-            let text = serde_json::to_string_pretty(&properties)
-                .map_err(|err| format!("cannot render JSON: {err}"))?;
-            println!("{text}");
-        }
-        SignFormat::GlanceArgs => println!("{}", glance_args(&properties)),
+    Ok(signature_properties(
+        &signature,
+        hash_method,
+        key.key_type(),
+        &certificate_id,
+    ))
+}
+
+/// The kind of a failed certificate store, as `verify` names Keystone and
+/// Barbican failures.
+fn store_error_kind(err: &StoreError) -> &'static str {
+    match err {
+        StoreError::Auth(error) if error.is_unavailable() => "keystone_unavailable",
+        StoreError::Auth(_) => "keystone_auth_failed",
+        StoreError::Catalog(_) => "key_manager_not_in_catalog",
+        StoreError::Forbidden { .. } => "certificate_store_forbidden",
+        StoreError::Barbican(_) => "certificate_store_failed",
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::openstack::{KeyManagerArg, OpenStackArgs};
 use super::report::error_chain;
+use super::stdio;
 use super::{Exit, OutputFormat};
 use crate::clock::SystemClock;
 use crate::hash::{Digest, HashAlgorithm};
@@ -339,20 +340,18 @@ pub(crate) fn run(args: VerifyArgs) -> Exit {
             },
         });
     }
-    print(&args, &report, exit);
-    exit
+    let printed = print(&args, &report, exit);
+    super::stdio::settle(exit, printed, None)
 }
 
-fn print(args: &VerifyArgs, report: &Report, exit: Exit) {
+/// Prints the outcome: one JSON document, or text lines (escaped: the
+/// image name, certificate subjects and messages come from outside).
+fn print(args: &VerifyArgs, report: &Report, exit: Exit) -> stdio::Printed {
     if args.format == OutputFormat::Json {
-        match serde_json::to_string_pretty(report) {
-            Ok(text) => println!("{text}"),
-            Err(err) => eprintln!("error: cannot render JSON: {err}"),
-        }
-        return;
+        return stdio::json(report);
     }
     for warning in &report.warnings {
-        eprintln!("warning: {}", warning.message);
+        stdio::eline(&format!("warning: {}", warning.message));
     }
     match (&report.error, exit) {
         (None, _) => {
@@ -365,14 +364,14 @@ fn print(args: &VerifyArgs, report: &Report, exit: Exit) {
                     format!("; chain: {}", names.join(" <- "))
                 })
                 .unwrap_or_default();
-            println!(
+            stdio::line(&format!(
                 "verified: {} ({}, {}) signed by certificate {} ({}){chain}",
                 report.image,
                 report.key_type.unwrap_or("?"),
                 report.hash_method.unwrap_or("?"),
                 signer.map(|s| s.id.as_str()).unwrap_or("?"),
                 signer.map(|s| s.subject.as_str()).unwrap_or("?"),
-            );
+            ))
         }
         (Some(error), Exit::Rejected) => {
             let cursive = error
@@ -380,9 +379,16 @@ fn print(args: &VerifyArgs, report: &Report, exit: Exit) {
                 .as_ref()
                 .map(|message| format!(" (cursive reports: {message:?})"))
                 .unwrap_or_default();
-            eprintln!("rejected: {} [{}]{cursive}", error.message, error.kind);
+            stdio::eline(&format!(
+                "rejected: {} [{}]{cursive}",
+                error.message, error.kind
+            ));
+            Ok(())
         }
-        (Some(error), _) => eprintln!("error: {} [{}]", error.message, error.kind),
+        (Some(error), _) => {
+            stdio::eline(&format!("error: {} [{}]", error.message, error.kind));
+            Ok(())
+        }
     }
 }
 

@@ -234,7 +234,7 @@ pub struct ImageCheck {
 }
 
 impl ImageCheck {
-    fn new(id: String, record: Option<ServedImage>) -> ImageCheck {
+    pub(crate) fn new(id: String, record: Option<ServedImage>) -> ImageCheck {
         ImageCheck {
             id,
             record,

@@ -14,6 +14,7 @@ use super::audit::{Audit, Summary};
 use super::check::{
     Category, CheckFailure, DigestCheck, FormatCheck, ImageCheck, SignatureCheck, SizeCheck,
 };
+use crate::text::escape_control;
 use crate::verify::{self, CertificateSummary, rfc3339};
 
 /// What the run was asked, for the report's header.
@@ -41,13 +42,14 @@ pub fn text(audit: &Audit, context: ReportContext<'_>) -> String {
             out,
             "{verdict} {:<17} {} {:?} {}: {}",
             category.name(),
-            check.id,
+            // The server's id and messages: one line each, whatever they hold.
+            escape_control(&check.id),
             check.name().unwrap_or(""),
             human_bytes(check.n_bytes),
-            check.reason()
+            escape_control(&check.reason())
         );
         for warning in warnings(check) {
-            let _ = writeln!(out, "     warning: {warning}");
+            let _ = writeln!(out, "     warning: {}", escape_control(&warning));
         }
     }
     let summary = audit.summary(context.require_signature);
@@ -375,6 +377,35 @@ mod tests {
             xml("a<b & \"c\" 'd'>\n\u{1}"),
             "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;&#10;\u{FFFD}"
         );
+    }
+
+    #[test]
+    fn a_servers_id_and_message_stay_on_their_line_in_the_text_report() {
+        // A hostile or broken server: an id and an error message that would
+        // add a forged "pass" line and drive the terminal.
+        let forged = "x\npass verified          00000000 \"ok\" 1 B: verified\u{1b}[2J";
+        let mut check = ImageCheck::new(forged.to_owned(), None);
+        check.error = Some(CheckFailure {
+            kind: "glance_error",
+            message: forged.to_owned(),
+            connection: false,
+        });
+        let audit = Audit {
+            endpoint: "http://127.0.0.1:9292".to_owned(),
+            checks: vec![check],
+            elapsed: std::time::Duration::ZERO,
+        };
+        let context = ReportContext {
+            command: "glance audit",
+            mode: "strict",
+            require_signature: false,
+        };
+        let report = text(&audit, context);
+        // One line for the image, two for the summary.
+        assert_eq!(report.lines().count(), 3, "{report}");
+        assert!(report.starts_with("FAIL "), "{report}");
+        assert!(!report.contains('\u{1b}'), "{report}");
+        assert!(report.contains("x\\npass verified"), "{report}");
     }
 
     #[test]

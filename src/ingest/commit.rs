@@ -390,6 +390,15 @@ impl ChunkSink for StagedSink<'_> {
     }
 }
 
+/// Waits before the retries of a rollback's status write: a database that
+/// failed (busy past its timeout, a full disk the removed data just freed)
+/// gets two more chances within half a second before recovery at the next
+/// start has to return the image to `queued`.
+const ROLLBACK_RETRY_DELAYS: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(400),
+];
+
 /// Owns an upload from `saving` until it ends: on rollback (or drop, on any
 /// early return or cancellation) it aborts the staged write, deletes a
 /// committed-but-unrecorded location, and returns the image to `queued`.
@@ -488,21 +497,36 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
 
     /// Removes the data and returns the image to `queued` (releasing the
     /// lease in the same transaction), then stops the heartbeat.
+    ///
+    /// The data goes first: when the failure was a full disk (the final
+    /// database commit included), removing it frees the space the status
+    /// write needs. A database failure of that write is retried
+    /// ([`ROLLBACK_RETRY_DELAYS`]) while the lease lives; a lost lease or
+    /// any other refusal (a lost race) is final.
     async fn rollback(mut self) {
         self.remove_data().await;
         let mut rollback = Change::rollback_upload(self.saving.clone());
         rollback.lease = self.lease.as_ref().map(HeldLease::check);
-        match self.uploader.repo.save(self.ctx, &rollback).await {
-            Ok(_) => {}
-            // The lease expired or was taken over: its recovery returns the image to queued.
-            Err(RepoError::Conflict { .. }) => tracing::warn!(
-                image = %rollback.id(),
-                "the upload's lease is no longer its own; the node recovering it returns the image to queued"
-            ),
-            // Recovery returns it to queued once the lease expires or this process is gone.
-            Err(err) => {
-                tracing::error!(image = %rollback.id(), error = %err, "cannot return the image to queued")
+        let mut delays = ROLLBACK_RETRY_DELAYS.iter();
+        while let Err(err) = self.uploader.repo.save(self.ctx, &rollback).await {
+            if let RepoError::Conflict { .. } = err {
+                // The lease expired or was taken over: its recovery returns the image to queued.
+                tracing::warn!(
+                    image = %rollback.id(),
+                    "the upload's lease is no longer its own; the node recovering it returns the image to queued"
+                );
+                break;
             }
+            let retry = matches!(err, RepoError::Database { .. })
+                .then(|| delays.next())
+                .flatten();
+            let Some(delay) = retry else {
+                // Recovery returns it to queued once the lease expires or this process is gone.
+                tracing::error!(image = %rollback.id(), error = %err, "cannot return the image to queued");
+                break;
+            };
+            tracing::warn!(image = %rollback.id(), error = %err, "returning the image to queued failed; retrying");
+            tokio::time::sleep(*delay).await;
         }
         self.lease.take();
     }

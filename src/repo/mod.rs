@@ -706,6 +706,22 @@ pub enum Error {
     Options(#[from] options::OptionsError),
 }
 
+/// Whether the database failed because its disk is full: SQLite's
+/// `SQLITE_FULL` (13), PostgreSQL's `disk_full` (53100), or the I/O error
+/// `ENOSPC`/`EDQUOT`. (`sqlx::Error` is non-exhaustive: anything else is not.)
+fn is_disk_full(err: &sqlx::Error) -> bool {
+    if let sqlx::Error::Database(database) = err {
+        return matches!(database.code().as_deref(), Some("13" | "53100"));
+    }
+    if let sqlx::Error::Io(io) = err {
+        return matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        );
+    }
+    false
+}
+
 fn on_image(image: &Option<ImageId>) -> String {
     image.map(|id| format!(" (image {id})")).unwrap_or_default()
 }
@@ -755,6 +771,7 @@ impl Error {
             Error::MarkerNotFound { .. } => "marker_not_found",
             Error::ForeignLocation { .. } => "foreign_location",
             Error::UnsupportedUrl { .. } => "unsupported_url",
+            Error::Database { source, .. } if is_disk_full(source) => "disk_full",
             Error::Database { .. } => "database",
             Error::Migrate { .. } => "migrate",
             Error::ForeignDatabase { .. } => "foreign_database",

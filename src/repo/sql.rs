@@ -168,6 +168,7 @@ impl SqlRepo {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_release(|conn, _| Box::pin(discard_if_still_in_transaction(conn)))
             .connect_with(options)
             .await
             .map_err(|source| Error::Database {
@@ -288,6 +289,22 @@ impl SqlRepo {
     async fn write(&self, operation: &'static str) -> Result<Session, Error> {
         self.db.write().await.map_err(db(operation))
     }
+}
+
+/// Whether a connection coming back to the pool may be reused: not when it
+/// is still inside a transaction once the rollback its dropped
+/// `Transaction` queued has run (the `ping` runs it first). That happens
+/// after a `COMMIT` failed with `SQLITE_FULL` (disk full): SQLite rolls the
+/// transaction back itself, sqlx's `ROLLBACK` then fails ("no transaction is
+/// active") and its depth count stays at 1, so every later `BEGIN` on the
+/// connection failed with `InvalidSavePointStatement`, including the upload's
+/// rollback to `queued` (issue 8, item 8). Closed, it is replaced by a fresh one.
+async fn discard_if_still_in_transaction(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection as _;
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }
 
 /// `url` without its password, for messages and logs.

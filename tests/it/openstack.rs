@@ -927,10 +927,15 @@ fn sign_store_certificate_then_verify_round_trip() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    // JSON, sign's default format: the failure is one document on stdout.
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "key_mismatch", "{report}");
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("does not fit the key"),
-        "{}",
-        text(&output)
+        report["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not fit the key"),
+        "{report}"
     );
 }
 

@@ -213,12 +213,25 @@ fn keys_without_a_glance_key_type_and_bad_arguments() {
         cases.push(("sect571k1", vec![], "binary-curves"));
     }
     for (key, extra, message) in cases {
+        // JSON is sign's default format: the failure is one JSON document on stdout.
         portcullis()
             .arg("sign")
             .arg(&data)
             .arg("--key")
             .arg(testdata().join(format!("keys/{key}.pem")))
             .args(["--cert-uuid", &id])
+            .args(&extra)
+            .assert()
+            .code(2)
+            .stdout(predicates::str::contains(message))
+            .stdout(predicates::str::contains("\"error\""));
+        // glance-args: text on stderr.
+        portcullis()
+            .arg("sign")
+            .arg(&data)
+            .arg("--key")
+            .arg(testdata().join(format!("keys/{key}.pem")))
+            .args(["--cert-uuid", &id, "--format", "glance-args"])
             .args(&extra)
             .assert()
             .code(2)

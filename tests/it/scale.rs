@@ -425,52 +425,32 @@ mod leases {
         assert!(message.contains("belongs to the store"), "{message}");
     }
 
+    /// One `#[tokio::test]` per suite function, run on `$backends`.
+    macro_rules! suite_on {
+        ($backends:expr) => {
+            use super::*;
+            suite_on!(@tests $backends,
+                one_upload_at_a_time_across_nodes,
+                an_expired_lease_is_recovered_by_another_node,
+                a_node_recovers_its_own_dead_upload_at_once,
+                a_database_refuses_a_store_it_does_not_belong_to);
+        };
+        (@tests $backends:expr, $($name:ident),*) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($backends).await;
+                }
+            )*
+        };
+    }
+
     mod sqlite_fs {
-        use super::*;
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn one_upload_at_a_time_across_nodes() {
-            super::one_upload_at_a_time_across_nodes(Backends::SqliteFs).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn an_expired_lease_is_recovered_by_another_node() {
-            super::an_expired_lease_is_recovered_by_another_node(Backends::SqliteFs).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_node_recovers_its_own_dead_upload_at_once() {
-            super::a_node_recovers_its_own_dead_upload_at_once(Backends::SqliteFs).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_database_refuses_a_store_it_does_not_belong_to() {
-            super::a_database_refuses_a_store_it_does_not_belong_to(Backends::SqliteFs).await;
-        }
+        suite_on!(Backends::SqliteFs);
     }
 
     mod postgres_s3 {
-        use super::*;
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn one_upload_at_a_time_across_nodes() {
-            super::one_upload_at_a_time_across_nodes(Backends::PostgresS3).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn an_expired_lease_is_recovered_by_another_node() {
-            super::an_expired_lease_is_recovered_by_another_node(Backends::PostgresS3).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_node_recovers_its_own_dead_upload_at_once() {
-            super::a_node_recovers_its_own_dead_upload_at_once(Backends::PostgresS3).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_database_refuses_a_store_it_does_not_belong_to() {
-            super::a_database_refuses_a_store_it_does_not_belong_to(Backends::PostgresS3).await;
-        }
+        suite_on!(Backends::PostgresS3);
     }
 }
 

@@ -155,6 +155,7 @@ fn barbican_options(
             .map(std::time::Duration::from_secs)
             .unwrap_or(defaults.cache_ttl),
         cache_capacity: section.cache_capacity.unwrap_or(defaults.cache_capacity),
+        ..defaults
     })
 }
 
@@ -642,6 +643,7 @@ mod tests {
                 region_name: Some("R1".to_owned()),
                 cache_ttl: std::time::Duration::from_secs(5),
                 cache_capacity: 0,
+                ..BarbicanOptions::default()
             }
         );
         let flag = Overrides {

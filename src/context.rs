@@ -1,11 +1,16 @@
 //! Who is asking: the request context every repository call carries.
 //!
 //! Glance builds this from Keystone's headers; the CLI builds a local admin
-//! context unless `--project`/`--roles` say otherwise; the server (later)
-//! builds it per request. Layers read it; nothing here does IO.
+//! context unless `--project`/`--roles` say otherwise; the server builds it
+//! per request (`api::auth`: headers, a token file, or a Keystone token).
+//! Layers read it; nothing here does IO.
+
+use std::sync::Arc;
+
+use crate::openstack::AuthToken;
 
 /// The caller of a repository operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestContext {
     /// The caller's project (Glance's `project_id`); images it creates are owned by it.
     pub project_id: Option<String>,
@@ -13,15 +18,23 @@ pub struct RequestContext {
     pub user_id: Option<String>,
     /// Role names, lower-case (`admin`, `member`, `reader`, ...).
     pub roles: Vec<String>,
+    /// The domain the caller acts in (oslo.context's `domain_id`): a
+    /// domain-scoped token's domain, else its project's domain.
+    pub domain_id: Option<String>,
+    /// The Keystone token the caller authenticated with, and its document
+    /// (catalog included), so that services called on the caller's behalf
+    /// (Barbican, for certificates) see the caller's own token, never the
+    /// server's. `None` outside Keystone authentication. Its `Debug`
+    /// redacts the token.
+    pub keystone: Option<Arc<AuthToken>>,
 }
 
 impl RequestContext {
     /// The context the CLI uses by default: a local administrator without a project.
     pub fn local_admin() -> RequestContext {
         RequestContext {
-            project_id: None,
-            user_id: None,
             roles: vec!["admin".to_owned()],
+            ..RequestContext::default()
         }
     }
 
@@ -29,8 +42,8 @@ impl RequestContext {
     pub fn for_project(project_id: impl Into<String>, roles: &[&str]) -> RequestContext {
         RequestContext {
             project_id: Some(project_id.into()),
-            user_id: None,
             roles: roles.iter().map(|role| role.to_ascii_lowercase()).collect(),
+            ..RequestContext::default()
         }
     }
 

@@ -10,21 +10,31 @@
 //! - `tokens`: `X-Auth-Token` is looked up in a token file; a missing or
 //!   unknown token is a 401 with `WWW-Authenticate: Keystone uri="…"`, as
 //!   keystonemiddleware + Glance answer. Identity headers are ignored.
+//! - `keystone`: `X-Auth-Token` is validated with Keystone as
+//!   keystonemiddleware's auth_token does ([`TokenValidator`]: the service's
+//!   own token, a bounded TTL cache); the context is the token's project,
+//!   user, roles and domain, and carries the token for Barbican. A missing,
+//!   unknown, revoked or expired token is a 401 with `WWW-Authenticate:
+//!   Keystone uri="<Keystone>"`; Keystone unavailable is a 503
+//!   ([`AuthError::is_unavailable`]), never a default identity. Identity
+//!   headers are ignored.
 //!
-//! Real Keystone joins as a third variant (a token validator) without
-//! changing the handlers. This module owns the token file format and the
-//! header rules; it must not decide what a caller may do (the repository's
-//! policy does), and it never logs a token: only the first 8 hex digits of
-//! its SHA-256.
+//! This module owns the token file format and the header rules; it must
+//! not decide what a caller may do (the repository's policy does), and it
+//! never logs a token: only the first 8 hex digits of its SHA-256.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use sha2::Digest;
 
 use crate::context::RequestContext;
+use crate::openstack::{
+    AuthToken, KeystoneUnavailable, Secret, TokenRejected, TokenValidator, ValidateError,
+};
 
 use super::options::{AuthMode, ServerOptions};
 
@@ -38,10 +48,13 @@ pub enum Authenticator {
     NoAuth,
     /// Identity from a token file.
     Tokens(TokenTable),
+    /// Identity from Keystone's validation of the token.
+    Keystone(Arc<TokenValidator>),
 }
 
-/// Why a request is not authenticated (401).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a request is not authenticated: 401, or 503 when Keystone could not
+/// be asked ([`AuthError::is_unavailable`]).
+#[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// No `X-Auth-Token` header.
     #[error("the request has no X-Auth-Token header")]
@@ -52,15 +65,63 @@ pub enum AuthError {
         /// The first 8 hex digits of the token's SHA-256 (never the token).
         fingerprint: String,
     },
+    /// Keystone rejected the token (unknown, revoked, expired, malformed).
+    #[error("token sha256:{fingerprint}… is not valid")]
+    TokenRejected {
+        /// The first 8 hex digits of the token's SHA-256 (never the token).
+        fingerprint: String,
+        /// Why (Keystone's message, scrubbed of the token).
+        #[source]
+        reason: Box<TokenRejected>,
+    },
+    /// Keystone could not say whether the token is valid: 503, never a
+    /// default identity.
+    #[error("cannot validate token sha256:{fingerprint}… with Keystone")]
+    KeystoneUnavailable {
+        /// The first 8 hex digits of the token's SHA-256 (never the token).
+        fingerprint: String,
+        /// Why (boxed: errors stay small on the request path).
+        #[source]
+        reason: Box<KeystoneUnavailable>,
+    },
 }
 
 impl AuthError {
-    /// webob's explanation for 401 (Glance raises a bare `HTTPUnauthorized`).
+    /// webob's explanation for 401 (Glance raises a bare `HTTPUnauthorized`),
+    /// and keystonemiddleware's for 503.
     pub fn glance_message(&self) -> &'static str {
         match self {
-            AuthError::MissingToken | AuthError::UnknownToken { .. } => {
+            AuthError::MissingToken
+            | AuthError::UnknownToken { .. }
+            | AuthError::TokenRejected { .. } => {
                 "This server could not verify that you are authorized to\r\naccess the document you requested.  Either you supplied the\r\nwrong credentials (e.g., bad password), or your browser\r\ndoes not understand how to supply the credentials required.\r\n"
             }
+            AuthError::KeystoneUnavailable { .. } => {
+                "The server is currently unavailable. Please try again at a later time."
+            }
+        }
+    }
+
+    /// Whether the identity service could not be asked (503) rather than
+    /// the token being no good (401).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            AuthError::MissingToken
+            | AuthError::UnknownToken { .. }
+            | AuthError::TokenRejected { .. } => false,
+            AuthError::KeystoneUnavailable { .. } => true,
+        }
+    }
+
+    /// A stable snake_case name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthError::MissingToken => "token_missing",
+            AuthError::UnknownToken { .. } => "token_unknown",
+            AuthError::TokenRejected { reason, .. } => {
+                ValidateError::Rejected((**reason).clone()).kind()
+            }
+            AuthError::KeystoneUnavailable { .. } => "keystone_unavailable",
         }
     }
 }
@@ -69,13 +130,23 @@ impl Authenticator {
     /// The authenticator `options` configure: `noauth`, or `tokens` with its
     /// token file read and checked now.
     ///
-    /// Fails when the token file cannot be read or is invalid (so the server
-    /// never starts with an authenticator that lets nobody, or anybody, in).
-    pub fn from_options(options: &ServerOptions) -> Result<Authenticator, TokenFileError> {
+    /// `keystone` is the validator `auth = "keystone"` uses (built from the
+    /// server's own client settings by the caller); other modes ignore it.
+    ///
+    /// Fails when the token file cannot be read or is invalid, or Keystone
+    /// mode has no validator (so the server never starts with an
+    /// authenticator that lets nobody, or anybody, in).
+    pub fn from_options(
+        options: &ServerOptions,
+        keystone: Option<TokenValidator>,
+    ) -> Result<Authenticator, TokenFileError> {
         match (options.auth, &options.token_file) {
             (AuthMode::Noauth, _) => Ok(Authenticator::NoAuth),
             (AuthMode::Tokens, Some(path)) => TokenTable::load(path).map(Authenticator::Tokens),
             (AuthMode::Tokens, None) => Err(TokenFileError::NotConfigured),
+            (AuthMode::Keystone, _) => keystone
+                .map(|validator| Authenticator::Keystone(Arc::new(validator)))
+                .ok_or(TokenFileError::NoServiceIdentity),
         }
     }
 
@@ -84,26 +155,62 @@ impl Authenticator {
         match self {
             Authenticator::NoAuth => "noauth",
             Authenticator::Tokens(_) => "tokens",
+            Authenticator::Keystone(_) => "keystone",
+        }
+    }
+
+    /// Where a 401 sends clients to authenticate, when the mode knows it
+    /// (Keystone's URL without `/v3`, as keystonemiddleware's
+    /// `www_authenticate_uri`).
+    pub fn www_authenticate_uri(&self) -> Option<String> {
+        match self {
+            Authenticator::NoAuth | Authenticator::Tokens(_) => None,
+            Authenticator::Keystone(validator) => Some(validator.keystone_uri()),
         }
     }
 
     /// The caller of a request with these headers.
     ///
-    /// Fails (tokens mode) when the token is missing or unknown. Async so
-    /// that a validator asking Keystone fits the same call.
+    /// Fails when the token is missing or unknown (tokens mode), rejected
+    /// by Keystone, or Keystone cannot be asked (keystone mode; 503).
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<RequestContext, AuthError> {
         match self {
             Authenticator::NoAuth => Ok(context_from_headers(headers)),
-            Authenticator::Tokens(table) => {
-                let token = headers
-                    .get(AUTH_TOKEN_HEADER)
-                    .map(|value| value.as_bytes())
-                    .filter(|token| !token.is_empty())
-                    .ok_or(AuthError::MissingToken)?;
-                table.lookup(token)
+            Authenticator::Tokens(table) => table.lookup(token_of(headers)?),
+            Authenticator::Keystone(validator) => {
+                let token = token_of(headers)?;
+                let fingerprint = || hex::encode(&sha256(token)[..4]);
+                // A header that is not text cannot be a token: refused by
+                // the validator's shape check, without asking Keystone.
+                let text = std::str::from_utf8(token).unwrap_or("\u{0}");
+                match validator.validate(text).await {
+                    Ok(identity) => {
+                        let token = Arc::new(AuthToken::new(Secret::new(text), identity));
+                        Ok(token.request_context())
+                    }
+                    Err(ValidateError::Rejected(reason)) => Err(AuthError::TokenRejected {
+                        fingerprint: fingerprint(),
+                        reason: Box::new(reason),
+                    }),
+                    Err(ValidateError::Unavailable(reason)) => {
+                        Err(AuthError::KeystoneUnavailable {
+                            fingerprint: fingerprint(),
+                            reason: Box::new(reason),
+                        })
+                    }
+                }
             }
         }
     }
+}
+
+/// The `X-Auth-Token` header's bytes, or [`AuthError::MissingToken`].
+fn token_of(headers: &HeaderMap) -> Result<&[u8], AuthError> {
+    headers
+        .get(AUTH_TOKEN_HEADER)
+        .map(|value| value.as_bytes())
+        .filter(|token| !token.is_empty())
+        .ok_or(AuthError::MissingToken)
 }
 
 /// oslo.context's header rules, with Glance's no-auth default when no
@@ -131,6 +238,7 @@ fn context_from_headers(headers: &HeaderMap) -> RequestContext {
             .map(|role| role.trim().to_lowercase())
             .filter(|role| !role.is_empty())
             .collect(),
+        ..RequestContext::default()
     }
 }
 
@@ -182,6 +290,11 @@ pub enum TokenFileError {
     /// `auth = "tokens"` without `token_file`.
     #[error("[server] auth = \"tokens\" needs token_file = \"<path>\"")]
     NotConfigured,
+    /// `auth = "keystone"` without the service's own client settings.
+    #[error(
+        "[server] auth = \"keystone\" needs the service's OpenStack client settings (OS_CLOUD, or OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, ... of a user with the service role)"
+    )]
+    NoServiceIdentity,
     /// The file cannot be read.
     #[error("cannot read token file {path}")]
     Read {
@@ -281,6 +394,7 @@ impl TokenTable {
                     project_id: entry.project,
                     user_id: entry.user,
                     roles: entry.roles.iter().map(|role| role.to_lowercase()).collect(),
+                    ..RequestContext::default()
                 },
             );
         }
@@ -410,18 +524,42 @@ mod tests {
         )
         .unwrap();
         let auth = Authenticator::Tokens(table);
-        assert_eq!(
+        assert!(matches!(
             block_on(auth.authenticate(&HeaderMap::new())),
             Err(AuthError::MissingToken)
-        );
-        assert_eq!(
+        ));
+        assert!(matches!(
             block_on(auth.authenticate(&headers(&[("x-auth-token", "")]))),
             Err(AuthError::MissingToken)
-        );
+        ));
         let err = block_on(auth.authenticate(&headers(&[("x-auth-token", "guessed-token")])))
             .unwrap_err();
         assert!(!err.to_string().contains("guessed"), "{err}");
         assert!(matches!(&err, AuthError::UnknownToken { fingerprint } if fingerprint.len() == 8));
+    }
+
+    #[test]
+    fn keystone_outcomes_are_401_or_503_and_never_show_the_token() {
+        let rejected = AuthError::TokenRejected {
+            fingerprint: "0123abcd".to_owned(),
+            reason: Box::new(TokenRejected::NotRecognized {
+                message: "Could not find token".to_owned(),
+            }),
+        };
+        assert!(!rejected.is_unavailable());
+        assert_eq!(rejected.kind(), "token_not_recognized");
+        let unavailable = AuthError::KeystoneUnavailable {
+            fingerprint: "0123abcd".to_owned(),
+            reason: Box::new(KeystoneUnavailable::ServerError {
+                url: "http://keystone/v3/auth/tokens".to_owned(),
+                status: 500,
+                message: "boom".to_owned(),
+            }),
+        };
+        assert!(unavailable.is_unavailable());
+        assert_eq!(unavailable.kind(), "keystone_unavailable");
+        assert!(unavailable.glance_message().contains("unavailable"));
+        assert!(rejected.to_string().contains("sha256:0123abcd"));
     }
 
     #[test]
@@ -457,12 +595,26 @@ mod tests {
         assert!(text.contains("role"), "{text}");
         assert!(!text.contains("topsecret"), "{text}");
         assert!(matches!(
-            Authenticator::from_options(&ServerOptions {
-                auth: AuthMode::Tokens,
-                token_file: Some(PathBuf::from("/nonexistent/tokens.toml")),
-                ..ServerOptions::default()
-            }),
+            Authenticator::from_options(
+                &ServerOptions {
+                    auth: AuthMode::Tokens,
+                    token_file: Some(PathBuf::from("/nonexistent/tokens.toml")),
+                    ..ServerOptions::default()
+                },
+                None
+            ),
             Err(TokenFileError::Read { .. })
+        ));
+        // Keystone mode without the service's own settings never starts.
+        assert!(matches!(
+            Authenticator::from_options(
+                &ServerOptions {
+                    auth: AuthMode::Keystone,
+                    ..ServerOptions::default()
+                },
+                None
+            ),
+            Err(TokenFileError::NoServiceIdentity)
         ));
     }
 }

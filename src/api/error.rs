@@ -238,6 +238,10 @@ impl ApiError {
                     method: method.to_string(),
                 },
             },
+            // Keystone unavailable: 503 (keystonemiddleware's), never a guess.
+            ApiError::Unauthenticated { reason, .. } if reason.is_unavailable() => {
+                Failure::standard(StatusCode::SERVICE_UNAVAILABLE, reason.glance_message())
+            }
             ApiError::Unauthenticated { reason, .. } => {
                 Failure::standard(StatusCode::UNAUTHORIZED, reason.glance_message())
             }
@@ -319,6 +323,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { allow, .. } => {
                 vec![(ALLOW, HeaderValue::from_static(allow))]
             }
+            ApiError::Unauthenticated { reason, .. } if reason.is_unavailable() => Vec::new(),
             ApiError::Unauthenticated {
                 www_authenticate_uri,
                 ..

@@ -210,14 +210,14 @@ async fn authenticate(State(state): State<ApiState>, mut request: Request, next:
             next.run(request).await
         }
         Err(reason) => {
-            let www_authenticate_uri =
-                state
-                    .options()
-                    .www_authenticate_uri
-                    .clone()
-                    .unwrap_or_else(|| {
-                        BaseUrl::from_request(request.headers(), state.options()).join("")
-                    });
+            let www_authenticate_uri = state
+                .options()
+                .www_authenticate_uri
+                .clone()
+                .or_else(|| state.authenticator().www_authenticate_uri())
+                .unwrap_or_else(|| {
+                    BaseUrl::from_request(request.headers(), state.options()).join("")
+                });
             ApiError::Unauthenticated {
                 reason,
                 www_authenticate_uri,

@@ -27,8 +27,11 @@ pub const DEFAULT_MAX_JSON_BODY_SIZE: u64 = 114_688;
 /// How long a graceful shutdown lets running uploads finish before it cancels them.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 
+/// keystonemiddleware's `token_cache_time` default, seconds.
+pub const DEFAULT_TOKEN_CACHE_TIME: u64 = 300;
+
 /// How requests are authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// Glance without Keystone: every request is an administrator unless the
@@ -37,6 +40,10 @@ pub enum AuthMode {
     Noauth,
     /// `X-Auth-Token` looked up in a token file.
     Tokens,
+    /// `X-Auth-Token` validated by Keystone (keystonemiddleware's
+    /// auth_token), as the service user of the server's OpenStack client
+    /// settings (`OS_CLOUD` or `OS_*`).
+    Keystone,
 }
 
 /// The `[server]` table. Every key is optional; unknown keys are errors.
@@ -51,8 +58,13 @@ pub struct ServerOptions {
     /// `.json`); relative to the config file's directory.
     pub token_file: Option<PathBuf>,
     /// The `uri` of `WWW-Authenticate: Keystone uri="…"` on a 401; unset:
-    /// this server's own URL, as the request reached it.
+    /// Keystone's URL with `auth = "keystone"`, else this server's own URL,
+    /// as the request reached it.
     pub www_authenticate_uri: Option<String>,
+    /// Seconds a Keystone token validation is reused (`auth = "keystone"`;
+    /// keystonemiddleware's `token_cache_time`, 300): a revoked token keeps
+    /// working here for at most this long; 0 asks Keystone every time.
+    pub token_cache_time: u64,
     /// Seconds a shutdown lets running uploads finish before cancelling them.
     pub shutdown_timeout: u64,
     /// The largest JSON request body in bytes (create, PATCH).
@@ -82,6 +94,7 @@ impl Default for ServerOptions {
             auth: AuthMode::Noauth,
             token_file: None,
             www_authenticate_uri: None,
+            token_cache_time: DEFAULT_TOKEN_CACHE_TIME,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             max_json_body_size: DEFAULT_MAX_JSON_BODY_SIZE,
             limit_param_default: DEFAULT_LIMIT_PARAM,
@@ -201,8 +214,10 @@ mod tests {
         ));
         let err = toml::from_str::<ServerOptions>("bind = \"nowhere\"\n").unwrap_err();
         assert!(err.to_string().contains("bind"), "{err}");
-        let err = toml::from_str::<ServerOptions>("auth = \"keystone\"\n").unwrap_err();
+        let err = toml::from_str::<ServerOptions>("auth = \"kerberos\"\n").unwrap_err();
         assert!(err.to_string().contains("auth"), "{err}");
+        let options: ServerOptions = toml::from_str("auth = \"keystone\"\n").unwrap();
+        assert_eq!(options.auth, AuthMode::Keystone);
         let err = toml::from_str::<ServerOptions>("bnid = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("bnid"), "{err}");
     }

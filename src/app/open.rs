@@ -18,9 +18,9 @@ use crate::config::Config;
 use crate::ingest::recovery::{self, RecoveryError};
 use crate::ingest::workers::WorkerError;
 use crate::ingest::{HashPool, Leases, Uploader};
+use crate::key_manager::KeyManager;
 use crate::repo::{self, DATABASE_FILE, LeaseHolder, ProcessId, SqlRepo};
 use crate::store::{Store, StoreConfig};
-use crate::verify::KeyManager;
 
 use super::{App, Settings};
 
@@ -100,12 +100,9 @@ pub enum OpenError {
     /// The hash pool's threads cannot be started.
     #[error("cannot start the hashing threads")]
     HashPool(#[source] WorkerError),
-    /// `key_manager = "barbican"` is set, but uploads cannot read Barbican yet:
-    /// refused rather than silently verifying against `cert_dir`.
-    #[error(
-        "key_manager = \"barbican\" is not supported for uploads yet (only `portcullis verify --key-manager barbican` reads Barbican); use cert_dir"
-    )]
-    BarbicanUnsupported,
+    /// The key manager cannot be set up (Barbican's TLS settings).
+    #[error("cannot set up the key manager")]
+    KeyManager(#[source] crate::openstack::SettingsError),
 }
 
 impl OpenError {
@@ -121,7 +118,7 @@ impl OpenError {
             OpenError::ForeignStore { .. } => "foreign_store",
             OpenError::Recovery(_) => "recovery_failed",
             OpenError::HashPool(_) => "hashing_failed",
-            OpenError::BarbicanUnsupported => "usage",
+            OpenError::KeyManager(_) => "openstack_settings",
         }
     }
 }
@@ -137,9 +134,8 @@ impl App {
     pub async fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<App, OpenError> {
         let path = config.data_dir.clone();
         let backends = &config.backends;
-        if config.ingest.key_manager == crate::config::KeyManagerKind::Barbican {
-            return Err(OpenError::BarbicanUnsupported);
-        }
+        let keys = KeyManager::from_settings(&config.ingest, clock.clone())
+            .map_err(OpenError::KeyManager)?;
         // The data directory holds the embedded database and store; with
         // both configured elsewhere it need not exist (a serve node).
         let embedded = backends.database.is_none() || backends.store.is_none();
@@ -250,7 +246,7 @@ impl App {
                 settings: config.ingest.clone(),
                 clock,
                 pool,
-                keys: config.ingest.cert_dir.clone().map(KeyManager::Directory),
+                keys,
                 leases,
             },
             settings,

@@ -84,13 +84,12 @@ impl RepoArgs {
             }
             None if self.roles.is_empty() => Ok(RequestContext::local_admin()),
             None => Ok(RequestContext {
-                project_id: None,
-                user_id: None,
                 roles: self
                     .roles
                     .iter()
                     .map(|role| role.to_ascii_lowercase())
                     .collect(),
+                ..RequestContext::default()
             }),
         }
     }
@@ -127,6 +126,12 @@ pub(crate) struct UploadArgs {
     /// a file's own length otherwise.
     #[arg(long, value_name = "BYTES")]
     pub(crate) size: Option<u64>,
+    /// Where signing certificates come from: barbican reads them with the token of the OpenStack client settings (OS_CLOUD or OS_*).
+    #[arg(long, value_enum)]
+    pub(crate) key_manager: Option<super::openstack::KeyManagerArg>,
+    /// Boxed: the many `--os-*` options would make every command enum large.
+    #[command(flatten)]
+    pub(crate) openstack: Box<super::openstack::OpenStackArgs>,
 }
 
 impl UploadArgs {
@@ -136,6 +141,7 @@ impl UploadArgs {
         overrides.require_signature = self.require_signature;
         overrides.cert_dir = self.cert_dir.clone();
         overrides.trusted_list = self.trusted_list.clone();
+        overrides.key_manager = self.key_manager.map(Into::into);
         overrides.compat = self.compat.map(|compat| match compat {
             CompatArg::Strict => Compat::Strict,
             CompatArg::Cursive => Compat::Cursive,

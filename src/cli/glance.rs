@@ -343,8 +343,10 @@ async fn checks(args: &CheckArgs, what: Run, mode: Mode) -> Result<Audit, Failur
         (Some(KeyManagerArg::Directory) | None, _) => false,
     };
     let keys = match &args.cert_dir {
-        Some(dir) => Some(KeyManager::Directory(DirKeyStore::open(dir).map_err(
-            |err| Failure {
+        Some(dir) => {
+            // Opened now so that an unusable directory is a usage error
+            // before anything is asked; read again at each check.
+            DirKeyStore::open(dir).map_err(|err| Failure {
                 kind: "io_error",
                 message: format!(
                     "cannot open the certificate directory {}: {err}",
@@ -352,14 +354,15 @@ async fn checks(args: &CheckArgs, what: Run, mode: Mode) -> Result<Audit, Failur
                 ),
                 exit: Exit::Error,
                 image_id: None,
-            },
-        )?)),
+            })?;
+            Some(KeyManager::Directory(dir.clone()))
+        }
         None => None,
     };
     let connection = connect(&args.connection, barbican).await?;
     let keys = match (keys, &connection.session) {
         (Some(keys), _) => Some(keys),
-        (None, Some(session)) if barbican => Some(KeyManager::Barbican(
+        (None, Some(session)) if barbican => Some(KeyManager::Barbican(Arc::new(
             Barbican::new(
                 &session.settings().tls,
                 BarbicanOptions::default(),
@@ -371,7 +374,7 @@ async fn checks(args: &CheckArgs, what: Run, mode: Mode) -> Result<Audit, Failur
                 exit: Exit::Error,
                 image_id: None,
             })?,
-        )),
+        ))),
         (None, _) => None,
     };
     let pool = HashPool::per_core().map_err(|err| Failure {

@@ -22,6 +22,15 @@ pub(crate) enum CliError {
     /// Opening the data directory failed (exit 2).
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The OpenStack client settings or Keystone authentication failed
+    /// before anything was created (exit 2).
+    #[error("{message}")]
+    OpenStack {
+        /// `openstack_settings`, `keystone_auth_failed`, `keystone_unavailable`.
+        kind: &'static str,
+        /// What went wrong, with its causes (no secret: `openstack::Secret`).
+        message: String,
+    },
     /// SIGINT or SIGTERM stopped an upload (exit 130 or 143); the upload
     /// rolled back as any failed upload does.
     #[error(
@@ -39,7 +48,7 @@ pub(crate) enum CliError {
 impl CliError {
     fn exit(&self) -> Exit {
         match self {
-            CliError::Usage(_) | CliError::Open(_) => Exit::Error,
+            CliError::Usage(_) | CliError::Open(_) | CliError::OpenStack { .. } => Exit::Error,
             CliError::App(err) if err.is_rejection() => Exit::Rejected,
             CliError::App(_) => Exit::Error,
             CliError::Interrupted { signal, .. } => Exit::Interrupted(*signal),
@@ -51,6 +60,7 @@ impl CliError {
             CliError::Usage(_) => "usage",
             CliError::App(err) => err.kind(),
             CliError::Open(_) => "open_failed",
+            CliError::OpenStack { kind, .. } => kind,
             CliError::Interrupted { .. } => "interrupted",
         }
     }
@@ -61,7 +71,7 @@ impl CliError {
             CliError::App(err) | CliError::Interrupted { source: err, .. } => {
                 err.transfer_image().map(|id| id.to_string())
             }
-            CliError::Usage(_) | CliError::Open(_) => None,
+            CliError::Usage(_) | CliError::Open(_) | CliError::OpenStack { .. } => None,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! over the embedded data directory.
 //!
 //! Thin: loads the settings, opens the data directory (crash recovery runs
-//! there), builds the authenticator, binds, prints `listening on <url>` on
+//! there), builds the authenticator (with `--auth keystone`, a token
+//! validator authenticating as the service user of this process's
+//! OpenStack client settings), binds, prints `listening on <url>` on
 //! stdout, and runs the server loop until SIGTERM/SIGINT. It must not
 //! handle requests (the library's `api` does).
 //!
@@ -18,13 +20,15 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use super::openstack::{KeyManagerArg, OpenStackArgs};
 use super::report::error_chain;
 use super::{Exit, stdio};
 use crate::api::server::{self, Outcome};
 use crate::api::{self, ApiState, AuthMode, Authenticator, Lifecycle};
 use crate::app::App;
 use crate::clock::Clock;
-use crate::config::{Config, Overrides};
+use crate::config::{Config, KeyManagerKind, Overrides};
+use crate::openstack::{Session, TokenValidator, ValidatorOptions};
 
 /// Arguments of `portcullis serve`.
 #[derive(Debug, Args)]
@@ -57,6 +61,15 @@ pub(crate) struct ServeArgs {
     /// This node's id in upload leases and logs (default: config `node_id`, else host name + machine id).
     #[arg(long, env = "PORTCULLIS_NODE_ID", value_name = "ID")]
     node_id: Option<String>,
+    /// How requests are authenticated (default: [server] auth, else noauth);
+    /// keystone validates X-Auth-Token as the service user of the OpenStack client settings.
+    #[arg(long, value_enum)]
+    auth: Option<AuthMode>,
+    /// Where signing certificates come from: barbican reads them with each request's own token (needs --auth keystone).
+    #[arg(long, value_enum)]
+    key_manager: Option<KeyManagerArg>,
+    #[command(flatten)]
+    openstack: OpenStackArgs,
 }
 
 /// Runs the server until a signal stops it.
@@ -84,14 +97,48 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
         database: args.database.clone(),
         store: args.store.clone(),
         node_id: args.node_id.clone(),
+        key_manager: args.key_manager.map(KeyManagerKind::from),
         ..Overrides::default()
     };
-    let config = Config::load(&args.data_dir, &overrides).map_err(|err| error_chain(&err))?;
+    let mut config = Config::load(&args.data_dir, &overrides).map_err(|err| error_chain(&err))?;
     let mut options = config.server.clone();
     if let Some(bind) = args.bind {
         options.bind = bind;
     }
-    let authenticator = Authenticator::from_options(&options).map_err(|err| error_chain(&err))?;
+    if let Some(auth) = args.auth {
+        options.auth = auth;
+    }
+    let validator = match options.auth {
+        AuthMode::Keystone => {
+            let settings = args
+                .openstack
+                .settings()
+                .map_err(|err| format!("[server] auth = \"keystone\": {}", error_chain(&err)))?;
+            // Barbican is reached with each request's token, but over the
+            // TLS settings, interface and region of the service's own.
+            config.ingest.barbican.inherit(&settings);
+            let session =
+                Session::with_clock(settings, clock.clone()).map_err(|err| error_chain(&err))?;
+            let validator_options = ValidatorOptions {
+                cache_ttl: std::time::Duration::from_secs(options.token_cache_time),
+                ..ValidatorOptions::default()
+            };
+            Some(TokenValidator::new(
+                Arc::new(session),
+                validator_options,
+                clock.clone(),
+            ))
+        }
+        AuthMode::Noauth | AuthMode::Tokens => None,
+    };
+    if config.ingest.key_manager == KeyManagerKind::Barbican && options.auth != AuthMode::Keystone {
+        return Err(
+            "key_manager = \"barbican\" reads certificates with each request's Keystone token: it needs --auth keystone ([server] auth = \"keystone\")"
+                .to_owned(),
+        );
+    }
+    let authenticator =
+        Authenticator::from_options(&options, validator).map_err(|err| error_chain(&err))?;
     if options.auth == AuthMode::Noauth && !options.bind.ip().is_loopback() {
         tracing::warn!(
             bind = %options.bind,

@@ -13,8 +13,42 @@ use super::report::{Channel, CliError, error_chain, report};
 use super::{Exit, OutputFormat, interrupt, stdio};
 use crate::app::App;
 use crate::clock::Clock;
-use crate::config::{Config, Overrides};
+use crate::config::{Config, KeyManagerKind, Overrides};
 use crate::context::RequestContext;
+use crate::openstack::AuthToken;
+
+/// The token Barbican sees for this run: the user of the OpenStack client
+/// settings (`--os-*` > `OS_*` > clouds.yaml), authenticated once. The
+/// settings' TLS, interface and region become Barbican's unless
+/// `[barbican]` names them.
+async fn barbican_caller(
+    upload: &UploadArgs,
+    config: &mut Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<AuthToken>, CliError> {
+    let settings = upload
+        .openstack
+        .settings()
+        .map_err(|err| CliError::OpenStack {
+            kind: "openstack_settings",
+            message: error_chain(&err),
+        })?;
+    config.ingest.barbican.inherit(&settings);
+    let session = crate::openstack::Session::with_clock(settings, clock).map_err(|err| {
+        CliError::OpenStack {
+            kind: "openstack_settings",
+            message: error_chain(&err),
+        }
+    })?;
+    session.token().await.map_err(|err| CliError::OpenStack {
+        kind: if err.is_unavailable() {
+            "keystone_unavailable"
+        } else {
+            "keystone_auth_failed"
+        },
+        message: error_chain(&err),
+    })
+}
 
 /// One command's opened data directory, runtime and caller.
 pub(crate) struct Session {
@@ -53,11 +87,11 @@ impl Session {
         if let Some(upload) = upload {
             upload.apply_to(&mut overrides);
         }
-        let config = match Config::load(&repo.data_dir, &overrides) {
+        let mut config = match Config::load(&repo.data_dir, &overrides) {
             Ok(config) => config,
             Err(err) => return Err(fail(CliError::Usage(error_chain(&err)))),
         };
-        let ctx = match repo.context() {
+        let mut ctx = match repo.context() {
             Ok(ctx) => ctx,
             Err(message) => return Err(fail(CliError::Usage(message))),
         };
@@ -73,6 +107,16 @@ impl Session {
                 ))));
             }
         };
+        // Barbican: certificates are read as the user of the OpenStack
+        // client settings; authenticated now, before anything is created.
+        if let Some(upload) = upload
+            && config.ingest.key_manager == KeyManagerKind::Barbican
+        {
+            match runtime.block_on(barbican_caller(upload, &mut config, clock.clone())) {
+                Ok(token) => ctx.keystone = Some(token),
+                Err(err) => return Err(fail(err)),
+            }
+        }
         let app = match runtime.block_on(App::open(&config, clock)) {
             Ok(app) => app,
             Err(err) => return Err(fail(CliError::Open(err))),

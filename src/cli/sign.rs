@@ -21,7 +21,7 @@ use crate::clock::SystemClock;
 use crate::openstack::{Barbican, BarbicanOptions, Caller, Session, StoreError};
 use crate::verify::sign::{SigningKey, signature_properties};
 use crate::verify::{
-    CertificateId, HashMethod, MemorySource, Mode, SignatureParams, Verifier, VerifyOptions,
+    CertificateId, HashMethod, Mode, Prefetched, SignatureParams, Verifier, VerifyOptions,
 };
 
 /// How `sign` prints the properties.
@@ -190,7 +190,7 @@ fn check_pair(
 ) -> Result<(), Failure> {
     let placeholder = CertificateId::parse(LOCAL_CERTIFICATE_ID)
         .map_err(|err| failure("invalid_certificate_id")(err.to_string()))?;
-    let mut source = MemorySource::new();
+    let mut source = Prefetched::new();
     source.insert(&placeholder, Ok(store.der.clone()));
     let properties =
         signature_properties(signature, hash_method, key.key_type(), LOCAL_CERTIFICATE_ID);

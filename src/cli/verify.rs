@@ -22,7 +22,8 @@ use crate::image::Properties;
 use crate::key_manager::KeyManager;
 use crate::openstack::{Barbican, BarbicanOptions, Caller, Session};
 use crate::verify::{
-    self, CertificateSummary, DirKeyStore, Mode, SignatureParams, Verifier, VerifyOptions, rfc3339,
+    self, CertificateSummary, DirKeyStore, Mode, Prefetched, SignatureParams, Verifier,
+    VerifyOptions, rfc3339,
 };
 
 /// Images larger than this get a progress bar when stderr is a terminal.
@@ -451,21 +452,23 @@ fn verify_image(args: &VerifyArgs, mode: Mode, report: &mut Report) -> Result<()
 }
 
 /// The key manager of one `verify` run: the directory, or Barbican with the
-/// session of this process's OpenStack client settings.
+/// session of this process's OpenStack client settings, and the runtime
+/// its prefetch runs on.
 struct CliKeyManager {
     key_manager: KeyManager,
-    barbican: Option<BarbicanRun>,
-}
-
-/// What reading Barbican from the command line needs besides the client.
-struct BarbicanRun {
-    session: Session,
+    session: Option<Session>,
     runtime: tokio::runtime::Runtime,
 }
 
 /// Checks the key-manager options and, for Barbican, the client settings
 /// (no network yet: properties are judged before anyone is asked).
 fn open_key_manager(args: &VerifyArgs) -> Result<CliKeyManager, Failure> {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| usage("io_error", format!("cannot start the async runtime: {err}")))
+    };
     match (args.key_manager, &args.cert_dir) {
         (Some(KeyManagerArg::Barbican), Some(_)) => Err(usage(
             "usage",
@@ -485,19 +488,16 @@ fn open_key_manager(args: &VerifyArgs) -> Result<CliKeyManager, Failure> {
             )
             .map_err(|err| settings_error(&err))?;
             let session = Session::new(settings).map_err(|err| settings_error(&err))?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|err| {
-                    usage("io_error", format!("cannot start the async runtime: {err}"))
-                })?;
             Ok(CliKeyManager {
-                key_manager: KeyManager::Barbican(barbican),
-                barbican: Some(BarbicanRun { session, runtime }),
+                key_manager: KeyManager::Barbican(std::sync::Arc::new(barbican)),
+                session: Some(session),
+                runtime: runtime()?,
             })
         }
         (Some(KeyManagerArg::Directory) | None, Some(dir)) => {
-            let store = DirKeyStore::open(dir).map_err(|err| {
+            // Opened now so that an unusable directory is reported before
+            // the image is read; read again (off the runtime) at prefetch.
+            DirKeyStore::open(dir).map_err(|err| {
                 usage(
                     "io_error",
                     format!(
@@ -507,8 +507,9 @@ fn open_key_manager(args: &VerifyArgs) -> Result<CliKeyManager, Failure> {
                 )
             })?;
             Ok(CliKeyManager {
-                key_manager: KeyManager::Directory(store),
-                barbican: None,
+                key_manager: KeyManager::Directory(dir.clone()),
+                session: None,
+                runtime: runtime()?,
             })
         }
         (Some(KeyManagerArg::Directory) | None, None) => Err(usage(
@@ -519,24 +520,17 @@ fn open_key_manager(args: &VerifyArgs) -> Result<CliKeyManager, Failure> {
 }
 
 impl CliKeyManager {
-    /// The certificates this verification needs (fetched from Barbican first).
+    /// The certificates this verification needs, fetched before it starts.
     fn certificates(
         &self,
         params: &SignatureParams,
         trusted: Option<&[String]>,
-    ) -> Result<crate::key_manager::Certificates, Failure> {
-        let caller = self
-            .barbican
-            .as_ref()
-            .map(|run| Caller::Session(&run.session));
-        let fetch =
-            self.key_manager
-                .certificates(caller.as_ref(), params.certificate_id(), trusted);
-        let fetched = match &self.barbican {
-            Some(run) => run.runtime.block_on(fetch),
-            None => futures_util::FutureExt::now_or_never(fetch)
-                .expect("the directory key manager does no IO in certificates()"),
-        };
-        fetched.map_err(|err| usage(err.kind(), error_chain(&err)))
+    ) -> Result<Prefetched, Failure> {
+        let caller = self.session.as_ref().map(Caller::Session);
+        let mut ids = vec![params.certificate_id().to_owned()];
+        ids.extend(trusted.into_iter().flatten().cloned());
+        self.runtime
+            .block_on(self.key_manager.prefetch(caller.as_ref(), ids))
+            .map_err(|err| usage(err.kind(), error_chain(&err)))
     }
 }

@@ -747,18 +747,16 @@ impl Checker {
             });
         };
         let caller = self.options.session.as_deref().map(Caller::Session);
-        let certificates = keys
-            .certificates(
-                caller.as_ref(),
-                params.certificate_id(),
-                self.options.trusted.as_deref(),
-            )
-            .await
-            .map_err(|err| CheckFailure {
-                kind: err.kind(),
-                message: verify::with_causes(&err),
-                connection: true,
-            })?;
+        let mut ids = vec![params.certificate_id().to_owned()];
+        ids.extend(self.options.trusted.iter().flatten().cloned());
+        let certificates =
+            keys.prefetch(caller.as_ref(), ids)
+                .await
+                .map_err(|err| CheckFailure {
+                    kind: err.kind(),
+                    message: verify::with_causes(&err),
+                    connection: true,
+                })?;
         let trusted = self.options.trusted.clone();
         let clock = self.options.clock.clone();
         let mode = self.options.mode;

@@ -35,10 +35,11 @@ use crate::context::RequestContext;
 use crate::image::ContainerFormat;
 use crate::image::{Image, ImageId, Location, Status};
 use crate::inspect::Inspector;
+use crate::key_manager::{KeyManager, KeyManagerError};
 use crate::repo::Error as RepoError;
 use crate::repo::{Change, ImageRepo, LeaseCheck, UploadedData};
 use crate::store::{Staged, StagingIntent, Store};
-use crate::verify::{self, KeyManager, KeyManagerError, SignatureParams, Verifier};
+use crate::verify::{self, SignatureParams, Verifier};
 
 use super::error::Error;
 use super::lease::{HeldLease, Leases};
@@ -114,7 +115,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
 
         // 2. The verifier, before any byte: a missing certificate fails here.
         let verifier = match params {
-            Some(params) => Some(self.verifier(id, params).await?),
+            Some(params) => Some(self.verifier(ctx, id, params).await?),
             None => None,
         };
 
@@ -300,26 +301,55 @@ impl<R: ImageRepo + 'static> Uploader<R> {
 
     /// Builds the verifier without blocking the async runtime:
     /// 1. the key manager fetches the signer's and every trusted certificate
-    ///    (ids known up front) off the runtime into memory;
-    /// 2. `Verifier::new` (certificate parsing, key checks, chain
+    ///    (ids known up front) off the runtime into memory, Barbican with the
+    ///    caller's own Keystone token (`ctx.keystone`);
+    /// 2. Barbican unreadable as a whole fails closed as the signer's
+    ///    certificate being unavailable (the image is untouched: `queued`);
+    /// 3. `Verifier::new` (certificate parsing, key checks, chain
     ///    validation, which may check many issuer signatures) runs on the
     ///    blocking pool against that in-memory source.
-    async fn verifier(&self, id: &ImageId, params: SignatureParams) -> Result<Verifier, Error> {
+    async fn verifier(
+        &self,
+        ctx: &RequestContext,
+        id: &ImageId,
+        params: SignatureParams,
+    ) -> Result<Verifier, Error> {
         let keys = self.keys.as_ref().ok_or(Error::NoCertDir { id: *id })?;
         let trusted = self.settings.trusted_certificates.clone();
         let mut wanted = vec![params.certificate_id().to_owned()];
         wanted.extend(trusted.iter().flatten().cloned());
-        let source = keys.prefetch(wanted).await.map_err(|err| match err {
-            KeyManagerError::OpenDirectory { path, source } => Error::CertDir {
-                id: *id,
-                path,
-                source,
-            },
-            KeyManagerError::Interrupted(_) => Error::KeyManager {
-                id: *id,
-                source: err,
-            },
-        })?;
+        // 1. Fetch, as the caller.
+        let caller = ctx
+            .keystone
+            .as_deref()
+            .map(crate::openstack::AuthToken::caller);
+        let source = match keys.prefetch(caller.as_ref(), wanted).await {
+            Ok(source) => source,
+            Err(KeyManagerError::OpenDirectory { path, source }) => {
+                return Err(Error::CertDir {
+                    id: *id,
+                    path,
+                    source,
+                });
+            }
+            // 2. Fail closed, naming the certificate.
+            Err(KeyManagerError::Barbican(fetch)) => {
+                let unavailable = fetch.into_source_error(params.certificate_id());
+                return Err(Error::Signature {
+                    id: *id,
+                    source: verify::Error::Certificate(verify::CertificateError::Source(
+                        unavailable,
+                    )),
+                });
+            }
+            Err(err @ KeyManagerError::Interrupted(_)) => {
+                return Err(Error::KeyManager {
+                    id: *id,
+                    source: err,
+                });
+            }
+        };
+        // 3. Build on the blocking pool.
         let mode = self.mode();
         let clock = self.clock.clone();
         let built = tokio::task::spawn_blocking(move || {

@@ -72,7 +72,7 @@ pub enum Error {
         id: ImageId,
         /// What went wrong.
         #[source]
-        source: crate::verify::KeyManagerError,
+        source: crate::key_manager::KeyManagerError,
     },
     /// More data than `image_size_cap`, the quota or the declared size allows.
     #[error("image {id}: {}", limit_text(*kind, *limit))]

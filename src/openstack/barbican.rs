@@ -6,7 +6,7 @@
 //! `openstack secret store --secret-type certificate` does.
 //!
 //! Certificates are fetched asynchronously before verification into a
-//! [`MemorySource`], which the synchronous verifier then reads; a bounded
+//! [`Prefetched`], which the synchronous verifier then reads; a bounded
 //! cache keyed by (user, project, secret) with a short TTL spares Barbican
 //! repeated fetches of one certificate.
 //!
@@ -31,7 +31,7 @@ use super::secret::Secret;
 use super::settings::{SettingsError, TlsSettings};
 use crate::clock::Clock;
 use crate::verify::{
-    CertificateId, MemorySource, SourceError, barbican_secret_format, castellan_certificate,
+    CertificateId, Prefetched, SourceError, barbican_secret_format, castellan_certificate,
 };
 
 /// Barbican's service type in the catalog.
@@ -53,6 +53,10 @@ pub struct BarbicanOptions {
     pub cache_ttl: Duration,
     /// How many certificates are kept; 0 turns the cache off.
     pub cache_capacity: usize,
+    /// How HTTPS to Barbican is checked: the front end copies its client
+    /// settings' (`OS_CACERT`, `--insecure`), for a key manager that
+    /// `app::App::open` builds (default: the system's CA roots).
+    pub tls: TlsSettings,
 }
 
 impl Default for BarbicanOptions {
@@ -64,6 +68,20 @@ impl Default for BarbicanOptions {
             // Short: a secret whose ACL changes is refused within a minute.
             cache_ttl: Duration::from_secs(60),
             cache_capacity: 1000,
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+impl BarbicanOptions {
+    /// Takes what `[barbican]` leaves unset from the client settings of the
+    /// process (TLS always; interface and region when not configured), so
+    /// that Barbican is reached as Keystone is.
+    pub fn inherit(&mut self, settings: &super::ClientSettings) {
+        self.tls = settings.tls.clone();
+        self.interface = self.interface.or(Some(settings.interface));
+        if self.region_name.is_none() {
+            self.region_name = settings.region_name.clone();
         }
     }
 }
@@ -346,7 +364,7 @@ impl Barbican {
         &self,
         caller: &Caller<'_>,
         ids: &[&str],
-    ) -> Result<MemorySource, FetchError> {
+    ) -> Result<Prefetched, FetchError> {
         // 1. Distinct parseable ids.
         let mut wanted: Vec<CertificateId> = Vec::new();
         for id in ids {
@@ -358,7 +376,7 @@ impl Barbican {
         }
         if wanted.is_empty() {
             // Nothing to ask: the verifier reports the unparseable ids.
-            return Ok(MemorySource::new());
+            return Ok(Prefetched::new());
         }
         let mut retried = false;
         'attempt: loop {
@@ -368,7 +386,7 @@ impl Barbican {
                 .map_err(AccessError::into_fetch)?;
             let fetches = wanted.iter().map(|id| self.fetch_one(&access, id));
             let results = futures_util::future::join_all(fetches).await;
-            let mut source = MemorySource::new();
+            let mut source = Prefetched::new();
             for (id, result) in wanted.iter().zip(results) {
                 match result {
                     Fetched::Outcome(Err(error @ SourceError::Unavailable { .. })) => {

@@ -65,7 +65,9 @@ pub struct Identity {
 
 impl Identity {
     /// The repository's request context for this identity: project, user,
-    /// role names in lower case.
+    /// role names in lower case, domain (the token's domain scope, else its
+    /// project's domain). It carries no token: see
+    /// [`AuthToken::request_context`] for one that does.
     pub fn request_context(&self) -> RequestContext {
         RequestContext {
             project_id: self.project_id.clone(),
@@ -75,6 +77,11 @@ impl Identity {
                 .iter()
                 .map(|role| role.to_ascii_lowercase())
                 .collect(),
+            domain_id: self
+                .domain_id
+                .clone()
+                .or_else(|| self.project_domain_id.clone()),
+            keystone: None,
         }
     }
 
@@ -143,14 +150,38 @@ impl Identity {
     }
 }
 
-/// A token this process obtained, with its document.
-#[derive(Debug)]
+/// A token with its document: one this process obtained, or a caller's
+/// token a [`super::TokenValidator`] validated.
+#[derive(Debug, PartialEq, Eq)]
 pub struct AuthToken {
     token: Secret,
     identity: Identity,
 }
 
 impl AuthToken {
+    /// Pairs a token with the document Keystone returned for it.
+    pub fn new(token: Secret, identity: Identity) -> AuthToken {
+        AuthToken { token, identity }
+    }
+
+    /// The request context of the token's owner, carrying the token for
+    /// the services called on its behalf (Barbican).
+    pub fn request_context(self: &Arc<AuthToken>) -> RequestContext {
+        RequestContext {
+            keystone: Some(self.clone()),
+            ..self.identity.request_context()
+        }
+    }
+
+    /// The token and the catalog it came with, for a call to Barbican on
+    /// its owner's behalf.
+    pub fn caller(&self) -> super::Caller<'_> {
+        super::Caller::Token {
+            token: &self.token,
+            identity: &self.identity,
+        }
+    }
+
     /// The token, for an `X-Auth-Token` header.
     pub fn secret(&self) -> &Secret {
         &self.token

@@ -10,7 +10,7 @@
 //! - [`TokenValidator::validate`] turns a user's token into an [`Identity`],
 //!   or says whether it was rejected (401) or Keystone was unavailable (503).
 //! - [`Barbican::fetch_certificates`] reads certificates with a caller's
-//!   token into a [`crate::verify::MemorySource`] for the synchronous verifier;
+//!   token into a [`crate::verify::Prefetched`] for the synchronous verifier;
 //!   [`Barbican::store_certificate`] stores one.
 //!
 //! This module owns every HTTP exchange with Keystone and Barbican. It must

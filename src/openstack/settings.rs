@@ -511,8 +511,12 @@ impl ClientSettings {
     /// The value of `WWW-Authenticate` a service answers 401 with, as
     /// keystonemiddleware does (`Keystone uri="<Keystone without /v3>"`).
     pub fn www_authenticate(&self) -> String {
-        let uri = self.auth_url.strip_suffix("/v3").unwrap_or(&self.auth_url);
-        format!("Keystone uri=\"{uri}\"")
+        format!("Keystone uri=\"{}\"", self.keystone_uri())
+    }
+
+    /// Keystone's URL without `/v3` (keystonemiddleware's `www_authenticate_uri`).
+    pub fn keystone_uri(&self) -> &str {
+        self.auth_url.strip_suffix("/v3").unwrap_or(&self.auth_url)
     }
 }
 

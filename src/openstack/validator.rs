@@ -210,6 +210,11 @@ impl TokenValidator {
         self.service.settings().www_authenticate()
     }
 
+    /// Keystone's URL without `/v3`, the `uri` of [`Self::www_authenticate`].
+    pub fn keystone_uri(&self) -> String {
+        self.service.settings().keystone_uri().to_owned()
+    }
+
     /// Who `token` (the `X-Auth-Token` header; empty when the request has
     /// none) belongs to and what it allows.
     ///

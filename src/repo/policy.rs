@@ -857,9 +857,8 @@ mod tests {
         // No owner on either side: oslo.policy would compare "None" to "None".
         let image = queued(None);
         let nobody = RequestContext {
-            project_id: None,
-            user_id: None,
             roles: vec!["member".into()],
+            ..RequestContext::default()
         };
         assert!(!rules().allows("modify_image", &Target::image(&image), &nobody));
         assert!(!rules().allows("upload_image", &Target::image(&image), &nobody));

@@ -1,14 +1,12 @@
 //! Where signing certificates come from: the [`CertificateSource`] trait,
 //! Barbican-style certificate ids, [`DirKeyStore`], a directory that
-//! mimics Barbican as castellan sees it, and [`MemorySource`], which holds
-//! what an asynchronous key manager (Barbican, `crate::openstack`) fetched
-//! before the synchronous verifier runs.
+//! mimics Barbican as castellan sees it (what an asynchronous key manager
+//! fetched before the synchronous verifier runs is `super::Prefetched`).
 //!
 //! This module owns id syntax and secret-type semantics (castellan's
 //! mapping of Barbican secret types and of PEM payloads); it must not
 //! parse X.509 (the verifier does), do network IO or decide trust.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -457,168 +455,9 @@ pub(crate) fn castellan_certificate(
     ))
 }
 
-/// What a key store answered for one id, kept so that it can be told again.
-#[derive(Debug, Clone)]
-enum Stored {
-    Certificate(Vec<u8>),
-    NotFound {
-        location: Option<String>,
-    },
-    Forbidden {
-        reason: String,
-    },
-    NotACertificate {
-        format: SecretFormat,
-        label: Option<String>,
-        secret_type: Option<String>,
-    },
-    Unparseable {
-        reason: String,
-    },
-    Unavailable {
-        message: String,
-    },
-}
-
-/// Certificates fetched before verification, served to the synchronous
-/// verifier: each id answers exactly what the key store answered when it
-/// was fetched (certificate or error), under the id text the verifier asks
-/// with. An id that was not fetched is "unavailable", so a caller that
-/// forgot one fails closed.
-#[derive(Debug, Clone, Default)]
-pub struct MemorySource {
-    entries: HashMap<uuid::Uuid, Stored>,
-}
-
-impl MemorySource {
-    /// An empty source.
-    pub fn new() -> MemorySource {
-        MemorySource::default()
-    }
-
-    /// Records what the key store answered for `id`.
-    pub fn insert(&mut self, id: &CertificateId, outcome: Result<Vec<u8>, SourceError>) {
-        let stored = match outcome {
-            Ok(der) => Stored::Certificate(der),
-            Err(SourceError::NotFound { location, .. }) => Stored::NotFound { location },
-            Err(SourceError::Forbidden { reason, .. }) => Stored::Forbidden { reason },
-            Err(SourceError::NotACertificate {
-                format,
-                label,
-                secret_type,
-                ..
-            }) => Stored::NotACertificate {
-                format,
-                label,
-                secret_type,
-            },
-            Err(SourceError::Unparseable { reason, .. }) => Stored::Unparseable { reason },
-            Err(SourceError::Unavailable { source, .. }) => Stored::Unavailable {
-                message: chain_text(source.as_ref()),
-            },
-        };
-        self.entries.insert(id.uuid(), stored);
-    }
-
-    /// How many ids were recorded.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-impl CertificateSource for MemorySource {
-    fn certificate(&self, id: &CertificateId) -> Result<Vec<u8>, SourceError> {
-        let id_text = id.to_string();
-        match self.entries.get(&id.uuid()) {
-            Some(Stored::Certificate(der)) => Ok(der.clone()),
-            Some(Stored::NotFound { location }) => Err(SourceError::NotFound {
-                id: id_text,
-                location: location.clone(),
-            }),
-            Some(Stored::Forbidden { reason }) => Err(SourceError::Forbidden {
-                id: id_text,
-                reason: reason.clone(),
-            }),
-            Some(Stored::NotACertificate {
-                format,
-                label,
-                secret_type,
-            }) => Err(SourceError::NotACertificate {
-                id: id_text,
-                format: *format,
-                label: label.clone(),
-                secret_type: secret_type.clone(),
-            }),
-            Some(Stored::Unparseable { reason }) => Err(SourceError::Unparseable {
-                id: id_text,
-                reason: reason.clone(),
-            }),
-            Some(Stored::Unavailable { message }) => Err(SourceError::Unavailable {
-                id: id_text,
-                source: message.clone().into(),
-            }),
-            None => Err(SourceError::Unavailable {
-                id: id_text,
-                source: "it was not fetched from the key manager before verification".into(),
-            }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_source_replays_each_answer_under_the_asked_id() {
-        let plain = CertificateId::parse("6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55").unwrap();
-        let href =
-            CertificateId::parse("https://kms/v1/secrets/6f1b3c2e-9d5a-4c47-8f0e-2b7d1a9c3e55")
-                .unwrap();
-        let other = CertificateId::parse("00000000-0000-4000-8000-000000000001").unwrap();
-        let mut source = MemorySource::new();
-        source.insert(&plain, Ok(vec![0x30, 0x00]));
-        assert_eq!(source.certificate(&href).unwrap(), vec![0x30, 0x00]);
-        source.insert(
-            &other,
-            Err(SourceError::Forbidden {
-                id: other.to_string(),
-                reason: "Secret retrieval attempt not allowed".into(),
-            }),
-        );
-        for _ in 0..2 {
-            let err = source.certificate(&other).unwrap_err();
-            assert_eq!(err.kind(), "certificate_forbidden");
-            assert!(err.to_string().contains("not allowed"), "{err}");
-        }
-        let missing = CertificateId::parse("00000000-0000-4000-8000-000000000002").unwrap();
-        let err = source.certificate(&missing).unwrap_err();
-        assert_eq!(err.kind(), "certificate_unavailable");
-        let unavailable = SourceError::Unavailable {
-            id: missing.to_string(),
-            source: Box::new(std::io::Error::other("connection refused")),
-        };
-        source.insert(&missing, Err(unavailable));
-        let err = source.certificate(&missing).unwrap_err();
-        let source_text = std::error::Error::source(&err).unwrap().to_string();
-        assert_eq!(source_text, "connection refused");
-    }
 
     #[test]
     fn castellan_reads_the_first_certificate_block_of_a_certificate_secret() {

@@ -28,12 +28,12 @@ mod error;
 mod inputs;
 mod issuer;
 mod key;
-mod key_manager;
 mod keystore;
 #[cfg(feature = "binary-curves")]
 mod openssl_ec;
 mod params;
 mod pem;
+mod prefetched;
 pub mod sign;
 mod tlv;
 
@@ -50,16 +50,16 @@ pub use inputs::{
     MAX_PROPERTIES_FILE_BYTES, PropertiesFileError, properties_from_json, read_properties_file,
     trusted_ids_from_text,
 };
-pub use key_manager::{KeyManager, KeyManagerError, Prefetched};
 pub use keystore::{
-    BadCertificateId, CertificateId, CertificateSource, DirKeyStore, EntryError, MemorySource,
-    SecretFormat, SourceError,
+    BadCertificateId, CertificateId, CertificateSource, DirKeyStore, EntryError, SecretFormat,
+    SourceError,
 };
 pub(crate) use keystore::{barbican_secret_format, castellan_certificate};
 pub use params::{
     CERTIFICATE_UUID, HASH_METHOD, KEY_TYPE, PROPERTIES, Presence, RawSignatureProperties,
     SIGNATURE, SignatureParams,
 };
+pub use prefetched::Prefetched;
 pub use tlv::{ExpectError, TlvError};
 
 use crate::clock::Clock;

@@ -72,7 +72,7 @@ impl TestApi {
         let app = App::open(&config, clock)
             .await
             .expect("the data directory opens");
-        let authenticator = Authenticator::from_options(&options).expect("authenticator");
+        let authenticator = Authenticator::from_options(&options, None).expect("authenticator");
         let state = ApiState::new(Arc::new(app), options, authenticator, Lifecycle::new());
         TestApi { state, dir }
     }

@@ -12,6 +12,7 @@ mod ingest;
 mod inspect;
 mod members_cli;
 mod openstack;
+mod openstack_serve;
 mod output;
 mod repo;
 mod rollback;

@@ -33,11 +33,11 @@ use crate::support::{self, testdata};
 /// (tokio's lock: async tests hold it across awaits, sync tests block on it).
 static SERVERS: RwLock<()> = RwLock::const_new(());
 
-async fn shared() -> RwLockReadGuard<'static, ()> {
+pub(crate) async fn shared() -> RwLockReadGuard<'static, ()> {
     SERVERS.read().await
 }
 
-async fn exclusive() -> RwLockWriteGuard<'static, ()> {
+pub(crate) async fn exclusive() -> RwLockWriteGuard<'static, ()> {
     SERVERS.write().await
 }
 
@@ -57,7 +57,7 @@ impl Fixture {
             .to_owned()
     }
 
-    fn auth_url(&self) -> String {
+    pub(crate) fn auth_url(&self) -> String {
         self.str("/auth_url")
     }
 
@@ -119,7 +119,7 @@ impl Fixture {
 
     /// Stops `service` until the guard drops (then starts it again, also
     /// when the test fails part-way).
-    fn stopped(&self, service: &'static str) -> Stopped<'_> {
+    pub(crate) fn stopped(&self, service: &'static str) -> Stopped<'_> {
         self.control("stop", service);
         Stopped {
             fixture: self,
@@ -128,7 +128,7 @@ impl Fixture {
     }
 }
 
-struct Stopped<'a> {
+pub(crate) struct Stopped<'a> {
     fixture: &'a Fixture,
     service: &'static str,
 }
@@ -187,7 +187,7 @@ fn validator(fixture: &Fixture, clock: Arc<dyn Clock>) -> TokenValidator {
     )
 }
 
-async fn token_of(session: &Session) -> Secret {
+pub(crate) async fn token_of(session: &Session) -> Secret {
     session
         .token()
         .await
@@ -197,7 +197,7 @@ async fn token_of(session: &Session) -> Secret {
 }
 
 /// `DELETE /v3/auth/tokens`: Keystone revokes `token` (its owner may).
-async fn revoke(fixture: &Fixture, token: &Secret) {
+pub(crate) async fn revoke(fixture: &Fixture, token: &Secret) {
     let status = reqwest::Client::new()
         .delete(format!("{}/auth/tokens", fixture.auth_url()))
         .header("X-Auth-Token", token.expose())
@@ -248,6 +248,12 @@ async fn keystone_token_validates_with_project_and_roles() {
     let context = identity.request_context();
     assert_eq!(context.project_id, identity.project_id);
     assert!(context.has_role("member") && !context.is_admin());
+    // The project's domain (demo lives in Default, whose id is "default").
+    assert_eq!(context.domain_id.as_deref(), Some("default"));
+    assert!(
+        context.keystone.is_none(),
+        "an identity alone carries no token"
+    );
     assert_eq!(
         validator.www_authenticate(),
         format!("Keystone uri=\"{}\"", fixture.str("/www_authenticate_uri"))
@@ -477,18 +483,18 @@ async fn keystone_down_is_unavailable_not_a_rejection() {
 
 /// A random image signed with the fixture's key (openssl, RSA-PSS
 /// SHA-256, maximum salt, as Glance users sign), and its properties.
-struct SignedImage {
-    dir: tempfile::TempDir,
-    image: PathBuf,
-    properties: PathBuf,
+pub(crate) struct SignedImage {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) image: PathBuf,
+    pub(crate) properties: PathBuf,
 }
 
 impl SignedImage {
-    fn new(fixture: &Fixture) -> SignedImage {
+    pub(crate) fn new(fixture: &Fixture) -> SignedImage {
         SignedImage::with_id(fixture, &fixture.certificate_uuid())
     }
 
-    fn with_id(fixture: &Fixture, certificate_id: &str) -> SignedImage {
+    pub(crate) fn with_id(fixture: &Fixture, certificate_id: &str) -> SignedImage {
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("image.raw");
         let data: Vec<u8> = (0..300_000u32)
@@ -563,7 +569,7 @@ impl SignedImage {
 /// The real binary with nothing from this process's environment but PATH:
 /// no OS_*, and HOME and the working directory in `dir`, so no
 /// clouds.yaml of the developer's is read.
-fn cli(dir: &Path, env: &[(String, String)]) -> assert_cmd::Command {
+pub(crate) fn cli(dir: &Path, env: &[(String, String)]) -> assert_cmd::Command {
     let mut command = support::portcullis();
     command.env_clear();
     if let Ok(path) = std::env::var("PATH") {
@@ -576,7 +582,7 @@ fn cli(dir: &Path, env: &[(String, String)]) -> assert_cmd::Command {
     command
 }
 
-fn text(output: &std::process::Output) -> String {
+pub(crate) fn text(output: &std::process::Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
         output.status.code(),
@@ -1100,35 +1106,7 @@ fn wrong_credentials_are_a_clear_error_and_no_secret_is_ever_printed() {
 }
 
 #[test]
-fn ingest_refuses_the_barbican_key_manager_until_uploads_read_it() {
-    // No server needed: the refusal comes before anything is opened.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("portcullis.toml"),
-        "key_manager = \"barbican\"\ncert_dir = \"certs\"\n",
-    )
-    .unwrap();
-    let output = support::portcullis()
-        .arg("ingest")
-        .arg(testdata().join("sample/sample.qcow2"))
-        .args([
-            "--name",
-            "n",
-            "--disk-format",
-            "qcow2",
-            "--container-format",
-            "bare",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("key_manager = \"barbican\""),
-        "{}",
-        text(&output)
-    );
+fn verify_without_a_key_manager_says_what_to_give() {
     // verify without --cert-dir or --key-manager: a usage error saying what to give.
     let output = support::portcullis()
         .arg("verify")

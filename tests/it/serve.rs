@@ -28,6 +28,21 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables.
     pub(crate) fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(data_dir, args, env, Stdio::null())
+    }
+
+    /// [`Server::start_with`] with the server's stderr (its log) in `log`.
+    pub(crate) fn start_logging(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Server {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Server::spawn(data_dir, args, env, Stdio::from(file))
+    }
+
+    fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -37,7 +52,7 @@ impl Server {
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("portcullis serve starts");
         let stdout = child.stdout.take().expect("piped stdout");

@@ -70,6 +70,8 @@ pub struct Config {
     /// The repository layers' settings (`[repo]`: policy, property
     /// protection, quotas, notifications).
     pub repo: RepoOptions,
+    /// Where metadata and data live, and who this node is (scale-out).
+    pub backends: Backends,
     /// `portcullis serve`'s settings (`[server]`), paths resolved against
     /// the config file's directory.
     pub server: ServerOptions,
@@ -90,6 +92,12 @@ struct ConfigFile {
     repo: Option<RepoOptions>,
     key_manager: Option<KeyManagerKind>,
     barbican: Option<BarbicanSection>,
+    database: Option<String>,
+    store: Option<String>,
+    store_credentials: Option<StoreCredentialsSection>,
+    node_id: Option<String>,
+    upload_lease_seconds: Option<u64>,
+    sweep_interval_seconds: Option<u64>,
     server: Option<ServerOptions>,
 }
 
@@ -153,6 +161,160 @@ fn barbican_options(
 
 // ---- end of the key-manager section ----
 
+// ---- backends (issue 7): `database`, `store`, `node_id`, upload leases ----
+
+/// The default upload lease: 30 s. A node killed mid-upload leaves its image
+/// `saving` for at most this long (plus the next sweep) before another node
+/// returns it to `queued`; a live upload renews it every third of it
+/// ([`Backends::heartbeat`], 10 s), so two missed renewals in a row (a
+/// database failover, a stalled node) still do not lose it. A slow client
+/// does not matter: the heartbeat is a task of its own that runs however
+/// long the client takes to send the next byte, so only a dead process (or
+/// one that cannot reach the database for 30 s) loses its lease.
+pub const DEFAULT_UPLOAD_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where metadata and image data live, and this node's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backends {
+    /// `--database` / `database` / `PORTCULLIS_DATABASE_URL`: `sqlite://PATH`
+    /// or `postgres://…`; `None`: `<data-dir>/portcullis.db`.
+    pub database: Option<String>,
+    /// `--store` / `store`: `file://DIR` or `s3://BUCKET[/PREFIX]?…` (with
+    /// `[store_credentials]` when given); `None`: the data directory.
+    pub store: Option<crate::store::StoreConfig>,
+    /// This node's id in upload leases (`node_id`, `--node-id`); see
+    /// [`default_node_id`].
+    pub node_id: String,
+    /// How long an upload lease lasts without renewal.
+    pub upload_lease: std::time::Duration,
+    /// How often `serve` sweeps the store (`sweep_interval_seconds`,
+    /// default [`DEFAULT_SWEEP_INTERVAL`]); dead uploads are recovered every
+    /// half lease regardless.
+    pub sweep_interval: std::time::Duration,
+}
+
+/// The default full sweep interval of `serve`: 5 minutes. A sweep lists the
+/// whole store (one listing per 1,000 objects on S3), so it runs rarely;
+/// nothing it collects is in anyone's way meanwhile (dead uploads, which
+/// are, are recovered every half lease).
+pub const DEFAULT_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Backends {
+    /// How often a live upload renews its lease: a third of its length.
+    pub fn heartbeat(&self) -> std::time::Duration {
+        self.upload_lease / 3
+    }
+}
+
+/// The `[store_credentials]` table: S3 credentials instead of `AWS_*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreCredentialsSection {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+/// The node id when none is configured: the host name and the first 8 hex
+/// digits of the SHA-256 of `/etc/machine-id` (`web1-3fa4c2d1`), stable
+/// across restarts (so a restarted node recovers its own dead uploads at
+/// once) and distinct for two machines (or containers) that share a host
+/// name. Without a machine id, the host name alone; without either,
+/// `localhost`.
+pub fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    match std::fs::read_to_string("/etc/machine-id") {
+        Ok(id) if !id.trim().is_empty() => {
+            let mut hasher = crate::hash::HashAlgorithm::Sha256.hasher();
+            hasher.update(id.trim().as_bytes());
+            format!("{host}-{}", &hasher.finish().to_hex()[..8])
+        }
+        Ok(_) | Err(_) => host,
+    }
+}
+
+fn check_node_id(node_id: &str) -> Result<(), String> {
+    let valid = !node_id.is_empty()
+        && node_id.len() <= 255
+        && node_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "node_id {node_id:?} must be 1-255 letters, digits, '.', '-', '_' or ':'"
+        ))
+    }
+}
+
+fn backends(file: &ConfigFile, overrides: &Overrides, path: &Path) -> Result<Backends, Error> {
+    let bad = |reason: String| Error::Backends {
+        path: path.to_owned(),
+        reason,
+    };
+    let database = overrides
+        .database
+        .clone()
+        .or_else(|| file.database.clone())
+        .filter(|url| !url.is_empty());
+    let store = match overrides.store.as_ref().or(file.store.as_ref()) {
+        Some(text) => {
+            let mut config: crate::store::StoreConfig = text
+                .parse()
+                .map_err(|err: crate::store::ConfigError| bad(err.to_string()))?;
+            if let (crate::store::StoreConfig::S3(s3), Some(credentials)) =
+                (&mut config, &file.store_credentials)
+            {
+                s3.credentials = Some(crate::store::S3Credentials {
+                    access_key_id: credentials.access_key_id.clone(),
+                    secret_access_key: credentials.secret_access_key.clone(),
+                    session_token: credentials.session_token.clone(),
+                });
+            }
+            Some(config)
+        }
+        None => None,
+    };
+    let node_id = match overrides.node_id.as_ref().or(file.node_id.as_ref()) {
+        Some(id) => id.clone(),
+        None => default_node_id(),
+    };
+    check_node_id(&node_id).map_err(bad)?;
+    let upload_lease = match file.upload_lease_seconds {
+        Some(seconds @ 1..=3600) => std::time::Duration::from_secs(seconds),
+        Some(seconds) => {
+            return Err(bad(format!(
+                "upload_lease_seconds = {seconds} must be from 1 to 3600"
+            )));
+        }
+        None => DEFAULT_UPLOAD_LEASE,
+    };
+    let sweep_interval = match file.sweep_interval_seconds {
+        Some(seconds @ 1..=86_400) => std::time::Duration::from_secs(seconds),
+        Some(seconds) => {
+            return Err(bad(format!(
+                "sweep_interval_seconds = {seconds} must be from 1 to 86400"
+            )));
+        }
+        None => DEFAULT_SWEEP_INTERVAL,
+    };
+    Ok(Backends {
+        database,
+        store,
+        node_id,
+        upload_lease: overrides.upload_lease.unwrap_or(upload_lease),
+        sweep_interval,
+    })
+}
+
+// ---- end of the backends section ----
+
 /// Settings given on the command line; `None` leaves the file's value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -170,6 +332,15 @@ pub struct Overrides {
     pub compat: Option<Compat>,
     /// `--key-manager`.
     pub key_manager: Option<KeyManagerKind>,
+    /// `--database URL` (or `PORTCULLIS_DATABASE_URL`).
+    pub database: Option<String>,
+    /// `--store URL`.
+    pub store: Option<String>,
+    /// `--node-id ID`.
+    pub node_id: Option<String>,
+    /// An upload lease length (library callers and tests; the file's
+    /// `upload_lease_seconds` otherwise).
+    pub upload_lease: Option<std::time::Duration>,
 }
 
 /// A config file or flag that cannot be used.
@@ -227,6 +398,15 @@ pub enum Error {
     #[error("config file {path}: [barbican] {reason}")]
     Barbican {
         /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `database`, `store`, `node_id` or `upload_lease_seconds` (file or
+    /// flag) cannot be used.
+    #[error("config file {path} or flags: {reason}")]
+    Backends {
+        /// The file (it may not exist: the value came from a flag).
         path: PathBuf,
         /// What is wrong.
         reason: String,
@@ -355,6 +535,7 @@ impl Config {
             data_dir: data_dir.to_owned(),
             ingest,
             repo: file.repo.clone().unwrap_or_default(),
+            backends: backends(&file, overrides, &file_path)?,
             server,
         })
     }

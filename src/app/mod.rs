@@ -34,10 +34,12 @@ mod lifecycle;
 mod members;
 mod open;
 mod records;
+mod sweep;
 mod update;
 mod upload;
 
 pub use crate::context::RequestContext;
+pub use crate::ingest::sweep::{SweepError, SweepReport, SweptObject, SweptStaging};
 pub use crate::ingest::{Progress, UploadData};
 pub use crate::repo::ListQuery;
 pub use crate::store::ByteRange;
@@ -59,6 +61,8 @@ pub struct App {
     /// the hash pool and the key manager every other use case shares.
     uploader: Uploader<Stack>,
     settings: Settings,
+    /// The dead uploads [`App::open`] recovered (reported by `gc`).
+    recovered_at_open: Vec<crate::image::ImageId>,
 }
 
 /// The effective settings of an opened [`App`].
@@ -75,12 +79,25 @@ pub struct Settings {
     pub store_id: &'static str,
     /// Threads in the shared hash pool (one per core).
     pub hash_threads: usize,
+    /// This node's id in upload leases (and logs).
+    pub node_id: String,
+    /// The database (a path, or a URL without its password).
+    pub database: String,
+    /// The store as the database binds it (`data-dir`, `file:///…`, `s3://BUCKET/PREFIX`).
+    pub store: String,
+    /// How long an upload lease lasts without renewal.
+    pub upload_lease: std::time::Duration,
 }
 
 impl App {
     /// The effective settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The dead uploads opening recovered (returned to `queued`, data removed).
+    pub fn recovered_at_open(&self) -> &[crate::image::ImageId] {
+        &self.recovered_at_open
     }
 
     fn repo(&self) -> &Arc<Stack> {

@@ -34,6 +34,32 @@ pub(crate) struct RepoArgs {
     /// Roles of the caller, comma separated (default with --project: member).
     #[arg(long, global = true, value_delimiter = ',')]
     pub(crate) roles: Vec<String>,
+    /// The metadata database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
+    /// (default: <data-dir>/portcullis.db; config `database`).
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) database: Option<String>,
+    /// The image store: file:///DIR or s3://BUCKET[/PREFIX]?endpoint=URL&region=R
+    /// (default: the data directory; config `store`; S3 credentials from AWS_* or `[store_credentials]`).
+    #[arg(long, global = true, env = "PORTCULLIS_STORE_URL", value_name = "URL")]
+    pub(crate) store: Option<String>,
+    /// This node's id in upload leases (default: config `node_id`, else host name + machine id).
+    #[arg(long, global = true, env = "PORTCULLIS_NODE_ID", value_name = "ID")]
+    pub(crate) node_id: Option<String>,
+}
+
+impl RepoArgs {
+    /// The backend flags as config overrides.
+    pub(crate) fn apply_backends(&self, overrides: &mut Overrides) {
+        overrides.database = self.database.clone();
+        overrides.store = self.store.clone();
+        overrides.node_id = self.node_id.clone();
+    }
 }
 
 impl RepoArgs {

@@ -18,6 +18,7 @@ use crate::clock::{Clock, FixedClock, SystemClock};
 
 mod args;
 mod data;
+mod gc;
 mod glance;
 mod images;
 mod ingest;
@@ -61,6 +62,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Check and publish images in any Glance (real OpenStack Glance or portcullis serve).
     Glance(glance::GlanceArgs),
+    /// Remove image data and staging no image references (dead uploads, deleted images' data).
+    Gc(gc::GcArgs),
 }
 
 /// How a command ended; mapped to the process exit code.
@@ -211,6 +214,7 @@ pub fn main() -> ExitCode {
         Command::Images(args) => images::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Glance(args) => glance::run(args),
+        Command::Gc(args) => gc::run(args),
     };
     exit.into()
 }

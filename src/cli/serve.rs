@@ -45,6 +45,22 @@ pub(crate) struct ServeArgs {
     /// Config file (default: <data-dir>/portcullis.toml when it exists).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The metadata database: sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB
+    /// (default: <data-dir>/portcullis.db; config `database`).
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+    /// The image store: file:///DIR or s3://BUCKET[/PREFIX]?endpoint=URL&region=R
+    /// (default: the data directory; config `store`).
+    #[arg(long, env = "PORTCULLIS_STORE_URL", value_name = "URL")]
+    store: Option<String>,
+    /// This node's id in upload leases and logs (default: config `node_id`, else host name + machine id).
+    #[arg(long, env = "PORTCULLIS_NODE_ID", value_name = "ID")]
+    node_id: Option<String>,
     /// How requests are authenticated (default: [server] auth, else noauth);
     /// keystone validates X-Auth-Token as the service user of the OpenStack client settings.
     #[arg(long, value_enum)]
@@ -78,6 +94,9 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
     let overrides = Overrides {
         config_file: args.config.clone(),
         cert_dir: args.cert_dir.clone(),
+        database: args.database.clone(),
+        store: args.store.clone(),
+        node_id: args.node_id.clone(),
         key_manager: args.key_manager.map(KeyManagerKind::from),
         ..Overrides::default()
     };
@@ -144,19 +163,27 @@ fn serve(args: ServeArgs) -> Result<Outcome, String> {
             .map_err(|err| format!("cannot read the bound address: {err}"))?;
         let signals = server::signals().map_err(|err| error_chain(&err))?;
         let grace = options.shutdown_grace();
+        let app = Arc::new(app);
+        // Housekeeping: a sweep now and every sweep_interval_seconds, dead
+        // uploads of any node recovered every half lease.
+        let sweeper = app.spawn_sweeper(config.backends.sweep_interval);
         tracing::info!(
             address = %local,
             auth = authenticator.mode(),
-            data_dir = %config.data_dir.display(),
+            node = %app.settings().node_id,
+            database = %app.settings().database,
+            store = %app.settings().store,
             "portcullis serve started"
         );
         // A supervisor that stopped reading our stdout must not stop the
         // server: the address is in the log line above too.
         let _ = stdio::line(&format!("listening on http://{local}"));
         let lifecycle = Lifecycle::new();
-        let state = ApiState::new(Arc::new(app), options, authenticator, lifecycle.clone());
-        server::run(listener, api::app(state), lifecycle, grace, signals)
+        let state = ApiState::new(app, options, authenticator, lifecycle.clone());
+        let outcome = server::run(listener, api::app(state), lifecycle, grace, signals)
             .await
-            .map_err(|err| error_chain(&err))
+            .map_err(|err| error_chain(&err));
+        sweeper.abort();
+        outcome
     })
 }

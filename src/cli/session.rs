@@ -83,6 +83,7 @@ impl Session {
             config_file: repo.config.clone(),
             ..Overrides::default()
         };
+        repo.apply_backends(&mut overrides);
         if let Some(upload) = upload {
             upload.apply_to(&mut overrides);
         }

@@ -9,11 +9,16 @@
 //! 2. the verifier is built (certificates fetched through the key manager off
 //!    the async runtime, chain checked on the blocking pool) before any byte;
 //! 3. `prepare_upload` (authorization, policy, quota allowance);
-//! 4. the upload lock, then the compare-and-swap `queued → saving`;
+//! 4. the compare-and-swap `queued → saving`, taking the upload's lease in
+//!    the same transaction (renewed by a heartbeat from then on), then the
+//!    staged write, whose intent is recorded with the lease before the
+//!    first byte;
 //! 5. one pass: limit → hashes → inspector → staged write;
 //! 6. verify the signature against the shared digest, then the inspector's verdict;
 //! 7. commit the store write;
-//! 8. one database transaction: size, checksum, os_hash, virtual_size, locations, `active`.
+//! 8. one database transaction: size, checksum, os_hash, virtual_size,
+//!    locations, `active`, written only while the lease is still this
+//!    upload's and unexpired (then released).
 //!
 //! This module must not read the data twice; it is the only place that sets
 //! `Status::Active`.
@@ -32,11 +37,12 @@ use crate::image::{Image, ImageId, Location, Status};
 use crate::inspect::Inspector;
 use crate::key_manager::{KeyManager, KeyManagerError};
 use crate::repo::Error as RepoError;
-use crate::repo::{Change, ImageRepo, UploadedData};
-use crate::store::{Staged, StagingIntent, Store, UploadLock};
+use crate::repo::{Change, ImageRepo, LeaseCheck, UploadedData};
+use crate::store::{Staged, StagingIntent, Store};
 use crate::verify::{self, SignatureParams, Verifier};
 
 use super::error::Error;
+use super::lease::{HeldLease, Leases};
 use super::limit::{Limit, LimitKind};
 use super::pump::{ChunkSink, Observe, PumpError, pump};
 use super::workers::{HashPlan, HashPool, WorkerError};
@@ -55,6 +61,8 @@ pub struct Uploader<R> {
     pub pool: HashPool,
     /// Where signing certificates come from; `None` refuses signed images.
     pub keys: Option<KeyManager>,
+    /// Upload leases: this node's identity and the lease rows' database.
+    pub leases: Leases,
 }
 
 /// The data of one upload.
@@ -108,23 +116,45 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         // 3. Authorization, policy and quota, and how many bytes may come.
         let allowance = self.allowance(ctx, &queued).await?;
 
-        // 4. The lock (liveness for crash recovery), then queued → saving.
-        let lock = self.lock(id)?;
-        let claim = Change::claim_upload(queued.clone());
+        // 4. queued → saving, taking the lease (liveness for every node's
+        //    recovery) in the same transaction.
+        let lease = self.leases.new_lease();
+        let claim =
+            Change::claim_upload(queued.clone()).with_lease(LeaseCheck::Take(lease.clone()));
         let saving = match self.repo.save(ctx, &claim).await {
             Ok(saving) => saving,
             Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
             Err(err) => return Err(repo_error(err)),
         };
+        let held = self.leases.hold(*id, &lease);
         // From here on the guard owns the upload: a failure or a cancelled
         // future (even while the staged write is being created) returns the
         // image to `queued`.
-        let mut guard = Guard::new(self, ctx, saving.clone(), None, lock);
+        let mut guard = Guard::new(self, ctx, saving.clone(), None, held);
         match self.store.stage(*id).await {
             Ok(staged) => guard.staged = Some(staged),
             Err(source) => {
                 guard.rollback().await;
                 return Err(Error::Store { id: *id, source });
+            }
+        }
+        // The intent goes into the lease row before the first byte, so that
+        // whoever finds this upload dead can abort it from any node.
+        let intent = guard.staged_mut().intent().clone();
+        match self
+            .leases
+            .sql
+            .record_intent(*id, guard.token(), &intent)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                guard.rollback().await;
+                return Err(Error::Conflict { id: *id });
+            }
+            Err(err) => {
+                guard.rollback().await;
+                return Err(repo_error(err));
             }
         }
 
@@ -142,9 +172,10 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         if let Some(inspector) = inspector.as_mut() {
             observers.push(inspector);
         }
+        let stream = guard.watch(data.stream);
         let mut sink = StagedSink(guard.staged_mut());
         let pass = match pump(
-            data.stream,
+            stream,
             limit,
             &self.pool,
             plan,
@@ -202,7 +233,12 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             None => None,
         };
 
-        // 7. The store write becomes the image's data.
+        // 7. The store write becomes the image's data (not when the lease was
+        //    lost meanwhile: another node may be recovering the image).
+        if guard.lease_lost() {
+            guard.rollback().await;
+            return Err(Error::Conflict { id: *id });
+        }
         let location = match guard.commit_store().await {
             Ok(location) => location,
             Err(source) => {
@@ -222,7 +258,8 @@ impl<R: ImageRepo + 'static> Uploader<R> {
                 os_hash_value: pass.digests.os_hash.to_hex(),
                 location,
             },
-        );
+        )
+        .with_lease(guard.lease_check());
         match self.repo.save(ctx, &commit).await {
             Ok(active) => {
                 guard.disarm();
@@ -250,9 +287,10 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         }
     }
 
-    /// The upload lock of image `id` (liveness for crash recovery); held
-    /// elsewhere: a conflict.
-    pub(super) fn lock(&self, id: &ImageId) -> Result<UploadLock, Error> {
+    /// The filesystem store's per-image lock, held by a glance-direct stage
+    /// or import (uploads hold a lease instead; see ARCHITECTURE, Deliberately
+    /// absent); held elsewhere: a conflict.
+    pub(super) fn lock(&self, id: &ImageId) -> Result<crate::store::UploadLock, Error> {
         self.store
             .try_lock_upload(*id)
             .map_err(|source| Error::Store { id: *id, source })?
@@ -436,7 +474,8 @@ struct Guard<'a, R: ImageRepo + 'static> {
     /// image's location too (both idempotent).
     committing: Option<StagingIntent>,
     committed: Option<Location>,
-    lock: Option<UploadLock>,
+    /// The upload's lease (its heartbeat runs while this is held).
+    lease: Option<HeldLease>,
 }
 
 impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
@@ -445,7 +484,7 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
         ctx: &'a RequestContext,
         saving: Image,
         staged: Option<Staged>,
-        lock: UploadLock,
+        lease: HeldLease,
     ) -> Guard<'a, R> {
         Guard {
             uploader,
@@ -454,8 +493,30 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
             staged,
             committing: None,
             committed: None,
-            lock: Some(lock),
+            lease: Some(lease),
         }
+    }
+
+    fn held(&self) -> &HeldLease {
+        self.lease
+            .as_ref()
+            .expect("the guard holds the lease until it ends")
+    }
+
+    fn token(&self) -> &str {
+        self.held().token()
+    }
+
+    fn lease_check(&self) -> LeaseCheck {
+        self.held().check()
+    }
+
+    fn lease_lost(&self) -> bool {
+        self.held().is_lost()
+    }
+
+    fn watch<S>(&self, stream: S) -> super::lease::Watched<S> {
+        self.held().watch(stream)
     }
 
     fn staged_mut(&mut self) -> &mut Staged {
@@ -495,29 +556,40 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
         }
     }
 
-    /// Removes the data and returns the image to `queued`, then releases the lock.
+    /// Removes the data and returns the image to `queued` (releasing the
+    /// lease in the same transaction), then stops the heartbeat.
     ///
     /// The data goes first: when the failure was a full disk (the final
     /// database commit included), removing it frees the space the status
     /// write needs. A database failure of that write is retried
-    /// ([`ROLLBACK_RETRY_DELAYS`]); any other refusal (a lost race) is final.
+    /// ([`ROLLBACK_RETRY_DELAYS`]) while the lease lives; a lost lease or
+    /// any other refusal (a lost race) is final.
     async fn rollback(mut self) {
         self.remove_data().await;
-        let rollback = Change::rollback_upload(self.saving.clone());
+        let mut rollback = Change::rollback_upload(self.saving.clone());
+        rollback.lease = self.lease.as_ref().map(HeldLease::check);
         let mut delays = ROLLBACK_RETRY_DELAYS.iter();
         while let Err(err) = self.uploader.repo.save(self.ctx, &rollback).await {
+            if let RepoError::Conflict { .. } = err {
+                // The lease expired or was taken over: its recovery returns the image to queued.
+                tracing::warn!(
+                    image = %rollback.id(),
+                    "the upload's lease is no longer its own; the node recovering it returns the image to queued"
+                );
+                break;
+            }
             let retry = matches!(err, RepoError::Database { .. })
                 .then(|| delays.next())
                 .flatten();
             let Some(delay) = retry else {
-                // Recovery at the next start returns it to queued (the lock dies with us).
+                // Recovery returns it to queued once the lease expires or this process is gone.
                 tracing::error!(image = %rollback.id(), error = %err, "cannot return the image to queued");
                 break;
             };
             tracing::warn!(image = %rollback.id(), error = %err, "returning the image to queued failed; retrying");
             tokio::time::sleep(*delay).await;
         }
-        self.lock.take();
+        self.lease.take();
     }
 
     /// The upload succeeded: nothing to undo.
@@ -525,7 +597,7 @@ impl<'a, R: ImageRepo + 'static> Guard<'a, R> {
         self.staged = None;
         self.committing = None;
         self.committed = None;
-        self.lock.take();
+        self.lease.take();
     }
 }
 
@@ -534,16 +606,16 @@ impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
         if self.staged.is_none()
             && self.committing.is_none()
             && self.committed.is_none()
-            && self.lock.is_none()
+            && self.lease.is_none()
         {
             return;
         }
         // Cancelled mid-upload (the future was dropped) or a panic: aborting
         // the staged write (by its intent), deleting a committed but
         // unrecorded write and the status reset all need awaiting, so they
-        // run as a task that keeps the lock until it is done. Without a
-        // runtime, recovery at the next start does all three (the lock dies
-        // with the process).
+        // run as a task that keeps the lease (and its heartbeat) until it is
+        // done. Without a runtime, recovery does all three once the process
+        // is gone or the lease expired.
         let mut abort = self.staged.take().map(Staged::into_intent);
         let mut committed = self.committed.take();
         if let Some(intent) = self.committing.take() {
@@ -551,8 +623,9 @@ impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
             abort = Some(intent);
             committed.get_or_insert_with(|| self.uploader.store.location_of(self.saving.id));
         }
-        let lock = self.lock.take();
-        let rollback = Change::rollback_upload(self.saving.clone());
+        let lease = self.lease.take();
+        let mut rollback = Change::rollback_upload(self.saving.clone());
+        rollback.lease = lease.as_ref().map(HeldLease::check);
         let id = rollback.id();
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -573,7 +646,7 @@ impl<R: ImageRepo + 'static> Drop for Guard<'_, R> {
                     if let Err(err) = repo.save(&ctx, &rollback).await {
                         tracing::error!(image = %id, error = %err, "cannot return the image to queued");
                     }
-                    drop(lock);
+                    drop(lease);
                 });
             }
             Err(_) => tracing::warn!(

@@ -12,14 +12,17 @@
 pub mod commit;
 pub mod download;
 mod error;
+mod lease;
 pub mod limit;
 pub mod properties;
 pub mod pump;
 pub mod recovery;
 pub mod source;
 pub mod stage;
+pub mod sweep;
 pub mod workers;
 
 pub use commit::{Progress, UploadData, Uploader};
 pub use error::{Error, repo_is_rejection};
+pub use lease::Leases;
 pub use workers::HashPool;

@@ -1,16 +1,29 @@
 //! Crash recovery: images left `saving` by an upload that no longer runs
-//! (kill -9, power loss) go back to `queued`, and their staged data goes.
+//! (kill -9, power loss, a node that died) go back to `queued`, and their
+//! staged data goes.
 //!
-//! Liveness is the upload lock (see `lock`): an image is recovered only when
-//! its lock can be taken, so a live upload in another process is never
-//! touched. Every command that opens a data directory runs this first. It
-//! must not touch images in any other status.
+//! Liveness is the upload's lease (`repo::LeaseCheck`): an upload is dead
+//! when its lease expired (on the database's clock; any node may recover
+//! it), when it is this node's and its process is gone (recovered at once,
+//! see `repo::ProcessId`), or when a `saving` image has no lease at all. A
+//! live upload in another process or on another node is never touched.
+//! Recovery first takes the dead lease over (so nobody else claims or
+//! recovers the image while it cleans up), aborts the recorded staging
+//! intent and any other staging of the image, deletes committed but
+//! unrecorded data, and ends with a rollback that releases its lease. Every
+//! opener runs it at start; `serve` also runs it periodically (the sweeper).
+//! It must not touch images in any other status.
+
+use std::collections::HashMap;
 
 use crate::context::RequestContext;
 use crate::image::{ImageId, Status};
-use crate::repo::{Change, Error as RepoError, ImageRepo, SqlRepo};
+use crate::repo::{
+    Change, Error as RepoError, ImageRepo, LeaseCheck, LeaseRecord, Liveness, SqlRepo,
+};
 use crate::store::Store;
 
+use super::lease::Leases;
 use super::stage::stage_key;
 
 /// Why recovery could not finish; it stops at the first failure so a later
@@ -20,7 +33,7 @@ pub enum RecoveryError {
     /// The repository failed.
     #[error("crash recovery: repository")]
     Repo(#[source] crate::repo::Error),
-    /// The lock or the staged data of an image cannot be handled.
+    /// The staged or committed data of an image cannot be removed.
     #[error("crash recovery: store, image {id}")]
     Store {
         /// The image.
@@ -31,20 +44,120 @@ pub enum RecoveryError {
     },
 }
 
-/// Returns every `saving` image whose upload is gone to `queued`, removing
-/// its staged data; logs each one at warn level. Returns the ids recovered.
+/// Why an upload counts as dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Death {
+    /// `saving` without a lease row (written by a version without leases).
+    NoLease,
+    /// Its lease expired.
+    Expired,
+    /// This node's, and its process is gone.
+    ProcessGone,
+}
+
+impl Death {
+    fn as_str(self) -> &'static str {
+        match self {
+            Death::NoLease => "no upload lease",
+            Death::Expired => "its upload lease expired",
+            Death::ProcessGone => "the process that held its lease on this node is gone",
+        }
+    }
+}
+
+/// A `saving` image whose upload is dead, and why.
+#[derive(Debug, Clone)]
+pub struct DeadUpload {
+    /// The image.
+    pub image_id: ImageId,
+    /// Its lease as read (`None`: it had none).
+    lease: Option<LeaseRecord>,
+    death: Death,
+}
+
+impl DeadUpload {
+    /// Why it counts as dead, in words.
+    pub fn reason(&self) -> &'static str {
+        self.death.as_str()
+    }
+
+    /// The node that held it, when it had a lease.
+    pub fn node_id(&self) -> Option<&str> {
+        self.lease.as_ref().map(|lease| lease.node_id.as_str())
+    }
+}
+
+/// Every `saving` image whose upload is dead, without touching anything
+/// (what [`recover`] would recover; `gc --dry-run` reports it).
 ///
-/// Fails on the first repository, store or lock-file error.
-pub async fn recover(repo: &SqlRepo, store: &Store) -> Result<Vec<ImageId>, RecoveryError> {
-    let ctx = RequestContext::local_admin();
+/// Fails on a repository error.
+pub async fn dead_uploads(
+    repo: &SqlRepo,
+    leases: &Leases,
+) -> Result<Vec<DeadUpload>, RecoveryError> {
     let stuck = repo
         .images_with_status(Status::Saving)
         .await
         .map_err(RecoveryError::Repo)?;
-    let mut recovered = Vec::new();
+    if stuck.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut held: HashMap<ImageId, LeaseRecord> = repo
+        .leases()
+        .await
+        .map_err(RecoveryError::Repo)?
+        .into_iter()
+        .map(|(lease, _)| (lease.image_id, lease))
+        .collect();
+    let mut dead = Vec::new();
     for image in stuck {
-        let id = image.id;
-        if recover_one(repo, store, &ctx, id).await? {
+        let lease = held.remove(&image.id);
+        let death = match &lease {
+            None => Death::NoLease,
+            Some(lease) if lease.expired => Death::Expired,
+            Some(lease)
+                if lease.node_id == leases.holder.node_id
+                    && lease.process.liveness() == Liveness::Dead =>
+            {
+                Death::ProcessGone
+            }
+            // Alive, or another node's and not expired yet.
+            Some(_) => continue,
+        };
+        dead.push(DeadUpload {
+            image_id: image.id,
+            lease,
+            death,
+        });
+    }
+    Ok(dead)
+}
+
+/// Returns every `saving` image whose upload is dead to `queued`, removing
+/// its staged data; logs each one at warn level (with the node that held it).
+/// Returns the ids recovered.
+///
+/// Fails on the first repository or store error.
+pub async fn recover(
+    repo: &SqlRepo,
+    store: &Store,
+    leases: &Leases,
+) -> Result<Vec<ImageId>, RecoveryError> {
+    let ctx = RequestContext::local_admin();
+    let mut recovered = Vec::new();
+    for dead in dead_uploads(repo, leases).await? {
+        let id = dead.image_id;
+        if recover_one(
+            repo,
+            store,
+            leases,
+            &ctx,
+            id,
+            dead.lease.as_ref(),
+            dead.death,
+        )
+        .await?
+        {
             recovered.push(id);
         }
     }
@@ -72,9 +185,14 @@ async fn recover_stage(
     id: ImageId,
 ) -> Result<bool, RecoveryError> {
     let store_error = |source| RecoveryError::Store { id, source };
-    let Some(lock) = store.try_lock_upload(id).map_err(store_error)? else {
+    // Stages hold the filesystem upload lock (not yet a lease: see
+    // ARCHITECTURE, Deliberately absent); a store without that lock has no
+    // stages to recover.
+    let lock = match store.try_lock_upload(id) {
+        Ok(Some(lock)) => lock,
         // A live stage or import holds it.
-        return Ok(false);
+        Ok(None) | Err(crate::store::Error::Unsupported { .. }) => return Ok(false),
+        Err(source) => return Err(store_error(source)),
     };
     let image = match repo.get(ctx, id).await {
         Ok(image) if image.status == Status::Uploading => image,
@@ -105,64 +223,75 @@ async fn recover_stage(
     Ok(recovered)
 }
 
-/// Recovers one image listed as `saving`; returns whether it was recovered.
-///
-/// The list is a snapshot: between it and the lock, a live upload may have
-/// committed (made the image `active`) and released its lock. So the image
-/// is re-read under the lock and left alone unless it is still `saving`;
-/// otherwise recovery would delete an active image's data.
+/// Recovers one image found `saving` with a dead upload; returns whether it
+/// was recovered (`false`: someone else got there first, or it finished).
 async fn recover_one(
     repo: &SqlRepo,
     store: &Store,
+    leases: &Leases,
     ctx: &RequestContext,
     id: ImageId,
+    dead: Option<&LeaseRecord>,
+    death: Death,
 ) -> Result<bool, RecoveryError> {
-    let Some(lock) = store
-        .try_lock_upload(id)
-        .map_err(|source| RecoveryError::Store { id, source })?
-    else {
-        // A live upload holds it.
+    // 1. Take the dead lease over: from here on nobody else claims,
+    //    commits or recovers the image until this recovery ends.
+    let ours = leases.new_lease();
+    let taken = repo
+        .take_over_lease(
+            id,
+            dead.map(|lease| lease.token.as_str()),
+            death == Death::Expired,
+            &ours,
+        )
+        .await
+        .map_err(RecoveryError::Repo)?;
+    if !taken {
+        // Renewed, finished, or recovered by someone else since the scan.
         return Ok(false);
-    };
+    }
+    // 2. The record, read under our lease: still `saving` (else not ours).
     let image = match repo.get(ctx, id).await {
         Ok(image) if image.status == Status::Saving => image,
-        // Finished, rolled back or deleted since the scan: not ours to touch.
         Ok(_) | Err(RepoError::NotFound { .. }) => return Ok(false),
         Err(err) => return Err(RecoveryError::Repo(err)),
     };
-    let removed = store
-        .remove_staged(id)
-        .await
-        .map_err(|source| RecoveryError::Store { id, source })?;
-    // The upload may have died between the store commit and the
-    // database transaction: that data is referenced by nothing.
+    // 3. The data: the recorded intent (a multipart upload or a staging
+    //    file), any other staging of the image (an intent never recorded),
+    //    and data committed but never recorded (death between the two).
+    let store_error = |source| RecoveryError::Store { id, source };
+    if let Some(intent) = dead.and_then(|lease| lease.intent.as_ref()) {
+        store.abort(intent).await.map_err(store_error)?;
+    }
+    let removed = store.remove_staged(id).await.map_err(store_error)?;
     store
         .delete(&store.location_of(id))
         .await
-        .map_err(|source| RecoveryError::Store { id, source })?;
+        .map_err(store_error)?;
     // An import that died mid-pass: its staged data goes too.
     store
         .delete(&store.location_of(stage_key(id)))
         .await
-        .map_err(|source| RecoveryError::Store { id, source })?;
-    // The record read under the lock: a change since is someone else's
-    // recovery (a conflict), never ours to overwrite.
-    let recovered = match repo.save(ctx, &Change::rollback_upload(image)).await {
+        .map_err(store_error)?;
+    // 4. Back to queued, releasing our lease in the same transaction.
+    let rollback = Change::rollback_upload(image).with_lease(LeaseCheck::Held {
+        token: ours.token.clone(),
+    });
+    match repo.save(ctx, &rollback).await {
         Ok(_) => {
             tracing::warn!(
                 image = %id,
-                staged_files = removed.len(),
-                staged_bytes = removed.iter().filter_map(|staged| staged.len).sum::<u64>(),
+                node = %leases.holder.node_id,
+                lease_node = dead.map_or("", |lease| lease.node_id.as_str()),
+                reason = death.as_str(),
+                staged = removed.len() + usize::from(dead.is_some_and(|lease| lease.intent.is_some())),
                 "recovered an interrupted upload: its data was removed and the image is queued again"
             );
-            true
+            Ok(true)
         }
-        // Someone else recovered it between our read and our save.
-        Err(RepoError::Conflict { .. }) => false,
-        Err(err) => return Err(RecoveryError::Repo(err)),
-    };
-    drop(lock);
-    Ok(recovered)
+        Err(RepoError::Conflict { .. }) => Ok(false),
+        Err(err) => Err(RecoveryError::Repo(err)),
+    }
 }
 
 #[cfg(test)]
@@ -172,46 +301,45 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, FixedClock};
     use crate::image::{ContainerFormat, DiskFormat, Image};
+    use crate::repo::{LeaseHolder, ProcessId};
 
-    /// A repository and a filesystem store in a temporary directory.
-    async fn fixture() -> (tempfile::TempDir, SqlRepo, Store) {
+    /// Regression (team note 07:05): an image listed as `saving` whose
+    /// upload committed before recovery took its lease over keeps its data.
+    #[tokio::test]
+    async fn an_image_that_became_active_after_the_scan_keeps_its_data() {
         let dir = tempfile::tempdir().unwrap();
         let clock: Arc<dyn Clock> = Arc::new(FixedClock(
             crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
         ));
-        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock)
+        let repo = SqlRepo::open_sqlite(&dir.path().join("db.sqlite"), clock.clone())
             .await
             .unwrap();
         let store = Store::filesystem(dir.path()).unwrap();
-        (dir, repo, store)
-    }
-
-    /// A new queued raw/bare image.
-    async fn queued_raw(repo: &SqlRepo) -> Image {
-        let at = crate::clock::parse_rfc3339("2026-01-01T00:00:00Z").unwrap();
-        let mut image = Image::new_queued(ImageId::new_random(), None, at);
+        let leases = Leases {
+            sql: repo.clone(),
+            holder: LeaseHolder {
+                node_id: "n1".to_owned(),
+                process: ProcessId::current(),
+            },
+            ttl: std::time::Duration::from_secs(30),
+        };
+        let ctx = RequestContext::local_admin();
+        let mut image = Image::new_queued(ImageId::new_random(), None, clock.now());
         image.disk_format = Some(DiskFormat::Raw);
         image.container_format = Some(ContainerFormat::Bare);
-        repo.add(&RequestContext::local_admin(), &image.into())
-            .await
-            .unwrap()
-    }
-
-    /// Regression (team note 07:05): an image listed as `saving` whose
-    /// upload committed before recovery took the lock keeps its data.
-    #[tokio::test]
-    async fn an_image_that_became_active_after_the_scan_keeps_its_data() {
-        let (_dir, repo, store) = fixture().await;
-        let ctx = RequestContext::local_admin();
-        let image = queued_raw(&repo).await;
+        let image = repo.add(&ctx, &image.into()).await.unwrap();
+        let lease = leases.new_lease();
         let saving = repo
-            .save(&ctx, &Change::claim_upload(image.clone()))
+            .save(
+                &ctx,
+                &Change::claim_upload(image.clone()).with_lease(LeaseCheck::Take(lease.clone())),
+            )
             .await
             .unwrap();
-        // Recovery's scan sees it saving ...
-        let stuck = repo.images_with_status(Status::Saving).await.unwrap();
-        assert_eq!(stuck.len(), 1);
-        // ... then the live upload commits and releases its lock.
+        // Recovery's scan sees it saving, with a lease it judges dead ...
+        let (scanned, status) = repo.leases().await.unwrap().remove(0);
+        assert_eq!(status, Some(Status::Saving));
+        // ... then the live upload commits and releases its lease.
         let mut staged = store.stage(image.id).await.unwrap();
         staged
             .write(bytes::Bytes::from_static(b"image data"))
@@ -226,11 +354,30 @@ mod tests {
             os_hash_value: "0".repeat(128),
             location: location.clone(),
         };
-        repo.save(&ctx, &Change::commit_upload(saving, data))
-            .await
-            .unwrap();
+        repo.save(
+            &ctx,
+            &Change::commit_upload(saving, data).with_lease(LeaseCheck::Held {
+                token: lease.token.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(
+            repo.leases().await.unwrap().is_empty(),
+            "the commit released the lease"
+        );
 
-        let recovered = recover_one(&repo, &store, &ctx, stuck[0].id).await.unwrap();
+        let recovered = recover_one(
+            &repo,
+            &store,
+            &leases,
+            &ctx,
+            image.id,
+            Some(&scanned),
+            Death::ProcessGone,
+        )
+        .await
+        .unwrap();
         assert!(!recovered);
         assert_eq!(
             repo.get(&ctx, image.id).await.unwrap().status,
@@ -240,43 +387,5 @@ mod tests {
             store.open(&location, None).await.is_ok(),
             "the active image's data was deleted"
         );
-    }
-
-    /// A stage that died before its commit (staging file only) is undone:
-    /// `queued`, nothing staged; a finished stage (its object exists) waits
-    /// for its import and is kept.
-    #[tokio::test]
-    async fn dead_stages_are_undone_and_finished_ones_kept() {
-        let (_dir, repo, store) = fixture().await;
-        let ctx = RequestContext::local_admin();
-        let mut staged_ids = Vec::new();
-        for _ in 0..2 {
-            let image = queued_raw(&repo).await;
-            repo.save(&ctx, &Change::stage(image.clone()))
-                .await
-                .unwrap();
-            let mut staged = store.stage(stage_key(image.id)).await.unwrap();
-            staged
-                .write(bytes::Bytes::from_static(b"staged data"))
-                .await
-                .unwrap();
-            staged_ids.push((image.id, staged));
-        }
-        // The first stage died mid-write (a kill -9: the staging file stays);
-        // the second finished.
-        let (dead, dead_staged) = staged_ids.remove(0);
-        drop(dead_staged);
-        let (done, done_staged) = staged_ids.remove(0);
-        let location = done_staged.commit().await.unwrap();
-
-        let recovered = recover(&repo, &store).await.unwrap();
-        assert_eq!(recovered, vec![dead]);
-        assert_eq!(repo.get(&ctx, dead).await.unwrap().status, Status::Queued);
-        assert!(store.list_staged().await.unwrap().is_empty());
-        assert_eq!(
-            repo.get(&ctx, done).await.unwrap().status,
-            Status::Uploading
-        );
-        assert!(store.open(&location, None).await.is_ok());
     }
 }

@@ -30,7 +30,7 @@
 
 use crate::image::{Image, ImageId, Location, Status};
 
-use super::{Error, QuotaResource};
+use super::{Error, LeaseCheck, QuotaResource};
 
 /// Whether `stored` is the version of the record `read` was read as: the
 /// same id, `updated_at` (to the stored microsecond) and `status`.
@@ -120,12 +120,12 @@ impl ChangeKind {
     /// layer still judges the newer record.
     ///
     /// Sound only while no other upload can own the same `saving` status:
-    /// today the upload's file lock guarantees it (a live upload holds it,
-    /// recovery takes only free ones). When leases replace the lock (issue
-    /// 7), a rebase must also require the stored lease to be this upload's.
+    /// the upload's lease guarantees it (the SQL backend writes a commit or
+    /// rollback carrying [`LeaseCheck::Held`] only while the stored lease is
+    /// still this upload's and unexpired).
     ///
     /// `Unstage` rebases for the same reasons: the stage or import that
-    /// writes it holds the upload lock, and everything an import is decided
+    /// writes it holds the image's lease, and everything an import is decided
     /// on is frozen while the image is `uploading` (not `queued`).
     pub fn rebases(self) -> bool {
         match self {
@@ -194,6 +194,10 @@ pub struct Change {
     /// Limits the SQL backend checks inside the transaction that writes the
     /// change; the quota layer adds them, callers leave it empty.
     pub quota: Vec<QuotaCheck>,
+    /// What the upload's lease must be, checked and applied in the same
+    /// transaction (claim, commit, rollback, recovery); `None` for every
+    /// other change. Layers pass it down unchanged.
+    pub lease: Option<LeaseCheck>,
 }
 
 impl Change {
@@ -206,7 +210,14 @@ impl Change {
             after,
             kind: ChangeKind::Update,
             quota: Vec::new(),
+            lease: None,
         }
+    }
+
+    /// This change with the upload's lease condition (see [`LeaseCheck`]).
+    pub fn with_lease(mut self, lease: LeaseCheck) -> Change {
+        self.lease = Some(lease);
+        self
     }
 
     /// `queued → saving`: an upload claims `before`.
@@ -257,6 +268,7 @@ impl Change {
             after,
             kind,
             quota: Vec::new(),
+            lease: None,
         }
     }
 
@@ -279,6 +291,7 @@ impl Change {
             after,
             kind: self.kind,
             quota: self.quota.clone(),
+            lease: self.lease.clone(),
         }
     }
 

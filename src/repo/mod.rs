@@ -30,6 +30,7 @@ use crate::store::Store;
 
 pub mod authz;
 mod change;
+mod lease;
 pub mod location;
 pub mod notify;
 mod options;
@@ -41,6 +42,7 @@ pub mod sql;
 
 pub use authz::AuthzRepo;
 pub use change::{Change, ChangeKind, NewImage, NewMember, QuotaCheck, UploadedData};
+pub use lease::{LeaseCheck, LeaseHolder, LeaseRecord, Liveness, NewLease, ProcessId};
 pub use location::LocationRepo;
 pub use notify::NotifyRepo;
 pub use options::{

@@ -31,6 +31,7 @@ use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
 use time::OffsetDateTime;
 
 mod engine;
+mod leases;
 mod list;
 mod members;
 mod records;
@@ -307,7 +308,7 @@ async fn discard_if_still_in_transaction(
 }
 
 /// `url` without its password, for messages and logs.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             // A URL with a password has a host, so this cannot fail.
@@ -451,6 +452,11 @@ impl ImageRepo for SqlRepo {
                 expected: change.before.status,
                 actual,
             });
+        }
+        // 6. The upload's lease, in the same transaction: taken by a claim,
+        //    required (and released) by a commit, rollback or recovery.
+        if let Some(check) = &change.lease {
+            leases::apply(&mut tx, id, check).await?;
         }
         let saved = load_image(&mut tx, id)
             .await?

@@ -17,6 +17,7 @@ mod openstack_serve;
 mod output;
 mod repo;
 mod rollback;
+mod scale;
 mod scenario;
 mod serve;
 mod sign;

@@ -112,10 +112,11 @@ fn postgres_server() -> Option<String> {
 }
 
 /// A database of its own on the test server, dropped when the test ends.
-struct TestDatabase {
+pub(crate) struct TestDatabase {
     server: String,
     name: String,
-    url: String,
+    /// The database's URL.
+    pub(crate) url: String,
 }
 
 impl Drop for TestDatabase {
@@ -143,7 +144,9 @@ impl Drop for TestDatabase {
     }
 }
 
-async fn postgres() -> Option<Fixture> {
+/// A fresh database on the test server (dropped with the value), or `None`
+/// when the developer opted out of server tests. Also used by tests/it/scale.rs.
+pub(crate) async fn test_database() -> Option<TestDatabase> {
     use sqlx::Connection;
     let server = postgres_server()?;
     let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
@@ -157,11 +160,15 @@ async fn postgres() -> Option<Fixture> {
     admin.close().await.unwrap();
     let mut url = url::Url::parse(&server).unwrap();
     url.set_path(&format!("/{name}"));
-    let db = TestDatabase {
+    Some(TestDatabase {
         server,
         name,
         url: url.to_string(),
-    };
+    })
+}
+
+async fn postgres() -> Option<Fixture> {
+    let db = test_database().await?;
     let clock = stepping_clock();
     let repo = SqlRepo::open(&db.url, clock.clone()).await.unwrap();
     Some(Fixture {

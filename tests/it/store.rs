@@ -34,7 +34,7 @@ use tokio::io::AsyncReadExt;
 const MIB: usize = 1024 * 1024;
 
 /// Deterministic, incompressible-looking bytes (xorshift), different per seed.
-fn pattern(n_bytes: usize, seed: u64) -> Bytes {
+pub(crate) fn pattern(n_bytes: usize, seed: u64) -> Bytes {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(n_bytes + 8);
     while out.len() < n_bytes {
@@ -89,19 +89,19 @@ async fn put(store: &Store, id: ImageId, data: &Bytes, chunk: usize) -> Location
 
 /// What a store leaves behind, seen without asking the store.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Leftovers {
+pub(crate) struct Leftovers {
     /// Committed objects (file names in images/, or S3 keys).
-    objects: Vec<String>,
+    pub(crate) objects: Vec<String>,
     /// Staging files, or multipart upload ids in progress.
-    staging: Vec<String>,
+    pub(crate) staging: Vec<String>,
 }
 
 /// The S3 server, asked directly with curl (its own SigV4 signing).
-struct S3Probe {
-    endpoint: String,
-    bucket: String,
-    region: String,
-    prefix: String,
+pub(crate) struct S3Probe {
+    pub(crate) endpoint: String,
+    pub(crate) bucket: String,
+    pub(crate) region: String,
+    pub(crate) prefix: String,
 }
 
 impl S3Probe {
@@ -133,7 +133,7 @@ impl S3Probe {
             .collect()
     }
 
-    fn leftovers(&self) -> Leftovers {
+    pub(crate) fn leftovers(&self) -> Leftovers {
         let prefix = format!("{}%2F", self.prefix.replace('/', "%2F"));
         let (status, objects) = self.curl(&format!("?list-type=2&prefix={prefix}"));
         assert_eq!(status, 200, "ListObjectsV2: {objects}");
@@ -183,7 +183,7 @@ struct Harness {
 
 /// The S3 test URL, or `None` (skipped, said on stderr) when the developer
 /// opted out; without either, the test fails saying how to start a server.
-fn s3_test_url() -> Option<String> {
+pub(crate) fn s3_test_url() -> Option<String> {
     match std::env::var("PORTCULLIS_TEST_S3_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("PORTCULLIS_SKIP_SERVER_TESTS").as_deref() == Ok("1") => {

@@ -238,6 +238,17 @@ impl Session {
         }
     }
 
+    /// An SQL expression for the database server's clock, in microseconds
+    /// since the Unix epoch: the one clock every node agrees on (upload
+    /// lease expiry). SQLite's `julianday('now')` has millisecond
+    /// precision, which is plenty for leases of seconds.
+    pub(crate) fn now_micros(&self) -> &'static str {
+        match self.engine() {
+            Engine::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS BIGINT)",
+            Engine::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)",
+        }
+    }
+
     /// Runs a statement; returns the rows it changed.
     pub(crate) async fn execute(&mut self, statement: &Sql) -> Result<u64, sqlx::Error> {
         on_session!(self, statement, execute,

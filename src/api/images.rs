@@ -130,7 +130,10 @@ async fn create(
     if let Ok(value) = HeaderValue::from_str(&location) {
         response_headers.insert(LOCATION, value);
     }
-    if let Ok(value) = HeaderValue::from_str(&app::IMPORT_METHODS.join(",")) {
+    let methods = state.app().import_methods();
+    if !methods.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&methods.join(","))
+    {
         response_headers.insert(IMPORT_METHODS_HEADER, value);
     }
     if let Ok(value) = HeaderValue::from_str(settings.store_id) {

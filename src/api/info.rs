@@ -22,8 +22,10 @@ pub(crate) async fn stores(State(state): State<ApiState>) -> Response {
 }
 
 /// Glance's import-methods document, with the methods this server runs.
-pub(crate) async fn import() -> Response {
-    let methods: Vec<String> = crate::app::IMPORT_METHODS
+pub(crate) async fn import(State(state): State<ApiState>) -> Response {
+    let methods: Vec<String> = state
+        .app()
+        .import_methods()
         .iter()
         .map(|method| python_json_string(method))
         .collect();

@@ -18,10 +18,22 @@ use crate::ingest::UploadData;
 
 use super::{App, Error};
 
-/// The import methods this service runs, in the order Glance lists them.
-pub const IMPORT_METHODS: &[&str] = &["glance-direct"];
+/// The import methods a filesystem store runs, in the order Glance lists them.
+const FS_IMPORT_METHODS: &[&str] = &["glance-direct"];
 
 impl App {
+    /// The import methods this service runs: `glance-direct` on the
+    /// filesystem store; none on S3, where a stage cannot hold the
+    /// per-image lock it still takes (ARCHITECTURE, Deliberately absent), so
+    /// clients are not offered it (Glance with no method enabled).
+    pub fn import_methods(&self) -> &'static [&'static str] {
+        if self.settings().store_id == crate::store::FS_STORE_ID {
+            FS_IMPORT_METHODS
+        } else {
+            &[]
+        }
+    }
+
     /// Stages `data` for the queued image `id`: it becomes `uploading`, the
     /// data waiting in the store for [`App::import`].
     ///
@@ -36,6 +48,11 @@ impl App {
     where
         S: Stream<Item = Result<Bytes, io::Error>> + Send + Unpin,
     {
+        if !self.import_methods().contains(&"glance-direct") {
+            return Err(Error::ImportMethod {
+                method: "glance-direct".to_owned(),
+            });
+        }
         Ok(self.uploader.stage(ctx, &id, data).await?)
     }
 
@@ -52,7 +69,7 @@ impl App {
         id: ImageId,
         method: &str,
     ) -> Result<Image, Error> {
-        if !IMPORT_METHODS.contains(&method) {
+        if !self.import_methods().contains(&method) {
             return Err(Error::ImportMethod {
                 method: method.to_owned(),
             });

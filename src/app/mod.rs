@@ -46,7 +46,6 @@ pub use crate::store::ByteRange;
 pub use crate::wire::{Attribute, CreateRequest, PatchOp};
 pub use download::{Download, DownloadStream, Output, ResolvedRange};
 pub use error::Error;
-pub use import::IMPORT_METHODS;
 pub use lifecycle::StatusAction;
 pub use open::OpenError;
 pub use records::Page;

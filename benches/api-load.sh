@@ -19,6 +19,8 @@ cd "$(dirname "$0")/.."
 BENCH_DATA_ROOT=${BENCH_DATA_ROOT:-/dev/shm}
 IMAGES=${IMAGES:-1000}
 REQUESTS=${REQUESTS:-2000}
+# shellcheck source=benches/serve-url.sh
+. benches/serve-url.sh
 command -v ab > /dev/null || { echo "ab not found: apt-get install apache2-utils" >&2; exit 1; }
 
 cargo build --release --quiet
@@ -71,12 +73,7 @@ load_before=$(cut -d' ' -f1 /proc/loadavg)
 mkdir -p "$work/serve"
 "$bin" serve --bind 127.0.0.1:0 --data-dir "$work/serve" > "$work/serve.out" 2> "$work/serve.log" &
 server_pid=$!
-for _ in $(seq 100); do
-    url=$(sed -n 's/^listening on //p' "$work/serve.out")
-    [[ -n $url ]] && break
-    sleep 0.1
-done
-[[ -n $url ]] || { echo "portcullis serve did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
+url=$(serve_url "$work/serve.out" "$work/serve.log" "$server_pid")
 id=$(fill "$url")
 ours=$(run_all "$url" "$id")
 rss_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$server_pid/status")

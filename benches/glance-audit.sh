@@ -59,14 +59,9 @@ mkdir -p "$work/data"
 printf 'cert_dir = "%s/testdata/certs"\n' "$ROOT" > "$work/data/portcullis.toml"
 NO_COLOR=1 "$bin" serve --bind 127.0.0.1:0 --data-dir "$work/data" > "$work/stdout" 2> "$work/server.log" &
 server_pid=$!
-url=
-for _ in $(seq 1 100); do
-    url=$(sed -n 's/^listening on //p' "$work/stdout")
-    [[ -n $url ]] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n $url ]] || { echo "portcullis serve did not start" >&2; exit 1; }
+# shellcheck source=benches/serve-url.sh
+. "$ROOT/benches/serve-url.sh"
+url=$(serve_url "$work/stdout" "$work/server.log" "$server_pid")
 
 input="$work/input.raw"
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$input"

@@ -110,9 +110,11 @@ for node in a b; do
         > "$work/serve-$node.out" 2> "$work/serve-$node.err" &
     pids+=($!)
 done
-for node in a b; do
-    for _ in $(seq 100); do grep -q 'listening on' "$work/serve-$node.out" 2>/dev/null && break; sleep 0.1; done
-    urls+=("$(sed -n 's/^listening on //p' "$work/serve-$node.out")")
+# shellcheck source=benches/serve-url.sh
+. benches/serve-url.sh
+for n in 0 1; do
+    node=$([[ $n == 0 ]] && echo a || echo b)
+    urls+=("$(serve_url "$work/serve-$node.out" "$work/serve-$node.err" "${pids[$n]}")")
 done
 body=$(python3 -c "import json; p = json.load(open('$BENCH_DIR/properties.json')); p.update(name='bench', disk_format='raw', container_format='bare'); print(json.dumps(p))")
 ids=()

@@ -27,6 +27,8 @@ BENCH_DATA_ROOT=${BENCH_DATA_ROOT:-/dev/shm}
 RUNS=${RUNS:-3}
 # shellcheck source=benches/signed-input.sh
 . benches/signed-input.sh
+# shellcheck source=benches/serve-url.sh
+. benches/serve-url.sh
 
 cargo build --release --quiet
 bin=$PWD/target/release/portcullis
@@ -51,12 +53,7 @@ mkdir -p "$work/serve"
 "$bin" serve --bind 127.0.0.1:0 --data-dir "$work/serve" --cert-dir "$BENCH_DIR/certs" \
     > "$work/serve.out" 2> "$work/serve.log" &
 server_pid=$!
-for _ in $(seq 100); do
-    url=$(sed -n 's/^listening on //p' "$work/serve.out")
-    [[ -n $url ]] && break
-    sleep 0.1
-done
-[[ -n $url ]] || { echo "portcullis serve did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
+url=$(serve_url "$work/serve.out" "$work/serve.log" "$server_pid")
 
 create_body() { # name → the create request with the four signature properties
     jq -c --arg name "$1" '. + {name: $name, disk_format: "raw", container_format: "bare"}' \

@@ -98,6 +98,7 @@ struct ConfigFile {
     node_id: Option<String>,
     upload_lease_seconds: Option<u64>,
     sweep_interval_seconds: Option<u64>,
+    sweep_at_open: Option<bool>,
     server: Option<ServerOptions>,
 }
 
@@ -191,6 +192,11 @@ pub struct Backends {
     /// default [`DEFAULT_SWEEP_INTERVAL`]); dead uploads are recovered every
     /// half lease regardless.
     pub sweep_interval: std::time::Duration,
+    /// Whether every opener collects a bounded amount of leftovers
+    /// (`sweep_at_open`, default true; see `ingest::sweep::sweep_at_open`).
+    /// Off for `gc`, which sweeps everything itself, and for a node whose
+    /// store another process sweeps.
+    pub sweep_at_open: bool,
 }
 
 /// The default full sweep interval of `serve`: 5 minutes. A sweep lists the
@@ -310,6 +316,10 @@ fn backends(file: &ConfigFile, overrides: &Overrides, path: &Path) -> Result<Bac
         node_id,
         upload_lease: overrides.upload_lease.unwrap_or(upload_lease),
         sweep_interval,
+        sweep_at_open: overrides
+            .sweep_at_open
+            .or(file.sweep_at_open)
+            .unwrap_or(true),
     })
 }
 
@@ -341,6 +351,9 @@ pub struct Overrides {
     /// An upload lease length (library callers and tests; the file's
     /// `upload_lease_seconds` otherwise).
     pub upload_lease: Option<std::time::Duration>,
+    /// Whether opening collects leftovers (`gc` turns it off: it sweeps
+    /// everything itself, and a dry run must remove nothing).
+    pub sweep_at_open: Option<bool>,
 }
 
 /// A config file or flag that cannot be used.

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;
+mod failpoint;
 pub mod glance;
 pub mod hash;
 pub mod image;

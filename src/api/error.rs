@@ -748,8 +748,7 @@ fn store_failure(err: &store::Error) -> Failure {
         | store::Error::ForeignLocation { .. }
         | store::Error::ForeignIntent { .. }
         | store::Error::Missing { .. }
-        | store::Error::Failed { .. }
-        | store::Error::Unsupported { .. } => internal(),
+        | store::Error::Failed { .. } => internal(),
     }
 }
 

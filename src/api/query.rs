@@ -14,22 +14,11 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 use crate::image;
 use crate::image::{ContainerFormat, DiskFormat, ImageId, Properties, Status};
 use crate::repo::{
-    AnyOf, Comparison, ListQuery, MemberStatusFilter, SortBy, SortDir, SortKey, VisibilityFilter,
+    AnyOf, BadSort, Comparison, ListQuery, MemberStatusFilter, SortBy, SortDir, SortKey,
+    VisibilityFilter, parse_sort,
 };
 
 use super::options::ServerOptions;
-
-/// The sort keys Glance's API accepts, in the order its message lists them.
-const SORT_KEYS: &[&str] = &[
-    "name",
-    "status",
-    "container_format",
-    "disk_format",
-    "size",
-    "id",
-    "created_at",
-    "updated_at",
-];
 
 /// A parsed `GET /v2/images` query: every filter Glance knows, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -375,7 +364,11 @@ impl QueryError {
             QueryError::Marker { value } => format!("No image found with ID {value}"),
             QueryError::SortKey { key } => format!(
                 "Invalid sort key: {key}. It must be one of the following: {}.",
-                SORT_KEYS.join(", ")
+                SortKey::ALL
+                    .iter()
+                    .map(|(_, name)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             QueryError::SortDir { dir } => format!("Invalid sort direction: {dir}"),
             QueryError::SortSyntaxMixed => {
@@ -697,7 +690,7 @@ impl ListParams {
             }
         }
         if matches_nothing {
-            query.id = Some(AnyOf(Vec::new()));
+            query.match_nothing();
         }
         Ok(query)
     }
@@ -738,75 +731,16 @@ fn sorting(
     keys: &[String],
     dirs: &[String],
 ) -> Result<(Vec<SortBy>, SortDir), QueryError> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(sort) = sort {
-        if !keys.is_empty() || !dirs.is_empty() {
-            return Err(QueryError::SortSyntaxMixed);
-        }
-        for item in sort.trim().split(',') {
-            let (key, dir) = item.split_once(':').unwrap_or((item, ""));
-            let dir = if dir.is_empty() { "desc" } else { dir };
-            pairs.push((key.trim().to_owned(), dir.trim().to_owned()));
-        }
-    } else {
-        if dirs.len() > 1 && dirs.len() != keys.len() {
-            // Glance validates every key and direction first.
-            keys.iter().try_for_each(|key| sort_key(key).map(drop))?;
-            dirs.iter().try_for_each(|dir| sort_dir(dir).map(drop))?;
-            return Err(QueryError::SortDirCount {
-                keys: keys.len(),
-                dirs: dirs.len(),
-            });
-        }
-        let keys: Vec<String> = if keys.is_empty() {
-            vec!["created_at".to_owned()]
-        } else {
-            keys.to_vec()
-        };
-        for (index, key) in keys.iter().enumerate() {
-            let dir = match dirs {
-                [] => "desc",
-                [one] => one.as_str(),
-                many => many[index].as_str(),
-            };
-            pairs.push((key.clone(), dir.to_owned()));
-        }
-    }
-    let sort_by = pairs
-        .iter()
-        .map(|(key, dir)| {
-            Ok(SortBy {
-                key: sort_key(key)?,
-                dir: sort_dir(dir)?,
-            })
-        })
-        .collect::<Result<Vec<SortBy>, QueryError>>()?;
-    let given = if sort.is_some() {
-        sort_by.len()
-    } else {
-        dirs.len()
-    };
-    let tie_break_dir = match (given, sort_by.first()) {
-        (1, Some(first)) if sort.is_some() => first.dir,
-        (1, _) => sort_dir(&dirs[0])?,
-        _ => SortDir::Desc,
-    };
-    Ok((sort_by, tie_break_dir))
-}
-
-fn sort_key(key: &str) -> Result<SortKey, QueryError> {
-    let error = || QueryError::SortKey {
-        key: key.to_owned(),
-    };
-    if !SORT_KEYS.contains(&key) {
-        return Err(error());
-    }
-    key.parse().map_err(|_| error())
-}
-
-fn sort_dir(dir: &str) -> Result<SortDir, QueryError> {
-    dir.parse().map_err(|_| QueryError::SortDir {
-        dir: dir.to_owned(),
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    // The repository's parser is Glance's (the same validation order:
+    // every key and direction before the count); only the messages are
+    // the API's.
+    parse_sort(sort, &keys, &dirs).map_err(|err| match err {
+        BadSort::Key(key) => QueryError::SortKey { key },
+        BadSort::Dir(dir) => QueryError::SortDir { dir },
+        BadSort::Combined => QueryError::SortSyntaxMixed,
+        BadSort::CountMismatch { keys, dirs } => QueryError::SortDirCount { keys, dirs },
     })
 }
 

@@ -18,20 +18,15 @@ use crate::ingest::UploadData;
 
 use super::{App, Error};
 
-/// The import methods a filesystem store runs, in the order Glance lists them.
-const FS_IMPORT_METHODS: &[&str] = &["glance-direct"];
+/// The import methods this service runs, in the order Glance lists them.
+const IMPORT_METHODS: &[&str] = &["glance-direct"];
 
 impl App {
-    /// The import methods this service runs: `glance-direct` on the
-    /// filesystem store; none on S3, where a stage cannot hold the
-    /// per-image lock it still takes (ARCHITECTURE, Deliberately absent), so
-    /// clients are not offered it (Glance with no method enabled).
+    /// The import methods this service runs: `glance-direct`, on every
+    /// store (a stage is owned through the image's upload lease, which
+    /// every node sees).
     pub fn import_methods(&self) -> &'static [&'static str] {
-        if self.settings().store_id == crate::store::FS_STORE_ID {
-            FS_IMPORT_METHODS
-        } else {
-            &[]
-        }
+        IMPORT_METHODS
     }
 
     /// Stages `data` for the queued image `id`: it becomes `uploading`, the

@@ -60,8 +60,9 @@ pub struct App {
     /// the hash pool and the key manager every other use case shares.
     uploader: Uploader<Stack>,
     settings: Settings,
-    /// The dead uploads [`App::open`] recovered (reported by `gc`).
-    recovered_at_open: Vec<crate::image::ImageId>,
+    /// What [`App::open`] collected: the dead uploads it recovered, and
+    /// what the bounded sweep at open removed.
+    at_open: SweepReport,
 }
 
 /// The effective settings of an opened [`App`].
@@ -96,7 +97,13 @@ impl App {
 
     /// The dead uploads opening recovered (returned to `queued`, data removed).
     pub fn recovered_at_open(&self) -> &[crate::image::ImageId] {
-        &self.recovered_at_open
+        &self.at_open.recovered
+    }
+
+    /// Everything opening collected: recovered dead uploads, and what the
+    /// bounded sweep at open removed (`sweep_at_open`).
+    pub fn swept_at_open(&self) -> &SweepReport {
+        &self.at_open
     }
 
     fn repo(&self) -> &Arc<Stack> {

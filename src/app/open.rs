@@ -2,7 +2,8 @@
 //! creates what is missing, opens the database (`database`: SQLite in the
 //! data directory by default, or PostgreSQL) and the store (`store`: the
 //! data directory by default, or S3), checks that the two belong together
-//! (the store binding), runs crash recovery, builds the repository stack,
+//! (the store binding), runs crash recovery and the bounded sweep of
+//! leftovers (`sweep_at_open`), builds the repository stack,
 //! starts the shared hash pool and sets up the key manager and this node's
 //! upload leases.
 //!
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ingest::recovery::{self, RecoveryError};
+use crate::ingest::sweep::{self, SweepReport};
 use crate::ingest::workers::WorkerError;
 use crate::ingest::{HashPool, Leases, Uploader};
 use crate::key_manager::KeyManager;
@@ -211,7 +213,33 @@ impl App {
             },
             ttl: backends.upload_lease,
         };
-        let recovered_at_open = recovery::recover(&sql, &store, &leases).await?;
+        let mut at_open = SweepReport {
+            recovered: recovery::recover(&sql, &store, &leases).await?,
+            ..SweepReport::default()
+        };
+        // The bounded sweep: what a killed delete, stage or upload left.
+        // A failure here is logged, never fatal (`gc` reports it).
+        if backends.sweep_at_open {
+            let started = std::time::Instant::now();
+            let swept = sweep::sweep_at_open(&sql, &store, backends.upload_lease).await;
+            tracing::debug!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "sweep at open done"
+            );
+            match swept {
+                Ok(swept) => {
+                    at_open.deleted_data = swept.deleted_data;
+                    at_open.staging = swept.staging;
+                    at_open.stale_locks = swept.stale_locks;
+                }
+                Err(err) => {
+                    let cause = std::error::Error::source(&err)
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    tracing::warn!(error = %err, %cause, kind = err.kind(), "collecting leftovers at open failed; the next command or `portcullis gc` retries");
+                }
+            }
+        }
         // Notifications name the node, as Glance's `image.<host>` does,
         // unless the config names a publisher itself.
         let mut repo_options = config.repo.clone();
@@ -250,7 +278,7 @@ impl App {
                 leases,
             },
             settings,
-            recovered_at_open,
+            at_open,
         })
     }
 }

@@ -266,3 +266,115 @@ async fn ingest_refuses_a_signed_image_without_a_key_manager_before_creating_it(
             .is_empty()
     );
 }
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// A stream fed chunk by chunk through `tx` (the stage waits for each).
+fn fed() -> (
+    tokio::sync::mpsc::Sender<Chunk>,
+    UploadData<impl futures_core::Stream<Item = Chunk> + Unpin + Send>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        tx,
+        UploadData {
+            stream: Box::pin(stream),
+            declared_size: None,
+        },
+    )
+}
+
+async fn status_of(app: &App, id: ImageId) -> Status {
+    app.show(&RequestContext::local_admin(), id)
+        .await
+        .unwrap()
+        .status
+}
+
+/// A glance-direct stage owns its image through the upload lease while it
+/// writes: an import meanwhile is a conflict; once the stage committed, its
+/// lease is gone and the import runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_while_the_stage_still_writes_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Arc::new(open(dir.path()).await);
+    let ctx = RequestContext::local_admin();
+    let id = app.create(&ctx, raw_request("staged")).await.unwrap().id;
+    let (tx, data) = fed();
+    let stage = tokio::spawn({
+        let (app, ctx) = (app.clone(), ctx.clone());
+        async move { app.stage(&ctx, id, data).await }
+    });
+    tx.send(Ok(Bytes::from_static(b"first half, ")))
+        .await
+        .unwrap();
+    while status_of(&app, id).await != Status::Uploading {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let err = app.import(&ctx, id, "glance-direct").await.unwrap_err();
+    assert_eq!(err.kind(), "conflict", "{err}");
+    assert_eq!(status_of(&app, id).await, Status::Uploading);
+
+    tx.send(Ok(Bytes::from_static(b"second half")))
+        .await
+        .unwrap();
+    drop(tx);
+    let staged = stage.await.unwrap().unwrap();
+    assert_eq!(staged.status, Status::Uploading);
+    let sql = &app.uploader.leases.sql;
+    assert!(
+        sql.leases().await.unwrap().is_empty(),
+        "a finished stage holds no lease"
+    );
+    let active = app.import(&ctx, id, "glance-direct").await.unwrap();
+    assert_eq!(active.status, Status::Active);
+    assert_eq!(active.size, Some(23));
+}
+
+/// A stage that dies mid-write (its future dropped: no cleanup runs, as in
+/// a crash) is recovered once its lease expired: `queued`, its staging gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_dead_mid_write_is_recovered_once_its_lease_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(FixedClock(
+        crate::clock::parse_rfc3339("2026-06-01T00:00:00Z").unwrap(),
+    ));
+    let overrides = Overrides {
+        upload_lease: Some(std::time::Duration::from_secs(1)),
+        ..Overrides::default()
+    };
+    let config = Config::load(&dir.path().join("data"), &overrides).unwrap();
+    let app = Arc::new(App::open(&config, clock).await.unwrap());
+    let ctx = RequestContext::local_admin();
+    let id = app.create(&ctx, raw_request("staged")).await.unwrap().id;
+    let (tx, data) = fed();
+    let stage = tokio::spawn({
+        let (app, ctx) = (app.clone(), ctx.clone());
+        async move { app.stage(&ctx, id, data).await }
+    });
+    tx.send(Ok(Bytes::from(vec![7u8; 300_000]))).await.unwrap();
+    let staging = dir.path().join("data").join("staging");
+    let staged_files = || std::fs::read_dir(&staging).unwrap().count();
+    while status_of(&app, id).await != Status::Uploading || staged_files() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    stage.abort();
+    assert!(stage.await.unwrap_err().is_cancelled());
+    // While its lease lives, nobody touches it (this process is alive).
+    assert_eq!(app.recover().await.unwrap(), vec![]);
+    assert_eq!(status_of(&app, id).await, Status::Uploading);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    assert_eq!(app.recover().await.unwrap(), vec![id]);
+    assert_eq!(status_of(&app, id).await, Status::Queued);
+    assert_eq!(staged_files(), 0, "the dead stage's staging is aborted");
+    assert!(app.uploader.leases.sql.leases().await.unwrap().is_empty());
+    // And it takes a new stage.
+    app.stage(&ctx, id, chunks(b"again")).await.unwrap();
+    assert_eq!(
+        app.import(&ctx, id, "glance-direct").await.unwrap().status,
+        Status::Active
+    );
+}

@@ -1,6 +1,7 @@
 //! `portcullis gc [--dry-run]`: collect what no live record references in
-//! the configured store (dead uploads, stale leases, unreferenced objects,
-//! orphan staging) and print what was removed.
+//! the configured store (dead uploads, stale leases, data deleted images
+//! left, unreferenced objects, orphan staging, stale lock files) and print
+//! what was removed.
 //!
 //! Thin: opens the backends (which also recovers dead uploads of this node),
 //! calls `App::sweep` once, prints the report (text or one JSON document).
@@ -16,6 +17,7 @@ use super::stdio;
 use super::{Exit, OutputFormat};
 use crate::app::SweepReport;
 use crate::image::ImageId;
+use crate::text::escape_control;
 
 /// Arguments of `portcullis gc`.
 #[derive(Debug, Args)]
@@ -32,7 +34,8 @@ pub(crate) struct GcArgs {
 
 /// Runs one sweep.
 pub(crate) fn run(args: GcArgs) -> Exit {
-    let session = match Session::start(&args.repo, None, args.format) {
+    // Its own sweep covers everything, and a dry run removes nothing.
+    let session = match Session::start(&args.repo, None, args.format, false) {
         Ok(session) => session,
         Err(exit) => return exit,
     };
@@ -90,7 +93,9 @@ fn text(report: &SweepReport, at_open: &[ImageId]) -> String {
         let _ = writeln!(
             out,
             "{verb} object {} ({} bytes, {})",
-            object.url, object.bytes, object.reason
+            escape_control(&object.url),
+            object.bytes,
+            object.reason
         );
     }
     for staged in &report.staging {
@@ -100,15 +105,33 @@ fn text(report: &SweepReport, at_open: &[ImageId]) -> String {
             staged.image_id, staged.age_seconds
         );
     }
+    for pending in &report.deleted_data {
+        let _ = writeln!(
+            out,
+            "{verb} data of deleted image {} left by its delete ({})",
+            pending.image_id,
+            escape_control(&pending.url)
+        );
+    }
+    for lock in &report.stale_locks {
+        let _ = writeln!(
+            out,
+            "{verb} upload lock file of image {} nobody held ({} s old)",
+            lock.image_id,
+            lock.age.as_secs()
+        );
+    }
     let bytes: u64 = report.objects.iter().map(|object| object.bytes).sum();
     let _ = writeln!(
         out,
-        "{}: {} dead upload(s), {} stale lease(s), {} object(s) ({bytes} bytes), {} staged write(s)",
+        "{}: {} dead upload(s), {} stale lease(s), {} deleted image(s)' data, {} object(s) ({bytes} bytes), {} staged write(s), {} lock file(s)",
         if report.dry_run { "dry run" } else { "swept" },
         report.recovered.len() + at_open.len(),
         report.stale_leases.len(),
+        report.deleted_data.len(),
         report.objects.len(),
-        report.staging.len()
+        report.staging.len(),
+        report.stale_locks.len()
     );
     out
 }
@@ -129,6 +152,14 @@ fn json(report: &SweepReport, at_open: &[ImageId]) -> serde_json::Value {
             "image_id": staged.image_id.to_string(),
             "intent": staged.intent.to_string(),
             "age_seconds": staged.age_seconds,
+        })).collect::<Vec<_>>(),
+        "deleted_data": report.deleted_data.iter().map(|pending| serde_json::json!({
+            "image_id": pending.image_id.to_string(),
+            "url": pending.url,
+        })).collect::<Vec<_>>(),
+        "stale_locks": report.stale_locks.iter().map(|lock| serde_json::json!({
+            "image_id": lock.image_id.to_string(),
+            "age_seconds": lock.age.as_secs(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -128,7 +128,7 @@ pub(crate) fn run(args: ImagesArgs) -> Exit {
         ImagesCommand::Upload { upload, .. } => Some(upload.clone()),
         _ => None,
     };
-    let mut session = match Session::start(&repo, upload.as_ref(), format) {
+    let mut session = match Session::start(&repo, upload.as_ref(), format, true) {
         Ok(session) => session,
         Err(exit) => return exit,
     };

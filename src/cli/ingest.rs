@@ -32,7 +32,7 @@ pub(crate) struct IngestArgs {
 }
 
 pub(crate) fn run(args: IngestArgs) -> Exit {
-    let mut session = match Session::start(&args.repo, Some(&args.upload), args.format) {
+    let mut session = match Session::start(&args.repo, Some(&args.upload), args.format, true) {
         Ok(session) => session,
         Err(exit) => return exit,
     };

@@ -66,13 +66,15 @@ pub(crate) struct Session {
 
 impl Session {
     /// Loads the config, builds the caller, starts the runtime and opens
-    /// the data directory (which runs crash recovery).
+    /// the data directory (which runs crash recovery and, unless
+    /// `sweep_at_open` is false, the bounded sweep of leftovers).
     ///
     /// Fails, after reporting, with the exit code to use.
     pub(crate) fn start(
         repo: &RepoArgs,
         upload: Option<&UploadArgs>,
         format: OutputFormat,
+        sweep_at_open: bool,
     ) -> Result<Session, Exit> {
         let fail = |err: CliError| report(Channel::Stdout, format, &err);
         let clock: Arc<dyn Clock> = match super::clock_from_env() {
@@ -81,6 +83,7 @@ impl Session {
         };
         let mut overrides = Overrides {
             config_file: repo.config.clone(),
+            sweep_at_open: (!sweep_at_open).then_some(false),
             ..Overrides::default()
         };
         repo.apply_backends(&mut overrides);

@@ -287,16 +287,6 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         }
     }
 
-    /// The filesystem store's per-image lock, held by a glance-direct stage
-    /// or import (uploads hold a lease instead; see ARCHITECTURE, Deliberately
-    /// absent); held elsewhere: a conflict.
-    pub(super) fn lock(&self, id: &ImageId) -> Result<crate::store::UploadLock, Error> {
-        self.store
-            .try_lock_upload(*id)
-            .map_err(|source| Error::Store { id: *id, source })?
-            .ok_or(Error::Conflict { id: *id })
-    }
-
     /// Authorization, policy and quota for data to `queued`: how many bytes may come.
     pub(super) async fn allowance(
         &self,

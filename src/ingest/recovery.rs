@@ -1,6 +1,7 @@
 //! Crash recovery: images left `saving` by an upload that no longer runs
 //! (kill -9, power loss, a node that died) go back to `queued`, and their
-//! staged data goes.
+//! staged data goes; likewise `uploading` images whose glance-direct stage
+//! died before its data was committed.
 //!
 //! Liveness is the upload's lease (`repo::LeaseCheck`): an upload is dead
 //! when its lease expired (on the database's clock; any node may recover
@@ -114,15 +115,11 @@ pub async fn dead_uploads(
         let lease = held.remove(&image.id);
         let death = match &lease {
             None => Death::NoLease,
-            Some(lease) if lease.expired => Death::Expired,
-            Some(lease)
-                if lease.node_id == leases.holder.node_id
-                    && lease.process.liveness() == Liveness::Dead =>
-            {
-                Death::ProcessGone
-            }
-            // Alive, or another node's and not expired yet.
-            Some(_) => continue,
+            Some(lease) => match lease_death(lease, leases) {
+                Some(death) => death,
+                // Alive, or another node's and not expired yet.
+                None => continue,
+            },
         };
         dead.push(DeadUpload {
             image_id: image.id,
@@ -131,6 +128,52 @@ pub async fn dead_uploads(
         });
     }
     Ok(dead)
+}
+
+/// Every `uploading` image whose stage may be dead: a lease that is dead
+/// (with why), or no lease at all (`None`: a finished stage, or one an
+/// older portcullis left; [`recover_stage`] tells them apart by the data).
+async fn dead_stages(
+    repo: &SqlRepo,
+    leases: &Leases,
+) -> Result<Vec<(ImageId, Option<(LeaseRecord, Death)>)>, RecoveryError> {
+    let staging = repo
+        .images_with_status(Status::Uploading)
+        .await
+        .map_err(RecoveryError::Repo)?;
+    if staging.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut held: HashMap<ImageId, LeaseRecord> = repo
+        .leases()
+        .await
+        .map_err(RecoveryError::Repo)?
+        .into_iter()
+        .map(|(lease, _)| (lease.image_id, lease))
+        .collect();
+    let mut dead = Vec::new();
+    for image in staging {
+        match held.remove(&image.id) {
+            None => dead.push((image.id, None)),
+            Some(lease) => {
+                if let Some(death) = lease_death(&lease, leases) {
+                    dead.push((image.id, Some((lease, death))));
+                }
+            }
+        }
+    }
+    Ok(dead)
+}
+
+/// Why `lease` is dead, or `None` while it lives.
+fn lease_death(lease: &LeaseRecord, leases: &Leases) -> Option<Death> {
+    if lease.expired {
+        Some(Death::Expired)
+    } else if lease.node_id == leases.holder.node_id && lease.process.liveness() == Liveness::Dead {
+        Some(Death::ProcessGone)
+    } else {
+        None
+    }
 }
 
 /// Returns every `saving` image whose upload is dead to `queued`, removing
@@ -161,66 +204,91 @@ pub async fn recover(
             recovered.push(id);
         }
     }
-    let staging = repo
-        .images_with_status(Status::Uploading)
-        .await
-        .map_err(RecoveryError::Repo)?;
-    for image in staging {
-        let id = image.id;
-        if recover_stage(repo, store, &ctx, id).await? {
-            recovered.push(id);
+    for (image_id, dead) in dead_stages(repo, leases).await? {
+        let dead = dead.as_ref().map(|(lease, death)| (lease, *death));
+        if recover_stage(repo, store, leases, &ctx, image_id, dead).await? {
+            recovered.push(image_id);
         }
     }
     Ok(recovered)
 }
 
-/// Recovers one image listed as `uploading` whose stage died before its
-/// data was committed under the stage key: its staging is aborted and it
-/// is `queued` again. A finished stage (the staged object exists) waits
-/// for its import and is kept. Returns whether it was recovered.
+/// Recovers one `uploading` image whose stage is dead: its lease `dead`
+/// expired or its process on this node is gone (`None`: it has no lease
+/// and no staged object, a stage of an older portcullis that died). With
+/// its staged object it is a finished stage whose lease release was lost:
+/// kept, the lease dropped. Without, its staging is aborted and it is
+/// `queued` again. Returns whether it went back to `queued`.
 async fn recover_stage(
     repo: &SqlRepo,
     store: &Store,
+    leases: &Leases,
     ctx: &RequestContext,
     id: ImageId,
+    dead: Option<(&LeaseRecord, Death)>,
 ) -> Result<bool, RecoveryError> {
     let store_error = |source| RecoveryError::Store { id, source };
-    // Stages hold the filesystem upload lock (not yet a lease: see
-    // ARCHITECTURE, Deliberately absent); a store without that lock has no
-    // stages to recover.
-    let lock = match store.try_lock_upload(id) {
-        Ok(Some(lock)) => lock,
-        // A live stage or import holds it.
-        Ok(None) | Err(crate::store::Error::Unsupported { .. }) => return Ok(false),
-        Err(source) => return Err(store_error(source)),
-    };
+    // 1. Take the dead lease over (nobody else recovers it meanwhile).
+    let ours = leases.new_lease();
+    if let Some((lease, death)) = dead
+        && !repo
+            .take_over_lease(id, Some(&lease.token), death == Death::Expired, &ours)
+            .await
+            .map_err(RecoveryError::Repo)?
+    {
+        return Ok(false);
+    }
+    // 2. Still `uploading`, and the stage's data?
     let image = match repo.get(ctx, id).await {
-        Ok(image) if image.status == Status::Uploading => image,
-        Ok(_) | Err(RepoError::NotFound { .. }) => return Ok(false),
+        Ok(image) if image.status == Status::Uploading => Some(image),
+        Ok(_) | Err(RepoError::NotFound { .. }) => None,
         Err(err) => return Err(RecoveryError::Repo(err)),
     };
     let key = stage_key(id);
-    match store.open(&store.location_of(key), None).await {
-        // Staged completely: the import may come.
-        Ok(_) => return Ok(false),
-        Err(crate::store::Error::Missing { .. }) => {}
+    let finished = match store.open(&store.location_of(key), None).await {
+        Ok(_) => true,
+        Err(crate::store::Error::Missing { .. }) => false,
         Err(source) => return Err(store_error(source)),
+    };
+    let Some(image) = image.filter(|_| !finished) else {
+        // Finished (the import may come) or no longer staging: only the
+        // lease we took over goes.
+        if dead.is_some() {
+            repo.release_lease(id, &ours.token)
+                .await
+                .map_err(RecoveryError::Repo)?;
+        }
+        return Ok(false);
+    };
+    // 3. The staging: the recorded intent and any other of the stage key.
+    if let Some(intent) = dead.and_then(|(lease, _)| lease.intent.as_ref()) {
+        store.abort(intent).await.map_err(store_error)?;
     }
     let removed = store.remove_staged(key).await.map_err(store_error)?;
-    let recovered = match repo.save(ctx, &Change::unstage(image)).await {
+    // 4. Back to queued, releasing our lease in the same transaction (or,
+    //    without one, provided nobody took one since).
+    let check = match dead {
+        Some(_) => LeaseCheck::Held { token: ours.token },
+        None => LeaseCheck::Free,
+    };
+    match repo
+        .save(ctx, &Change::unstage(image).with_lease(check))
+        .await
+    {
         Ok(_) => {
             tracing::warn!(
                 image = %id,
+                node = %leases.holder.node_id,
+                lease_node = dead.map_or("", |(lease, _)| lease.node_id.as_str()),
+                reason = dead.map_or(Death::NoLease, |(_, death)| death).as_str(),
                 staged_files = removed.len(),
                 "recovered an interrupted stage: its data was removed and the image is queued again"
             );
-            true
+            Ok(true)
         }
-        Err(RepoError::Conflict { .. }) => false,
-        Err(err) => return Err(RecoveryError::Repo(err)),
-    };
-    drop(lock);
-    Ok(recovered)
+        Err(RepoError::Conflict { .. }) => Ok(false),
+        Err(err) => Err(RecoveryError::Repo(err)),
+    }
 }
 
 /// Recovers one image found `saving` with a dead upload; returns whether it

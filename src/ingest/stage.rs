@@ -5,16 +5,22 @@
 //! Staged data is a committed store object under [`stage_key`] of the image
 //! id (the staging seam: `Store::stage` → write → commit), so it outlives the
 //! request and any process; the image is `uploading` while it exists.
-//! Import: `uploading → queued` (under the upload lock), then
-//! [`Uploader::upload`] over a stream of the staged object (signature,
-//! checksum, os_hash, size cap, format inspection), then the staged object is
-//! deleted whatever the outcome.
+//! A stage owns its image through the image's upload lease while it writes,
+//! as an upload does: taken in the `queued → uploading` transaction, renewed
+//! by the heartbeat, the staged write's intent recorded in it before the
+//! first byte, released once the data is committed (an `uploading` image
+//! without a lease is a finished stage waiting for its import), or released
+//! by the `uploading → queued` of a failed stage.
+//! Import: `uploading → queued` provided no live lease is held (a stage still
+//! writing would; `LeaseCheck::Free`), then [`Uploader::upload`] over a
+//! stream of the staged object (signature, checksum, os_hash, size cap,
+//! format inspection), then the staged object is deleted whatever the outcome.
 //!
-//! Crash rules (recovery at the next start, see `recovery`): an `uploading`
-//! image whose upload lock is free and whose staged object does not exist
-//! died mid-stage: its staging is aborted and it goes back to `queued`; an
-//! `uploading` image with its staged object is a finished stage waiting for
-//! its import and is kept. A `saving` image recovered also loses its staged
+//! Crash rules (recovery, see `recovery`): an `uploading` image whose lease
+//! is dead (expired, or its process on this node gone) died mid-stage when
+//! its staged object does not exist: its staging is aborted and it goes back
+//! to `queued`; with the object it is a finished stage whose release was
+//! lost, and is kept. A `saving` image recovered also loses its staged
 //! object (an import died mid-pass). The one window left (between the
 //! import's `uploading → queued` and its claim) leaves an object that no
 //! image references, which the sweeper's unreferenced-object rule removes.
@@ -31,11 +37,12 @@ use futures_util::StreamExt;
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Status};
 use crate::repo::Error as RepoError;
-use crate::repo::{Change, ImageRepo};
+use crate::repo::{Change, ImageRepo, LeaseCheck};
 use crate::store::{Error as StoreError, Staged};
 
 use super::commit::{UploadData, Uploader};
 use super::error::Error;
+use super::lease::HeldLease;
 use super::limit::{Exceeded, Limit, LimitKind};
 
 /// The id under which the store keeps the staged data of image `id`: the
@@ -87,25 +94,36 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         // 1. The image must be queued; authorization, policy and quota as an upload.
         let queued = self.queued(ctx, id).await?;
         let allowance = self.allowance(ctx, &queued).await?;
-        // 2. The upload lock, then queued → uploading (a concurrent upload
-        //    or stage loses here with a conflict).
-        let lock = self.lock(id)?;
-        let uploading = match self.repo.save(ctx, &Change::stage(queued)).await {
+        // 2. queued → uploading, taking the image's lease in the same
+        //    transaction (a concurrent upload or stage loses here).
+        let lease = self.leases.new_lease();
+        let change = Change::stage(queued).with_lease(LeaseCheck::Take(lease.clone()));
+        let uploading = match self.repo.save(ctx, &change).await {
             Ok(uploading) => uploading,
             Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
             Err(err) => return Err(repo_error(err)),
         };
+        let held = self.leases.hold(*id, &lease);
         // 3. The data into a staged write, committed under the stage key.
-        let written = self.write_stage(id, data, allowance).await;
-        if let Err(err) = written {
-            // 4. Failed: nothing is left (write_stage removed it), queued again.
-            if let Err(back) = self.repo.save(ctx, &Change::unstage(uploading)).await {
-                tracing::error!(image = %id, error = %back, "cannot return the image to queued after a failed stage");
+        if let Err(err) = self.write_stage(id, data, allowance, &held).await {
+            // 4. Failed: nothing is left (write_stage removed it); queued
+            //    again, releasing the lease in the same transaction.
+            let back = Change::unstage(uploading).with_lease(held.check());
+            if let Err(back) = self.repo.save(ctx, &back).await {
+                tracing::error!(image = %id, error = %back, "cannot return the image to queued after a failed stage; recovery does once its lease expires");
             }
-            drop(lock);
             return Err(err);
         }
-        drop(lock);
+        // 5. Finished: the lease goes, the image stays `uploading` for the
+        //    import. Should this fail, the lease expires and recovery, finding
+        //    the staged data, keeps the stage.
+        // The heartbeat stops first, so it cannot find the lease gone and
+        // report it lost.
+        let token = held.token().to_owned();
+        drop(held);
+        if let Err(err) = self.leases.sql.release_lease(*id, &token).await {
+            tracing::warn!(image = %id, error = %err, "cannot release the stage's lease; it expires instead");
+        }
         Ok(uploading)
     }
 
@@ -127,16 +145,16 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         }
         let key = stage_key(*id);
         let location = self.store.location_of(key);
-        // 1. Under the lock (no stage of this image is running):
-        //    uploading → queued, so the pass can claim it as an upload.
-        {
-            let _lock = self.lock(id)?;
-            match self.repo.save(ctx, &Change::unstage(uploading)).await {
-                Ok(_) => {}
-                Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
-                Err(err) => return Err(repo_error(err)),
-            }
+        // 1. uploading → queued, so the pass can claim it as an upload,
+        //    provided no stage of this image is still writing (its live
+        //    lease makes this a conflict).
+        let unstage = Change::unstage(uploading).with_lease(LeaseCheck::Free);
+        match self.repo.save(ctx, &unstage).await {
+            Ok(_) => {}
+            Err(RepoError::Conflict { .. }) => return Err(Error::Conflict { id: *id }),
+            Err(err) => return Err(repo_error(err)),
         }
+        crate::failpoint::pause("import-after-unstage");
         // 2. The one pass over the staged object.
         let outcome = match self.store.open(&location, None).await {
             Ok(reader) => {
@@ -167,13 +185,15 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         }
     }
 
-    /// Writes `data` to a staged write under the stage key and commits it;
-    /// on failure nothing of it is left.
+    /// Writes `data` to a staged write under the stage key (its intent
+    /// recorded in the stage's lease first) and commits it; on failure
+    /// nothing of it is left.
     async fn write_stage<S>(
         &self,
         id: &ImageId,
-        mut data: UploadData<S>,
+        data: UploadData<S>,
         allowance: Option<u64>,
+        held: &HeldLease,
     ) -> Result<(), Error>
     where
         S: Stream<Item = Result<Bytes, io::Error>> + Unpin,
@@ -181,8 +201,25 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         let store_error = |source| Error::Store { id: *id, source };
         let key = stage_key(*id);
         let mut staged = self.store.stage(key).await.map_err(store_error)?;
+        // The intent goes into the lease before the first byte, so whoever
+        // finds this stage dead can abort it from any node.
+        let recorded = self
+            .leases
+            .sql
+            .record_intent(*id, held.token(), staged.intent())
+            .await;
+        if !matches!(recorded, Ok(true)) {
+            if let Err(abort) = staged.abort().await {
+                tracing::error!(image = %id, error = %abort, "cannot remove staged data");
+            }
+            return Err(match recorded {
+                Err(source) => Error::Repo { id: *id, source },
+                Ok(_) => Error::Conflict { id: *id },
+            });
+        }
+        let mut stream = held.watch(data.stream);
         let mut limit = Limit::new(self.settings.image_size_cap, allowance, data.declared_size);
-        let written = copy(id, &mut data.stream, &mut limit, &mut staged).await;
+        let written = copy(id, &mut stream, &mut limit, &mut staged).await;
         if let Err(err) = written {
             if let Err(abort) = staged.abort().await {
                 tracing::error!(image = %id, error = %abort, "cannot remove staged data");

@@ -1,23 +1,36 @@
-//! The sweeper (`portcullis gc`, and `serve` at start and periodically):
-//! collects what no live record references, on any store.
+//! The sweeper (`portcullis gc`, `serve` at start and periodically) and its
+//! bounded form run by every opener ([`sweep_at_open`]): collects what no
+//! live record references, on any store.
 //!
-//! In this order (each step reads the store before the database, so that
-//! anything written between the two reads is seen as referenced):
+//! The full sweep, in this order (each step reads the store before the
+//! database, so that anything written between the two reads is seen as
+//! referenced):
 //! 1. dead uploads: `saving` images whose lease expired (or whose process on
 //!    this node is gone) are recovered (see [`super::recovery`]);
-//! 2. stale leases: a lease row whose image is not `saving` (an image
-//!    deleted mid-upload, a rollback that could not be written) has its
-//!    staging intent aborted and goes;
-//! 3. objects no image references: data of deleted or missing images, or
+//! 2. stale leases: a lease row whose image is neither `saving` nor
+//!    `uploading` (an image deleted mid-upload, a rollback that could not be
+//!    written) has its staging intent aborted and goes;
+//! 3. pending deletions: data of deleted images that a delete queued but did
+//!    not finish removing (killed, or the store failed);
+//! 4. objects no image references: data of deleted or missing images, or
 //!    committed data whose database commit never happened, older than the
 //!    grace period and not belonging to a `saving` image (whose upload may
 //!    be committing right now);
-//! 4. staging no live lease names, older than the grace period (a live
-//!    upload records its intent within milliseconds of creating it).
+//! 5. staging no live lease names, older than the grace period (a live
+//!    upload records its intent within milliseconds of creating it);
+//! 6. lock files older than the grace period that nobody holds (filesystem;
+//!    left by versions whose glance-direct stages took a file lock).
+//!
+//! At open, steps 3, 5 and 6 run with at most [`AT_OPEN_LIMIT`] items each
+//! (step 1 is recovery, which every opener runs anyway; 2 and 4 read every
+//! lease or list every object, so they stay the full sweep's). With nothing
+//! to collect that is one indexed query, one listing of the staging area and
+//! one lease read: benches/open.sh measures it against opening without it.
 //!
 //! It owns these rules and the report; it must not touch a live upload, an
 //! object a live image references, or anything younger than the grace
-//! period. With `dry_run` it only reports.
+//! period (pending deletions have none: a deleted image's id is never
+//! reused, and deleting twice is harmless). With `dry_run` it only reports.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -25,8 +38,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::image::{ImageId, Status};
-use crate::repo::SqlRepo;
-use crate::store::{StagingIntent, Store};
+use crate::repo::location::{CollectError, collect_pending};
+use crate::repo::{PendingDeletion, SqlRepo};
+use crate::store::{StagedData, StagingIntent, StaleLock, Store};
 
 use super::lease::Leases;
 use super::recovery::{self, RecoveryError};
@@ -44,6 +58,10 @@ pub struct SweepReport {
     pub objects: Vec<SweptObject>,
     /// Staged writes no live upload owns, aborted.
     pub staging: Vec<SweptStaging>,
+    /// Data of deleted images that their delete left, removed.
+    pub deleted_data: Vec<PendingDeletion>,
+    /// Old lock files nobody held, removed (filesystem only).
+    pub stale_locks: Vec<StaleLock>,
 }
 
 impl SweepReport {
@@ -53,6 +71,8 @@ impl SweepReport {
             && self.stale_leases.is_empty()
             && self.objects.is_empty()
             && self.staging.is_empty()
+            && self.deleted_data.is_empty()
+            && self.stale_locks.is_empty()
     }
 }
 
@@ -92,6 +112,49 @@ pub enum SweepError {
     /// The store could not be listed, or something could not be removed.
     #[error("sweep: store")]
     Store(#[source] crate::store::Error),
+}
+
+impl From<CollectError> for SweepError {
+    fn from(err: CollectError) -> SweepError {
+        match err {
+            CollectError::Store(source) => SweepError::Store(source),
+            CollectError::Repo(source) => SweepError::Repo(source),
+        }
+    }
+}
+
+/// How many items each bounded step collects at open: enough to drain what
+/// one killed command leaves, few enough that a backlog (a store that was
+/// down) costs each command at most a few dozen store calls; `gc` or the
+/// server's sweeper drain the rest.
+pub const AT_OPEN_LIMIT: usize = 16;
+
+/// The bounded sweep every opener runs after recovery: at most
+/// [`AT_OPEN_LIMIT`] pending deletions, orphan staged writes and stale lock
+/// files (steps 3, 5 and 6 of the full sweep).
+///
+/// Fails on the first repository or store error (what was removed stays
+/// removed).
+pub async fn sweep_at_open(
+    repo: &SqlRepo,
+    store: &Store,
+    grace: Duration,
+) -> Result<SweepReport, SweepError> {
+    let mut report = SweepReport::default();
+    collect_deletions(repo, store, AT_OPEN_LIMIT, false, &mut report).await?;
+    let staged = store.list_staged().await.map_err(SweepError::Store)?;
+    collect_staging(
+        repo,
+        store,
+        staged,
+        grace,
+        AT_OPEN_LIMIT,
+        false,
+        &mut report,
+    )
+    .await?;
+    collect_locks(store, grace, AT_OPEN_LIMIT, false, &mut report).await?;
+    Ok(report)
 }
 
 impl SweepError {
@@ -137,7 +200,9 @@ pub async fn sweep(
 
     // 2. Stale leases.
     for (lease, status) in repo.leases().await.map_err(SweepError::Repo)? {
-        if status == Some(Status::Saving) {
+        // An upload's (`saving`) or a glance-direct stage's (`uploading`):
+        // recovery's when dead.
+        if matches!(status, Some(Status::Saving | Status::Uploading)) {
             continue;
         }
         if !dry_run {
@@ -155,7 +220,15 @@ pub async fn sweep(
         report.stale_leases.push(lease.image_id);
     }
 
-    // 3. Objects no image references: the store first, then the records.
+    // 3. Pending deletions.
+    collect_deletions(repo, store, usize::MAX, dry_run, &mut report).await?;
+    let pending: HashSet<&str> = report
+        .deleted_data
+        .iter()
+        .map(|pending| pending.url.as_str())
+        .collect();
+
+    // 4. Objects no image references: the store first, then the records.
     let objects = store.list_objects().await.map_err(SweepError::Store)?;
     let staged = store.list_staged().await.map_err(SweepError::Store)?;
     let referenced = repo
@@ -169,24 +242,16 @@ pub async fn sweep(
         .into_iter()
         .map(|image| image.id)
         .collect();
-    // A glance-direct stage lives under its image's stage key while the
-    // image is `uploading` (finished, waiting for its import, or being
-    // written): neither its object nor its staging is collected then; a
-    // dead stage is recovery's (`recovery::recover_stage`).
-    let uploading: HashSet<ImageId> = repo
-        .images_with_status(Status::Uploading)
-        .await
-        .map_err(SweepError::Repo)?
-        .into_iter()
-        .map(|image| image.id)
-        .collect();
-    let is_live_stage =
-        |key: ImageId| super::stage::staged_image(key).is_some_and(|id| uploading.contains(&id));
+    let uploading = uploading_images(repo).await?;
     let deleted = repo.deleted_ids().await.map_err(SweepError::Repo)?;
     let now = OffsetDateTime::now_utc();
     for object in objects {
         let age: Duration = (now - object.modified).try_into().unwrap_or(Duration::ZERO);
-        if age < grace || saving.contains(&object.image_id) || is_live_stage(object.image_id) {
+        if age < grace
+            || saving.contains(&object.image_id)
+            || is_live_stage(&uploading, object.image_id)
+            || pending.contains(object.location.url.as_str())
+        {
             continue;
         }
         let reason = match referenced.get(&object.image_id) {
@@ -217,20 +282,81 @@ pub async fn sweep(
         });
     }
 
-    // 4. Staging no live lease names (read after the listing).
+    // 5. Staging no live lease names (read after the listing).
+    collect_staging(repo, store, staged, grace, usize::MAX, dry_run, &mut report).await?;
+    // 6. Lock files nobody holds.
+    collect_locks(store, grace, usize::MAX, dry_run, &mut report).await?;
+    Ok(report)
+}
+
+/// Step 3: removes the data of at most `limit` pending deletions, oldest
+/// first (with `dry_run`, lists them).
+async fn collect_deletions(
+    repo: &SqlRepo,
+    store: &Store,
+    limit: usize,
+    dry_run: bool,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    for pending in repo
+        .pending_deletions(limit)
+        .await
+        .map_err(SweepError::Repo)?
+    {
+        if !dry_run {
+            collect_pending(store, repo, &pending).await?;
+        }
+        tracing::warn!(
+            image = %pending.image_id,
+            url = %pending.url,
+            dry_run,
+            "sweep: data of a deleted image that its delete left"
+        );
+        report.deleted_data.push(pending);
+    }
+    Ok(())
+}
+
+/// Step 5: aborts at most `limit` of the `staged` writes (listed before this
+/// reads the leases) that no live upload owns and that are older than
+/// `grace`.
+async fn collect_staging(
+    repo: &SqlRepo,
+    store: &Store,
+    staged: Vec<StagedData>,
+    grace: Duration,
+    limit: usize,
+    dry_run: bool,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    let now = OffsetDateTime::now_utc();
+    let old: Vec<StagedData> = staged
+        .into_iter()
+        .filter(|data| data.age(now) >= grace)
+        .collect();
+    if old.is_empty() {
+        return Ok(());
+    }
     let live: HashSet<StagingIntent> = repo
         .leases()
         .await
         .map_err(SweepError::Repo)?
         .into_iter()
-        .filter(|(lease, status)| !lease.expired && *status == Some(Status::Saving))
+        .filter(|(lease, status)| {
+            !lease.expired && matches!(status, Some(Status::Saving | Status::Uploading))
+        })
         .filter_map(|(lease, _)| lease.intent)
         .collect();
-    for data in staged {
-        let age = data.age(now);
-        if age < grace || live.contains(&data.intent) || is_live_stage(data.image_id) {
+    let uploading = uploading_images(repo).await?;
+    let mut collected = 0;
+    for data in old {
+        if collected == limit {
+            break;
+        }
+        if live.contains(&data.intent) || is_live_stage(&uploading, data.image_id) {
             continue;
         }
+        let age = data.age(now);
         if !dry_run {
             store.abort(&data.intent).await.map_err(SweepError::Store)?;
         }
@@ -246,6 +372,51 @@ pub async fn sweep(
             intent: data.intent,
             age_seconds: age.as_secs(),
         });
+        collected += 1;
     }
-    Ok(report)
+    Ok(())
+}
+
+/// Step 6: removes at most `limit` upload lock files older than `grace`
+/// that nobody holds.
+async fn collect_locks(
+    store: &Store,
+    grace: Duration,
+    limit: usize,
+    dry_run: bool,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    let stale = store
+        .collect_stale_locks(grace, limit, dry_run)
+        .await
+        .map_err(SweepError::Store)?;
+    for lock in &stale {
+        tracing::warn!(
+            image = %lock.image_id,
+            age_seconds = lock.age.as_secs(),
+            dry_run,
+            "sweep: upload lock file nobody holds"
+        );
+    }
+    report.stale_locks.extend(stale);
+    Ok(())
+}
+
+/// The images that are `uploading`: a glance-direct stage lives under its
+/// image's stage key meanwhile (finished, waiting for its import, or being
+/// written), so neither its object nor its staging is collected; a dead
+/// stage is recovery's (its lease expired).
+async fn uploading_images(repo: &SqlRepo) -> Result<HashSet<ImageId>, SweepError> {
+    Ok(repo
+        .images_with_status(Status::Uploading)
+        .await
+        .map_err(SweepError::Repo)?
+        .into_iter()
+        .map(|image| image.id)
+        .collect())
+}
+
+/// Whether store key `key` is the stage key of an `uploading` image.
+fn is_live_stage(uploading: &HashSet<ImageId>, key: ImageId) -> bool {
+    super::stage::staged_image(key).is_some_and(|id| uploading.contains(&id))
 }

@@ -1,5 +1,6 @@
-//! Upload leases (issue 7): who owns an upload while its image is `saving`,
-//! for how long, and what a [`super::Change`] of the upload's status asks of
+//! Upload leases (issue 7): who owns an upload while its image is `saving`
+//! (or a glance-direct stage while its image is `uploading` and the stage's
+//! data is being written), for how long, and what a [`super::Change`] of the upload's status asks of
 //! the lease row ([`LeaseCheck`]) in the transaction that writes it.
 //!
 //! A lease names the node (`node_id`, configured or derived from the host),
@@ -32,6 +33,10 @@ pub enum LeaseCheck {
         /// The upload's token.
         token: String,
     },
+    /// No live lease may be held on the image: an import's `uploading →
+    /// queued` (a glance-direct stage still being written holds one). An
+    /// expired row is removed (its staging, if any, is the sweeper's).
+    Free,
 }
 
 /// A lease to take with a claim.

@@ -4,16 +4,20 @@
 //! Locations are set exactly once, by the upload commit (`saving → active`),
 //! and only to the image's own data inside the configured store; an ordinary save cannot add,
 //! change or drop them. Removing an image deletes its data from the store
-//! after the record is marked deleted, so a failure can leave unreferenced
-//! bytes behind (logged) but never an active record without data. It must
-//! not write image data (ingest does) nor decide who may do what.
+//! after the record is marked deleted, never before, so there is never a
+//! live record without data. The delete's transaction queued that data as
+//! a pending deletion (`repo::sql::deletions`); this layer forgets it once
+//! the store confirmed, and `collect_pending` finishes what a failed or
+//! killed delete left (every opener runs it, bounded). It must not write
+//! image data (ingest does) nor decide who may do what.
 
 use super::{
     Change, ChangeKind, Error, ImageRepo, ListQuery, NewImage, UploadAllowance, delegate_members,
     delegate_stored,
 };
 use crate::context::RequestContext;
-use crate::image::{Image, ImageId, Status};
+use crate::image::{Image, ImageId, Location, Properties, Status};
+use crate::repo::{PendingDeletion, SqlRepo};
 use crate::store::Store;
 
 /// The location layer.
@@ -21,23 +25,62 @@ use crate::store::Store;
 pub struct LocationRepo<R> {
     inner: R,
     store: Store,
+    /// Where a delete's data is queued (the same database as `inner`'s
+    /// bottom layer): forgotten here once the store confirmed.
+    journal: SqlRepo,
 }
 
 impl<R> LocationRepo<R> {
-    /// Wraps `inner`; `store` holds the data the locations point at.
-    pub fn new(inner: R, store: Store) -> LocationRepo<R> {
-        LocationRepo { inner, store }
+    /// Wraps `inner`; `store` holds the data the locations point at and
+    /// `journal` the pending deletions of that data.
+    pub fn new(inner: R, store: Store, journal: SqlRepo) -> LocationRepo<R> {
+        LocationRepo {
+            inner,
+            store,
+            journal,
+        }
     }
+}
 
-    /// The wrapped repository.
-    pub fn into_inner(self) -> R {
-        self.inner
+/// Deletes the data of one pending deletion and forgets it. Already gone
+/// counts as deleted. A URL outside the store is never deleted: it is
+/// forgotten with an error logged (nothing here may touch foreign data).
+///
+/// Fails when the store or the database fails (the row stays, for the
+/// next attempt).
+pub(crate) async fn collect_pending(
+    store: &Store,
+    journal: &SqlRepo,
+    pending: &PendingDeletion,
+) -> Result<(), CollectError> {
+    let location = Location {
+        url: pending.url.clone(),
+        metadata: Properties::new(),
+    };
+    if store.owns(&location) {
+        store.delete(&location).await.map_err(CollectError::Store)?;
+    } else {
+        tracing::error!(
+            image = %pending.image_id,
+            url = %pending.url,
+            "a pending deletion names data outside this store; forgotten without deleting it"
+        );
     }
+    journal
+        .forget_deletion(&pending.url)
+        .await
+        .map_err(CollectError::Repo)
+}
 
-    /// The store this layer deletes from.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
+/// Why the data of a deleted image could not be collected.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CollectError {
+    /// The store refused or failed the delete.
+    #[error("cannot delete the data of a deleted image: {0}")]
+    Store(#[source] crate::store::Error),
+    /// The pending deletion cannot be forgotten.
+    #[error("cannot forget a pending deletion: {0}")]
+    Repo(#[source] Error),
 }
 
 delegate_stored!(LocationRepo);
@@ -107,15 +150,21 @@ impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
 
     async fn remove(&self, ctx: &RequestContext, image: &Image) -> Result<Image, Error> {
         let removed = self.inner.remove(ctx, image).await?;
+        crate::failpoint::pause("after-delete-commit");
         for location in &removed.locations {
             // The record is already deleted: failing now would report a
-            // delete that happened as failed. The leftover is logged instead.
-            if let Err(err) = self.store.delete(location).await {
+            // delete that happened as failed. The leftover stays queued and
+            // is collected by the next opener.
+            let pending = PendingDeletion {
+                image_id: removed.id,
+                url: location.url.clone(),
+            };
+            if let Err(err) = collect_pending(&self.store, &self.journal, &pending).await {
                 tracing::warn!(
                     image = %removed.id,
                     url = %location.url,
                     error = %err,
-                    "image deleted but its data could not be removed from the store"
+                    "image deleted but its data could not be removed yet; the next command collects it"
                 );
             }
         }
@@ -180,7 +229,7 @@ mod tests {
     #[tokio::test]
     async fn removing_an_image_deletes_its_data() {
         let repo = temp_repo().await;
-        let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone());
+        let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone(), repo.sql.clone());
         let image = layer
             .add(&admin(), &queued(Some("p1")).into())
             .await
@@ -203,12 +252,64 @@ mod tests {
             layer.remove(&admin(), &active).await,
             Err(Error::NotFound { .. })
         ));
+        assert_eq!(repo.sql.pending_deletions(10).await.unwrap(), vec![]);
+    }
+
+    /// The delete's transaction queues the data; a delete that stops after
+    /// it (here: the bottom layer alone, as a process killed between the
+    /// two steps) leaves the row, and `collect_pending` finishes it.
+    #[tokio::test]
+    async fn a_delete_queues_its_data_until_the_store_confirms() {
+        let repo = temp_repo().await;
+        let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone(), repo.sql.clone());
+        let image = layer
+            .add(&admin(), &queued(Some("p1")).into())
+            .await
+            .unwrap();
+        let active = upload(&layer, &repo.store, &image).await;
+        let path = repo.store_path(&active);
+        let removed = repo.sql.remove(&admin(), &active).await.unwrap();
+        assert_eq!(removed.status, Status::Deleted);
+        assert!(path.exists());
+        let pending = repo.sql.pending_deletions(10).await.unwrap();
+        assert_eq!(
+            pending,
+            vec![PendingDeletion {
+                image_id: image.id,
+                url: active.locations[0].url.clone(),
+            }]
+        );
+        collect_pending(&repo.store, &repo.sql, &pending[0])
+            .await
+            .unwrap();
+        assert!(!path.exists());
+        assert_eq!(repo.sql.pending_deletions(10).await.unwrap(), vec![]);
+        // Collecting again (another process got there first) is harmless.
+        collect_pending(&repo.store, &repo.sql, &pending[0])
+            .await
+            .unwrap();
+    }
+
+    /// A queued URL outside the store is forgotten, never deleted.
+    #[tokio::test]
+    async fn a_pending_deletion_outside_the_store_deletes_nothing() {
+        let repo = temp_repo().await;
+        let outside = repo.dir.path().join("outside");
+        std::fs::write(&outside, b"not the store's").unwrap();
+        let pending = PendingDeletion {
+            image_id: ImageId::new_random(),
+            url: url::Url::from_file_path(&outside).unwrap().to_string(),
+        };
+        collect_pending(&repo.store, &repo.sql, &pending)
+            .await
+            .unwrap();
+        assert!(outside.exists());
     }
 
     #[tokio::test]
     async fn locations_are_set_only_by_the_upload_commit_and_only_in_the_store() {
         let repo = temp_repo().await;
-        let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone());
+        let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone(), repo.sql.clone());
         let mut with_location = queued(Some("p1"));
         with_location.locations = vec![repo.store.location_of(with_location.id)];
         assert_eq!(

@@ -56,7 +56,7 @@ pub use query::{
     SortDir, SortKey, TimeFilter, VisibilityFilter, parse_isotime, parse_sort,
 };
 pub use quota::QuotaRepo;
-pub use sql::SqlRepo;
+pub use sql::{PendingDeletion, SqlRepo};
 
 /// A repository of image records.
 ///
@@ -812,7 +812,7 @@ pub fn stack(
     // the whole stack, never one layer silently.
     let protection_rules = options.load_property_protection()?;
     let policy_rules = options.policy.load()?;
-    let location = LocationRepo::new(sql.clone(), store);
+    let location = LocationRepo::new(sql.clone(), store, sql.clone());
     let protection = PropertyProtectionRepo::new(location, protection_rules);
     let quota = QuotaRepo::new(protection, options.quota.clone(), sql);
     let policy = PolicyRepo::new(quota, policy_rules);

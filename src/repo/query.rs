@@ -94,6 +94,17 @@ pub struct ListQuery {
     pub scope: ListScope,
 }
 
+impl ListQuery {
+    /// Makes this query match no image whatever its other filters say, for
+    /// a filter value no image can meet (Glance's `size=abc`, a `size_max`
+    /// beyond any integer). The query still runs, so the marker is still
+    /// checked and the answer is an ordinary empty page, as Glance's.
+    pub fn match_nothing(&mut self) {
+        // An empty `in:` list matches nothing (see [`AnyOf`]).
+        self.id = Some(AnyOf(Vec::new()));
+    }
+}
+
 /// Glance's `eq:`/`in:` filter on one attribute: the stored value (as
 /// text) must be one of these. An empty list matches nothing (`name=in:`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -30,6 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, PgConnection, PgPool, SqlitePool};
 use time::OffsetDateTime;
 
+mod deletions;
 mod engine;
 mod leases;
 mod list;
@@ -37,6 +38,7 @@ mod members;
 mod records;
 mod usage;
 
+pub use deletions::PendingDeletion;
 pub use usage::Usage;
 
 use self::engine::{Session, Sql};
@@ -500,7 +502,11 @@ impl ImageRepo for SqlRepo {
         }
         // Glance deletes an image's memberships with it; the location rows
         // go, but the record handed up keeps them for the location layer,
-        // which deletes the data they point at.
+        // which deletes the data they point at. The same transaction queues
+        // that data (`pending_deletions`), so a process killed before the
+        // store delete leaves a row the next opener collects, never an
+        // object nothing names.
+        deletions::queue(&mut tx, id).await?;
         records::delete_children(&mut tx, id, &["image_locations", "image_members"]).await?;
         tx.commit().await.map_err(db("committing a delete"))?;
         stored.status = Status::Deleted;

@@ -1,6 +1,7 @@
 //! The filesystem store: `<root>/images/<id>` for committed data,
-//! `<root>/staging/<id>.<random>.part` for writes in progress and
-//! `<root>/staging/<id>.lock` for upload locks.
+//! `<root>/staging/<id>.<random>.part` for writes in progress (and, left by
+//! versions that locked glance-direct stages with a file, stale
+//! `<root>/staging/<id>.lock` files for a sweeper).
 //!
 //! It owns the commit protocol on a local filesystem (write the staging file,
 //! fsync it, rename it into `images/`, fsync the directory), aborting staged
@@ -25,8 +26,8 @@ use tokio::task::JoinHandle;
 
 use super::intent::Target;
 use super::{
-    ByteRange, Error, FS_STORE_ID, Reader, ReaderBackend, StagedData, StagingIntent, StoredObject,
-    UploadLock,
+    ByteRange, Error, FS_STORE_ID, Reader, ReaderBackend, StagedData, StagingIntent, StaleLock,
+    StoredObject,
 };
 use crate::image::{ImageId, Location, Properties};
 
@@ -73,7 +74,7 @@ impl FsStore {
         &self.images
     }
 
-    /// The directory holding staged data and upload locks.
+    /// The directory holding staged data (and old lock files).
     pub fn staging_dir(&self) -> &Path {
         &self.staging
     }
@@ -281,45 +282,71 @@ impl FsStore {
             .collect())
     }
 
-    pub(super) fn try_lock_upload(&self, id: ImageId) -> Result<Option<UploadLock>, Error> {
-        let path = self.staging.join(format!("{id}{LOCK_SUFFIX}"));
-        // A holder unlinks the lock file before releasing it, so a file we
-        // opened may be an unlinked one by the time we hold its lock: only a
-        // lock on the inode still at `path` counts. Each retry means another
-        // process released the lock in between; give up (as "held") if that
-        // keeps happening.
-        for _ in 0..64 {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|source| io_error("create lock", &path, source))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => return Ok(None),
-                Err(TryLockError::Error(source)) => return Err(io_error("lock", &path, source)),
+    pub(super) async fn collect_stale_locks(
+        &self,
+        older_than: std::time::Duration,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<Vec<StaleLock>, Error> {
+        let found = Self::list_dir(&self.staging, |name| {
+            name.strip_suffix(LOCK_SUFFIX)?.parse::<ImageId>().ok()
+        })
+        .await?;
+        let now = OffsetDateTime::now_utc();
+        let mut old: Vec<StaleLock> = found
+            .into_iter()
+            .map(|(image_id, _name, metadata)| StaleLock {
+                image_id,
+                age: (now - modified(&metadata))
+                    .try_into()
+                    .unwrap_or(std::time::Duration::ZERO),
+            })
+            .filter(|lock| lock.age >= older_than)
+            .collect();
+        old.sort_by_key(|lock| std::cmp::Reverse(lock.age));
+        let mut stale = Vec::new();
+        for lock in old {
+            if stale.len() == limit {
+                break;
             }
-            let held = file
-                .metadata()
-                .map_err(|source| io_error("stat", &path, source))?;
-            match std::fs::metadata(&path) {
-                Ok(current) if current.dev() == held.dev() && current.ino() == held.ino() => {
-                    return Ok(Some(UploadLock {
-                        inner: FsUploadLock {
-                            id,
-                            path,
-                            _file: file,
-                        },
-                    }));
-                }
-                Ok(_) => continue,
-                Err(source) if source.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(io_error("stat", &path, source)),
+            let path = self.staging.join(format!("{}{LOCK_SUFFIX}", lock.image_id));
+            if remove_unheld_lock(&path, dry_run)? {
+                stale.push(lock);
             }
         }
-        Ok(None)
+        Ok(stale)
+    }
+}
+
+/// Whether nobody holds the `flock` on the lock file at `path`; unless
+/// `dry_run`, the file is then unlinked while this process holds the lock
+/// (as its holders did on release), and only when `path` still names the
+/// inode locked.
+fn remove_unheld_lock(path: &Path, dry_run: bool) -> Result<bool, Error> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(source) if source.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(io_error("open lock", path, source)),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(false),
+        Err(TryLockError::Error(source)) => return Err(io_error("lock", path, source)),
+    }
+    if dry_run {
+        return Ok(true);
+    }
+    let held = file
+        .metadata()
+        .map_err(|source| io_error("stat", path, source))?;
+    match std::fs::metadata(path) {
+        Ok(current) if current.dev() == held.dev() && current.ino() == held.ino() => {
+            remove_file_sync(path)?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(source) if source.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(io_error("stat", path, source)),
     }
 }
 
@@ -488,30 +515,11 @@ impl FsStaged {
     }
 }
 
-/// The upload lock on the filesystem: an exclusive `flock` on
-/// `staging/<id>.lock`, released (and the file unlinked) on drop.
-#[derive(Debug)]
-pub(crate) struct FsUploadLock {
-    id: ImageId,
-    path: PathBuf,
-    _file: std::fs::File,
-}
-
-impl FsUploadLock {
-    pub(crate) fn image_id(&self) -> ImageId {
-        self.id
-    }
-}
-
-impl Drop for FsUploadLock {
-    fn drop(&mut self) {
-        // Unlink while still holding the lock (the file closes after this),
-        // so nobody can take a lock on a name that is about to disappear.
-        if let Err(err) = std::fs::remove_file(&self.path)
-            && err.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %self.path.display(), error = %err, "could not remove upload lock file");
-        }
+fn remove_file_sync(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(source) if source.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io_error("remove", path, source)),
     }
 }
 

@@ -174,6 +174,18 @@ impl StagedData {
     }
 }
 
+/// A lock file (`staging/<id>.lock`, filesystem only) that nobody holds and
+/// that is older than a sweep's grace period: what a glance-direct stage or
+/// import of a version before the stage's upload lease left when killed
+/// while holding its `flock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleLock {
+    /// The image it locked.
+    pub image_id: ImageId,
+    /// How old the file was when found.
+    pub age: Duration,
+}
+
 /// One committed object found in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {

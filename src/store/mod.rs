@@ -49,7 +49,7 @@ pub use config::{
     StoreConfig,
 };
 pub use fs::FsStore;
-pub use intent::{BadIntent, StagedData, StagingIntent, StoredObject};
+pub use intent::{BadIntent, StagedData, StagingIntent, StaleLock, StoredObject};
 pub use range::ByteRange;
 pub use s3::S3Store;
 
@@ -174,8 +174,7 @@ impl Store {
     /// [`Staged::commit`] succeeds. Record [`Staged::intent`] before the
     /// first write. Several staged writes for one id may exist at once (each
     /// has its own intent); making one upload own an image is the caller's
-    /// job (the upload lease; on the filesystem for now also
-    /// [`Store::try_lock_upload`]).
+    /// job (the upload lease).
     ///
     /// Fails when the staging file or the multipart upload cannot be created
     /// (disk full is [`Error::DiskFull`]).
@@ -278,10 +277,29 @@ impl Store {
         }
     }
 
+    /// Removes at most `limit` upload lock files (`staging/<id>.lock`, taken
+    /// by the glance-direct stages and imports of portcullis before 2026-11-29,
+    /// which held a per-image `flock` instead of the upload lease) older than
+    /// `older_than` that no process holds (with `dry_run`, only finds them),
+    /// oldest first. S3 never had any: always empty there.
+    ///
+    /// Fails on an I/O error.
+    pub async fn collect_stale_locks(
+        &self,
+        older_than: std::time::Duration,
+        limit: usize,
+        dry_run: bool,
+    ) -> Result<Vec<StaleLock>, Error> {
+        match self {
+            Store::Fs(fs) => fs.collect_stale_locks(older_than, limit, dry_run).await,
+            Store::S3(_) => Ok(Vec::new()),
+        }
+    }
+
     /// Aborts every staged write of image `id` and returns what was aborted.
     ///
-    /// Only call it when no upload of `id` can be alive (its upload lock or
-    /// lease is held by the caller): a live upload's staging would go too.
+    /// Only call it when no upload of `id` can be alive (its lease is held
+    /// by the caller): a live upload's staging would go too.
     ///
     /// Fails on an I/O or S3 error; what was aborted before it stays aborted.
     pub async fn remove_staged(&self, id: ImageId) -> Result<Vec<StagedData>, Error> {
@@ -293,26 +311,6 @@ impl Store {
             self.abort(&data.intent).await?;
         }
         Ok(staged)
-    }
-
-    /// Tries to take the upload lock of image `id` without waiting
-    /// (filesystem only, until the repository's upload lease replaces it).
-    ///
-    /// `Ok(None)` means another upload (in this or another process) holds it.
-    /// The lock is released when the returned guard is dropped, and by the
-    /// kernel when its process dies, so a lock that can be taken means no
-    /// upload of that image is alive on this machine.
-    ///
-    /// Fails on an I/O error creating the lock file, and with
-    /// [`Error::Unsupported`] on S3: another node cannot see a file lock.
-    pub fn try_lock_upload(&self, id: ImageId) -> Result<Option<UploadLock>, Error> {
-        match self {
-            Store::Fs(fs) => fs.try_lock_upload(id),
-            Store::S3(_) => Err(Error::Unsupported {
-                store: S3_STORE_ID,
-                operation: "a per-node upload lock (uploads to S3 are owned through the repository's upload lease)",
-            }),
-        }
     }
 }
 
@@ -434,19 +432,6 @@ impl Drop for Staged {
                 "staged image data dropped without commit or abort; it stays until its intent is aborted"
             );
         }
-    }
-}
-
-/// Proof that this process owns the upload of one image; released on drop.
-#[derive(Debug)]
-pub struct UploadLock {
-    inner: fs::FsUploadLock,
-}
-
-impl UploadLock {
-    /// The image whose upload this lock guards.
-    pub fn image_id(&self) -> ImageId {
-        self.inner.image_id()
     }
 }
 
@@ -592,14 +577,6 @@ pub enum Error {
         /// The image whose staged write failed.
         id: ImageId,
     },
-    /// This kind of store cannot do that.
-    #[error("the {store} store does not provide {operation}")]
-    Unsupported {
-        /// The store id.
-        store: &'static str,
-        /// What was asked for.
-        operation: &'static str,
-    },
 }
 
 impl Error {
@@ -616,7 +593,6 @@ impl Error {
             Error::Missing { .. } => "missing_data",
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Error::Failed { .. } => "staged_write_failed",
-            Error::Unsupported { .. } => "unsupported",
         }
     }
 }

@@ -11,6 +11,7 @@ mod hardening;
 mod images;
 mod ingest;
 mod inspect;
+mod leftovers;
 mod members_cli;
 mod openstack;
 mod openstack_serve;

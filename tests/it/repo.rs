@@ -1790,7 +1790,6 @@ async fn the_embedded_stack_runs_every_layer() {
     // Upload: allowance from the 1 MiB quota, data through the store, commit.
     let allowance = repo.prepare_upload(&p1, &image).await.unwrap();
     assert_eq!(allowance.max_bytes, Some(1024 * 1024));
-    let lock = store.try_lock_upload(image.id).unwrap().unwrap();
     let saving = repo
         .save(&p1, &Change::claim_upload(image.clone()))
         .await
@@ -1818,7 +1817,6 @@ async fn the_embedded_stack_runs_every_layer() {
         )
         .await
         .unwrap();
-    drop(lock);
     assert_eq!(active.status, Status::Active);
     let download = repo.prepare_download(&p1, image.id).await.unwrap();
     assert_eq!(download.locations, vec![location.clone()]);

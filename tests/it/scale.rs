@@ -308,6 +308,90 @@ mod leases {
         assert!(staging.is_empty(), "{staging:?}");
     }
 
+    /// glance-direct on any store: node A stages (slowly), node B's import
+    /// meanwhile is a conflict and its sweep leaves the live stage alone;
+    /// once staged, node B imports it. A stage node A dies in is recovered
+    /// by node B once its lease expired, its multipart upload or staging
+    /// file aborted.
+    async fn a_stage_on_one_node_imports_on_the_other(backends: Backends) {
+        let Some(shared) = Shared::new(backends).await else {
+            return;
+        };
+        let a = shared.node("node-a", Duration::from_secs(2)).await;
+        let b = shared.node("node-b", Duration::from_secs(30)).await;
+        let ctx = RequestContext::local_admin();
+        let id = a.create(&ctx, raw_request("staged")).await.unwrap().id;
+        let data = pattern(9 * 1024 * 1024 + 5, 4);
+        let (tx, stream) = fed_stream();
+        let stage = {
+            let (a, ctx, declared) = (a.clone(), ctx.clone(), data.len() as u64);
+            tokio::spawn(async move {
+                let data = UploadData {
+                    stream,
+                    declared_size: Some(declared),
+                };
+                a.stage(&ctx, id, data).await
+            })
+        };
+        tx.send(Ok(data.slice(..1024 * 1024))).await.unwrap();
+        wait_until("node A's stage to be uploading", || async {
+            b.show(&ctx, id).await.unwrap().status == Status::Uploading
+        })
+        .await;
+        let err = b.import(&ctx, id, "glance-direct").await.unwrap_err();
+        assert_eq!(err.kind(), "conflict", "{err}");
+        assert!(b.sweep(true).await.unwrap().is_empty());
+        // Longer than node A's lease: its heartbeat keeps the stage alive.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        for piece in data[1024 * 1024..].chunks(1024 * 1024) {
+            tx.send(Ok(Bytes::copy_from_slice(piece))).await.unwrap();
+        }
+        drop(tx);
+        assert_eq!(stage.await.unwrap().unwrap().status, Status::Uploading);
+        let active = b.import(&ctx, id, "glance-direct").await.unwrap();
+        assert_eq!(active.status, Status::Active);
+        assert_eq!(active.size, Some(data.len() as u64));
+        let download = a.download(&ctx, id, None).await.unwrap();
+        let mut stream = download.stream;
+        let mut read = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            read.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(read == data, "the imported data differs from the staged");
+        let (objects, staging) = shared.leftovers();
+        assert_eq!(objects.len(), 1, "only the image's data: {objects:?}");
+        assert!(staging.is_empty(), "{staging:?}");
+
+        // A stage node A dies in (its future dropped: no cleanup runs).
+        let dead = a.create(&ctx, raw_request("dead stage")).await.unwrap().id;
+        let (tx, stream) = fed_stream();
+        let stage = {
+            let (a, ctx) = (a.clone(), ctx.clone());
+            tokio::spawn(async move {
+                let data = UploadData {
+                    stream,
+                    declared_size: None,
+                };
+                a.stage(&ctx, dead, data).await
+            })
+        };
+        tx.send(Ok(pattern(9 * 1024 * 1024, 5))).await.unwrap();
+        wait_until("the dead stage's staging", || async {
+            b.show(&ctx, dead).await.unwrap().status == Status::Uploading
+                && !shared.leftovers().1.is_empty()
+        })
+        .await;
+        stage.abort();
+        let _ = stage.await;
+        assert_eq!(b.recover().await.unwrap(), Vec::<ImageId>::new());
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        assert_eq!(b.recover().await.unwrap(), vec![dead]);
+        assert_eq!(b.show(&ctx, dead).await.unwrap().status, Status::Queued);
+        let (objects, staging) = shared.leftovers();
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        assert!(staging.is_empty(), "the dead stage's staging: {staging:?}");
+    }
+
     async fn an_expired_lease_is_recovered_by_another_node(backends: Backends) {
         let Some(shared) = Shared::new(backends).await else {
             return;
@@ -431,6 +515,7 @@ mod leases {
             use super::*;
             suite_on!(@tests $backends,
                 one_upload_at_a_time_across_nodes,
+                a_stage_on_one_node_imports_on_the_other,
                 an_expired_lease_is_recovered_by_another_node,
                 a_node_recovers_its_own_dead_upload_at_once,
                 a_database_refuses_a_store_it_does_not_belong_to);

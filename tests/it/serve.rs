@@ -72,6 +72,12 @@ impl Server {
         Server { child, url, addr }
     }
 
+    /// Sends SIGKILL and reaps the process.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
     /// Sends SIGTERM and waits (at most `limit`) for the exit status.
     pub(crate) fn terminate(&mut self, limit: Duration) -> ExitStatus {
         let status = Command::new("kill")
@@ -188,7 +194,12 @@ fn a_port_in_use_is_exit_2_naming_the_address() {
 }
 
 /// A request with a body (`Content-Length` set from it).
-fn http_with_body(addr: &str, request_line: &str, content_type: &str, body: &str) -> String {
+pub(crate) fn http_with_body(
+    addr: &str,
+    request_line: &str,
+    content_type: &str,
+    body: &str,
+) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
     let request = format!(
         "{request_line}\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
@@ -200,7 +211,7 @@ fn http_with_body(addr: &str, request_line: &str, content_type: &str, body: &str
     response
 }
 
-fn json_body(response: &str) -> serde_json::Value {
+pub(crate) fn json_body(response: &str) -> serde_json::Value {
     let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {response}"))
 }

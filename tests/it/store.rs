@@ -801,11 +801,16 @@ async fn s3_settings_change_the_part_bound_and_check_reaches_the_bucket() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_refuses_the_file_upload_lock_and_wrong_credentials() {
+async fn s3_has_no_lock_files_and_refuses_wrong_credentials() {
     let Some(url) = s3_test_url() else { return };
     let h = Harness::s3(url.clone(), |_| {});
-    let err = h.store.try_lock_upload(ImageId::new_random()).unwrap_err();
-    assert_eq!(err.kind(), "unsupported");
+    assert!(
+        h.store
+            .collect_stale_locks(Duration::ZERO, 16, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let wrong = Harness::s3(url, |s3| {
         s3.credentials = Some(portcullis::store::S3Credentials {
@@ -892,52 +897,67 @@ async fn fs_drop_and_cancellation_do_no_io_and_the_intent_cleans_up() {
     assert!(files_in(&f.images()).is_empty());
 }
 
+/// Lock files older versions left (`staging/<id>.lock`, a `flock` their
+/// glance-direct stages held): collected once old and free, never while a
+/// process holds the lock; a dry run only finds them; never staged data.
 #[tokio::test]
-async fn fs_the_upload_lock_is_exclusive_and_dies_with_its_process() {
+async fn fs_old_lock_files_are_collected_only_when_old_and_free() {
     let f = FsFixture::new();
-    let id = ImageId::new_random();
-    let lock = f.store.try_lock_upload(id).unwrap().expect("free");
-    assert_eq!(lock.image_id(), id);
-    assert!(f.store.try_lock_upload(id).unwrap().is_none());
-    let other = f.store.try_lock_upload(ImageId::new_random()).unwrap();
-    assert!(other.is_some());
-    drop(lock);
-    let lock_file = f.staging().join(format!("{id}.lock"));
-    assert!(!lock_file.exists(), "the lock file is removed on release");
-    let again = f.store.try_lock_upload(id).unwrap();
-    assert!(again.is_some());
-    drop(again);
+    let (old, held, young) = (
+        ImageId::new_random(),
+        ImageId::new_random(),
+        ImageId::new_random(),
+    );
+    let lock_file = |id: ImageId| f.staging().join(format!("{id}.lock"));
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for id in [old, held] {
+        let file = std::fs::File::create(lock_file(id)).unwrap();
+        file.set_modified(an_hour_ago).unwrap();
+    }
+    std::fs::File::create(lock_file(young)).unwrap();
     // Lock files are not staged data.
     assert!(f.store.list_staged().await.unwrap().is_empty());
 
-    // Another process holds it (flock(1) takes the same kind of lock; with
-    // --no-fork the process killed below is the one holding it)...
+    // Another process holds one (flock(1) takes the same kind of lock; with
+    // --no-fork the process killed below is the one holding it).
     let mut holder = Command::new("flock")
         .args(["--exclusive", "--no-fork"])
-        .arg(&lock_file)
+        .arg(lock_file(held))
         .args(["sleep", "60"])
         .spawn()
         .unwrap();
-    // Wait for it without try_lock_upload, whose release unlinks the file
-    // flock(1) may just have opened.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let probe = std::fs::File::open(&lock_file);
-        if let Ok(probe) = probe
-            && matches!(probe.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-        {
+        let probe = std::fs::File::open(lock_file(held)).unwrap();
+        if matches!(probe.try_lock(), Err(std::fs::TryLockError::WouldBlock)) {
             break;
         }
         assert!(Instant::now() < deadline, "flock(1) did not take the lock");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(f.store.try_lock_upload(id).unwrap().is_none());
-    // ...until it is killed with SIGKILL: then the lock is free again.
+    let grace = Duration::from_secs(60);
+    let found = f.store.collect_stale_locks(grace, 16, true).await.unwrap();
+    assert_eq!(
+        found.iter().map(|lock| lock.image_id).collect::<Vec<_>>(),
+        vec![old]
+    );
+    assert!(lock_file(old).exists(), "a dry run removed a lock file");
+    let removed = f.store.collect_stale_locks(grace, 16, false).await.unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].image_id, old);
+    assert!(removed[0].age >= Duration::from_secs(3500));
+    assert!(!lock_file(old).exists());
+    assert!(lock_file(held).exists(), "a held lock file was removed");
+    assert!(lock_file(young).exists(), "a young lock file was removed");
+    // Killed with SIGKILL, the holder's lock is free: collected.
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert!(lock_file.exists(), "a killed holder cannot clean up");
-    let recovered = f.store.try_lock_upload(id).unwrap();
-    assert!(recovered.is_some(), "a dead process's lock must be free");
+    let removed = f.store.collect_stale_locks(grace, 16, false).await.unwrap();
+    assert_eq!(
+        removed.iter().map(|lock| lock.image_id).collect::<Vec<_>>(),
+        vec![held]
+    );
+    assert!(lock_file(young).exists());
 }
 
 #[tokio::test]

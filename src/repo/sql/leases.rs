@@ -2,9 +2,10 @@
 //! `store_binding`; migrations 0003).
 //!
 //! It owns the lease statements: taken, checked and released inside the
-//! transaction of an upload's status change ([`apply`]), renewed by the
-//! heartbeat, the staging intent recorded before the first byte, read back
-//! for recovery and the sweeper. Expiry is always compared on the database
+//! transaction of an upload's or a stage's status change ([`apply`]),
+//! renewed by the heartbeat, the staging intent recorded before the first
+//! byte, released by a finished stage, read back for recovery and the
+//! sweeper. Expiry is always compared on the database
 //! server's clock ([`Session::now_micros`]). It must not decide whether an
 //! upload is dead (recovery does) nor touch image data.
 
@@ -101,6 +102,28 @@ pub(crate) async fn apply(
                 _ => Ok(()),
             }
         }
+        LeaseCheck::Free => {
+            let mut expired = Sql::new("DELETE FROM upload_leases WHERE image_id = ");
+            expired
+                .bind(id.to_string())
+                .push(" AND expires_at <= ")
+                .push(now);
+            session
+                .execute(&expired)
+                .await
+                .map_err(db("writing an upload lease"))?;
+            let mut live = Sql::new("SELECT image_id FROM upload_leases WHERE image_id = ");
+            live.bind(id.to_string());
+            match session.fetch_optional(&live).await.map_err(failed)? {
+                // A stage still writes the image's data: a lost race.
+                Some(_) => Err(Error::Conflict {
+                    id,
+                    expected: Status::Uploading,
+                    actual: Status::Uploading,
+                }),
+                None => Ok(()),
+            }
+        }
     }
 }
 
@@ -193,6 +216,26 @@ impl SqlRepo {
             })
             .await?;
         Ok(taken == 1)
+    }
+
+    /// Releases the lease `token` of image `id` without a status change: a
+    /// glance-direct stage whose data is committed (its image stays
+    /// `uploading`, waiting for the import). Returns whether a row went.
+    ///
+    /// Fails on a database error (the lease then expires, and recovery,
+    /// finding the stage's data, keeps the stage and drops the row).
+    pub async fn release_lease(&self, id: ImageId, token: &str) -> Result<bool, Error> {
+        let released = self
+            .write_one("releasing an upload lease", |_| {
+                let mut release = Sql::new("DELETE FROM upload_leases WHERE image_id = ");
+                release
+                    .bind(id.to_string())
+                    .push(" AND token = ")
+                    .bind(token);
+                release
+            })
+            .await?;
+        Ok(released == 1)
     }
 
     /// Records the staging intent of the upload holding lease `token` on
@@ -293,10 +336,10 @@ impl SqlRepo {
         Ok(leases)
     }
 
-    /// Deletes the lease `token` of image `id` when its image is not
-    /// `saving` (a lease its commit or rollback could not release, or an
-    /// image deleted mid-upload), after the sweeper aborted its intent.
-    /// Returns whether a row went.
+    /// Deletes the lease `token` of image `id` when its image is neither
+    /// `saving` nor `uploading` (a lease its commit or rollback could not
+    /// release, or an image deleted mid-upload), after the sweeper aborted
+    /// its intent. Returns whether a row went.
     ///
     /// Fails on a database error.
     pub async fn release_stale_lease(&self, id: ImageId, token: &str) -> Result<bool, Error> {
@@ -309,7 +352,7 @@ impl SqlRepo {
                     .bind(token)
                     .push(" AND NOT EXISTS (SELECT 1 FROM images WHERE id = ")
                     .bind(id.to_string())
-                    .push(" AND status = 'saving')");
+                    .push(" AND status IN ('saving', 'uploading'))");
                 release
             })
             .await?;

@@ -17,6 +17,7 @@ use super::stdio;
 use super::{Exit, OutputFormat};
 use crate::app::SweepReport;
 use crate::image::ImageId;
+use crate::repo::PendingReason;
 use crate::text::escape_control;
 
 /// Arguments of `portcullis gc`.
@@ -108,8 +109,12 @@ fn text(report: &SweepReport, at_open: &[ImageId]) -> String {
     for pending in &report.deleted_data {
         let _ = writeln!(
             out,
-            "{verb} data of deleted image {} left by its delete ({})",
+            "{verb} data of image {} left by {} ({})",
             pending.image_id,
+            match pending.reason {
+                PendingReason::DeletedImage => "its delete",
+                PendingReason::ImportedStage => "its import (the staged data)",
+            },
             escape_control(&pending.url)
         );
     }
@@ -124,7 +129,7 @@ fn text(report: &SweepReport, at_open: &[ImageId]) -> String {
     let bytes: u64 = report.objects.iter().map(|object| object.bytes).sum();
     let _ = writeln!(
         out,
-        "{}: {} dead upload(s), {} stale lease(s), {} deleted image(s)' data, {} object(s) ({bytes} bytes), {} staged write(s), {} lock file(s)",
+        "{}: {} dead upload(s), {} stale lease(s), {} pending deletion(s), {} object(s) ({bytes} bytes), {} staged write(s), {} lock file(s)",
         if report.dry_run { "dry run" } else { "swept" },
         report.recovered.len() + at_open.len(),
         report.stale_leases.len(),
@@ -156,6 +161,7 @@ fn json(report: &SweepReport, at_open: &[ImageId]) -> serde_json::Value {
         "deleted_data": report.deleted_data.iter().map(|pending| serde_json::json!({
             "image_id": pending.image_id.to_string(),
             "url": pending.url,
+            "reason": pending.reason.as_str(),
         })).collect::<Vec<_>>(),
         "stale_locks": report.stale_locks.iter().map(|lock| serde_json::json!({
             "image_id": lock.image_id.to_string(),

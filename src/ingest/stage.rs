@@ -11,8 +11,9 @@
 //! first byte, released once the data is committed (an `uploading` image
 //! without a lease is a finished stage waiting for its import), or released
 //! by the `uploading → queued` of a failed stage.
-//! Import: `uploading → queued` provided no live lease is held (a stage still
-//! writing would; `LeaseCheck::Free`), then [`Uploader::upload`] over a
+//! Import: the stage object queued for deletion, `uploading → queued`
+//! provided no live lease is held (a stage still writing would;
+//! `LeaseCheck::Free`), then [`Uploader::upload`] over a
 //! stream of the staged object (signature, checksum, os_hash, size cap,
 //! format inspection), then the staged object is deleted whatever the outcome.
 //!
@@ -21,9 +22,10 @@
 //! its staged object does not exist: its staging is aborted and it goes back
 //! to `queued`; with the object it is a finished stage whose release was
 //! lost, and is kept. A `saving` image recovered also loses its staged
-//! object (an import died mid-pass). The one window left (between the
-//! import's `uploading → queued` and its claim) leaves an object that no
-//! image references, which the sweeper's unreferenced-object rule removes.
+//! object (an import died mid-pass). An import queues its stage object for
+//! deletion before it unstages the image, so one killed anywhere after
+//! (between the unstage and its claim, or after its pass) leaves an object
+//! that the next opener removes once older than the lease.
 //!
 //! This module must not read the staged data twice, nor set `active` (the
 //! upload's commit does).
@@ -37,7 +39,8 @@ use futures_util::StreamExt;
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Status};
 use crate::repo::Error as RepoError;
-use crate::repo::{Change, ImageRepo, LeaseCheck};
+use crate::repo::location::collect_pending;
+use crate::repo::{Change, ImageRepo, LeaseCheck, PendingDeletion, PendingReason};
 use crate::store::{Error as StoreError, Staged};
 
 use super::commit::{UploadData, Uploader};
@@ -145,7 +148,16 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         }
         let key = stage_key(*id);
         let location = self.store.location_of(key);
-        // 1. uploading → queued, so the pass can claim it as an upload,
+        // 1. The stage object is queued for deletion first: from the
+        //    unstage on, whatever stops this import, it goes (an opener
+        //    collects it once older than the lease, unless the image is
+        //    `uploading` or `saving` again).
+        self.leases
+            .sql
+            .queue_stage_deletion(*id, &location.url)
+            .await
+            .map_err(repo_error)?;
+        // 2. uploading → queued, so the pass can claim it as an upload,
         //    provided no stage of this image is still writing (its live
         //    lease makes this a conflict).
         let unstage = Change::unstage(uploading).with_lease(LeaseCheck::Free);
@@ -155,7 +167,7 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             Err(err) => return Err(repo_error(err)),
         }
         crate::failpoint::pause("import-after-unstage");
-        // 2. The one pass over the staged object.
+        // 3. The one pass over the staged object.
         let outcome = match self.store.open(&location, None).await {
             Ok(reader) => {
                 let declared_size = Some(reader.len());
@@ -169,9 +181,15 @@ impl<R: ImageRepo + 'static> Uploader<R> {
             }
             Err(source) => Err(Error::Store { id: *id, source }),
         };
-        // 3. The staged data goes, whatever the outcome.
-        if let Err(err) = self.store.delete(&location).await {
-            tracing::error!(image = %id, error = %err, "cannot remove the staged data after its import");
+        // 4. The staged data goes, whatever the outcome (else the next
+        //    opener's sweep removes it).
+        let pending = PendingDeletion {
+            image_id: *id,
+            url: location.url.clone(),
+            reason: PendingReason::ImportedStage,
+        };
+        if let Err(err) = collect_pending(&self.store, &self.leases.sql, &pending).await {
+            tracing::error!(image = %id, error = %err, "cannot remove the staged data after its import; the next command does");
         }
         outcome
     }

@@ -11,7 +11,9 @@
 //!    `uploading` (an image deleted mid-upload, a rollback that could not be
 //!    written) has its staging intent aborted and goes;
 //! 3. pending deletions: data of deleted images that a delete queued but did
-//!    not finish removing (killed, or the store failed);
+//!    not finish removing (killed, or the store failed), and stage objects
+//!    an import queued and did not remove (older than the grace period,
+//!    their image neither `uploading` nor `saving`);
 //! 4. objects no image references: data of deleted or missing images, or
 //!    committed data whose database commit never happened, older than the
 //!    grace period and not belonging to a `saving` image (whose upload may
@@ -29,8 +31,8 @@
 //!
 //! It owns these rules and the report; it must not touch a live upload, an
 //! object a live image references, or anything younger than the grace
-//! period (pending deletions have none: a deleted image's id is never
-//! reused, and deleting twice is harmless). With `dry_run` it only reports.
+//! period (a deleted image's data has none: its id is never reused, and
+//! deleting twice is harmless). With `dry_run` it only reports.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -58,7 +60,7 @@ pub struct SweepReport {
     pub objects: Vec<SweptObject>,
     /// Staged writes no live upload owns, aborted.
     pub staging: Vec<SweptStaging>,
-    /// Data of deleted images that their delete left, removed.
+    /// Data that a delete or an import left (pending deletions), removed.
     pub deleted_data: Vec<PendingDeletion>,
     /// Old lock files nobody held, removed (filesystem only).
     pub stale_locks: Vec<StaleLock>,
@@ -141,7 +143,7 @@ pub async fn sweep_at_open(
     grace: Duration,
 ) -> Result<SweepReport, SweepError> {
     let mut report = SweepReport::default();
-    collect_deletions(repo, store, AT_OPEN_LIMIT, false, &mut report).await?;
+    collect_deletions(repo, store, grace, AT_OPEN_LIMIT, false, &mut report).await?;
     let staged = store.list_staged().await.map_err(SweepError::Store)?;
     collect_staging(
         repo,
@@ -221,7 +223,7 @@ pub async fn sweep(
     }
 
     // 3. Pending deletions.
-    collect_deletions(repo, store, usize::MAX, dry_run, &mut report).await?;
+    collect_deletions(repo, store, grace, usize::MAX, dry_run, &mut report).await?;
     let pending: HashSet<&str> = report
         .deleted_data
         .iter()
@@ -289,17 +291,20 @@ pub async fn sweep(
     Ok(report)
 }
 
-/// Step 3: removes the data of at most `limit` pending deletions, oldest
-/// first (with `dry_run`, lists them).
+/// Step 3: removes the data of at most `limit` pending deletions that may
+/// go now (a deleted image's at once; an import's stage object after
+/// `grace`, unless its image is `uploading` or `saving`), oldest first
+/// (with `dry_run`, lists them).
 async fn collect_deletions(
     repo: &SqlRepo,
     store: &Store,
+    grace: Duration,
     limit: usize,
     dry_run: bool,
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
     for pending in repo
-        .pending_deletions(limit)
+        .pending_deletions(limit, grace)
         .await
         .map_err(SweepError::Repo)?
     {
@@ -309,8 +314,9 @@ async fn collect_deletions(
         tracing::warn!(
             image = %pending.image_id,
             url = %pending.url,
+            reason = pending.reason.as_str(),
             dry_run,
-            "sweep: data of a deleted image that its delete left"
+            "sweep: data left by a delete or an import that did not finish"
         );
         report.deleted_data.push(pending);
     }

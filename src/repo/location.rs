@@ -17,7 +17,7 @@ use super::{
 };
 use crate::context::RequestContext;
 use crate::image::{Image, ImageId, Location, Properties, Status};
-use crate::repo::{PendingDeletion, SqlRepo};
+use crate::repo::{PendingDeletion, PendingReason, SqlRepo};
 use crate::store::Store;
 
 /// The location layer.
@@ -42,7 +42,8 @@ impl<R> LocationRepo<R> {
     }
 }
 
-/// Deletes the data of one pending deletion and forgets it. Already gone
+/// Deletes the data of one pending deletion (a deleted image's, or an
+/// import's stage object) and forgets it. Already gone
 /// counts as deleted. A URL outside the store is never deleted: it is
 /// forgotten with an error logged (nothing here may touch foreign data).
 ///
@@ -158,6 +159,7 @@ impl<R: ImageRepo> ImageRepo for LocationRepo<R> {
             let pending = PendingDeletion {
                 image_id: removed.id,
                 url: location.url.clone(),
+                reason: PendingReason::DeletedImage,
             };
             if let Err(err) = collect_pending(&self.store, &self.journal, &pending).await {
                 tracing::warn!(
@@ -226,14 +228,28 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn removing_an_image_deletes_its_data() {
+    /// A repository, the layer over it, and one queued image of project p1.
+    async fn with_queued_image() -> (TempRepo, LocationRepo<SqlRepo>, Image) {
         let repo = temp_repo().await;
         let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone(), repo.sql.clone());
         let image = layer
             .add(&admin(), &queued(Some("p1")).into())
             .await
             .unwrap();
+        (repo, layer, image)
+    }
+
+    /// What may be collected now (no grace).
+    async fn pending_now(repo: &TempRepo) -> Vec<PendingDeletion> {
+        repo.sql
+            .pending_deletions(10, std::time::Duration::ZERO)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn removing_an_image_deletes_its_data() {
+        let (repo, layer, image) = with_queued_image().await;
         let active = upload(&layer, &repo.store, &image).await;
         let path = repo.store_path(&active);
         assert!(path.exists());
@@ -252,7 +268,7 @@ mod tests {
             layer.remove(&admin(), &active).await,
             Err(Error::NotFound { .. })
         ));
-        assert_eq!(repo.sql.pending_deletions(10).await.unwrap(), vec![]);
+        assert_eq!(pending_now(&repo).await, vec![]);
     }
 
     /// The delete's transaction queues the data; a delete that stops after
@@ -260,34 +276,65 @@ mod tests {
     /// two steps) leaves the row, and `collect_pending` finishes it.
     #[tokio::test]
     async fn a_delete_queues_its_data_until_the_store_confirms() {
-        let repo = temp_repo().await;
-        let layer = LocationRepo::new(repo.sql.clone(), repo.store.clone(), repo.sql.clone());
-        let image = layer
-            .add(&admin(), &queued(Some("p1")).into())
-            .await
-            .unwrap();
+        let (repo, layer, image) = with_queued_image().await;
         let active = upload(&layer, &repo.store, &image).await;
         let path = repo.store_path(&active);
         let removed = repo.sql.remove(&admin(), &active).await.unwrap();
         assert_eq!(removed.status, Status::Deleted);
         assert!(path.exists());
-        let pending = repo.sql.pending_deletions(10).await.unwrap();
+        let pending = pending_now(&repo).await;
         assert_eq!(
             pending,
             vec![PendingDeletion {
                 image_id: image.id,
                 url: active.locations[0].url.clone(),
+                reason: PendingReason::DeletedImage,
             }]
         );
         collect_pending(&repo.store, &repo.sql, &pending[0])
             .await
             .unwrap();
         assert!(!path.exists());
-        assert_eq!(repo.sql.pending_deletions(10).await.unwrap(), vec![]);
+        assert_eq!(pending_now(&repo).await, vec![]);
         // Collecting again (another process got there first) is harmless.
         collect_pending(&repo.store, &repo.sql, &pending[0])
             .await
             .unwrap();
+    }
+
+    /// An import's stage object waits for the grace period, and for its
+    /// image to be neither `uploading` nor `saving`; queueing it again
+    /// restarts the wait.
+    #[tokio::test]
+    async fn an_imports_stage_object_waits_for_the_grace_and_its_image() {
+        let (repo, layer, image) = with_queued_image().await;
+        let url = "file:///nowhere/stage";
+        repo.sql.queue_stage_deletion(image.id, url).await.unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        let now = std::time::Duration::ZERO;
+        assert_eq!(repo.sql.pending_deletions(10, hour).await.unwrap(), vec![]);
+        let found = repo.sql.pending_deletions(10, now).await.unwrap();
+        assert_eq!(
+            found,
+            vec![PendingDeletion {
+                image_id: image.id,
+                url: url.to_owned(),
+                reason: PendingReason::ImportedStage,
+            }]
+        );
+        // Staged again: its object is live.
+        let uploading = layer
+            .save(&admin(), &Change::stage(image.clone()))
+            .await
+            .unwrap();
+        assert_eq!(repo.sql.pending_deletions(10, now).await.unwrap(), vec![]);
+        layer
+            .save(&admin(), &Change::unstage(uploading))
+            .await
+            .unwrap();
+        assert_eq!(repo.sql.pending_deletions(10, now).await.unwrap().len(), 1);
+        repo.sql.forget_deletion(url).await.unwrap();
+        assert_eq!(repo.sql.pending_deletions(10, now).await.unwrap(), vec![]);
     }
 
     /// A queued URL outside the store is forgotten, never deleted.
@@ -299,6 +346,7 @@ mod tests {
         let pending = PendingDeletion {
             image_id: ImageId::new_random(),
             url: url::Url::from_file_path(&outside).unwrap().to_string(),
+            reason: PendingReason::DeletedImage,
         };
         collect_pending(&repo.store, &repo.sql, &pending)
             .await

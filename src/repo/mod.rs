@@ -56,7 +56,7 @@ pub use query::{
     SortDir, SortKey, TimeFilter, VisibilityFilter, parse_isotime, parse_sort,
 };
 pub use quota::QuotaRepo;
-pub use sql::{PendingDeletion, SqlRepo};
+pub use sql::{PendingDeletion, PendingReason, SqlRepo};
 
 /// A repository of image records.
 ///

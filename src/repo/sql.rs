@@ -38,7 +38,7 @@ mod members;
 mod records;
 mod usage;
 
-pub use deletions::PendingDeletion;
+pub use deletions::{PendingDeletion, PendingReason};
 pub use usage::Usage;
 
 use self::engine::{Session, Sql};

@@ -106,8 +106,9 @@ fn a_delete_killed_after_its_commit_leaves_data_that_the_next_command_removes() 
 
 /// An import killed between its `uploading → queued` and its claim leaves
 /// a `queued` image (honest: it takes a new upload) and its staged object,
-/// which `gc` collects; it takes no lock file any more. The lock files older
-/// versions left are collected by the next command once old.
+/// which it queued for deletion: the next command older than the lease
+/// removes it. It takes no lock file any more; the lock files older versions
+/// left are collected by the next command once old.
 #[test]
 fn an_import_killed_after_unstaging_leaves_a_queued_image_and_old_lock_files_go() {
     let env = Env::new();
@@ -189,12 +190,28 @@ fn an_import_killed_after_unstaging_leaves_a_queued_image_and_old_lock_files_go(
         "a lock file younger than the lease was removed"
     );
 
-    // The staged object of the now queued image is no image's data: gc's,
-    // once older than the lease.
+    // The staged object of the now queued image: queued for deletion by
+    // the import, so the next command after the lease removes it.
+    let objects = || std::fs::read_dir(data_dir.join("images")).unwrap().count();
+    assert_eq!(objects(), 1, "the kill landed before the stage object went");
+    assert!(
+        !stderr.contains("imported_stage"),
+        "a stage object younger than the lease was collected: {stderr}"
+    );
     std::thread::sleep(Duration::from_millis(2200));
+    let stderr = run_ok(&env, &["images", "list"]);
+    assert_eq!(
+        objects(),
+        0,
+        "the next command left the stage object: {stderr}"
+    );
+    assert!(stderr.contains("imported_stage"), "{stderr}");
     let report = json_of(&env.cmd().args(["gc", "--format", "json"]).output().unwrap());
-    assert_eq!(report["objects"].as_array().unwrap().len(), 1, "{report}");
-    assert_eq!(report["objects"][0]["reason"], "no_such_image", "{report}");
+    assert!(report["objects"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["deleted_data"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
     assert_eq!(
         super::ingest::store_files_in(&data_dir),
         Vec::<String>::new()

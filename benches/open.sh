@@ -2,8 +2,8 @@
 # Benchmark: what the bounded sweep at open (`sweep_at_open`, issue 8 item
 # 11) costs an ordinary command. Every command that opens the data directory
 # collects at most 16 pending deletions, orphan staged writes and stale lock
-# files; with nothing to collect that is one indexed query, two listings of
-# the staging directory and one lease read. This runs the same commands with
+# files; with nothing to collect that is one indexed query and two listings
+# of the staging directory. This runs the same commands with
 # `sweep_at_open = true` (the default) and `false` (the baseline) on one data
 # directory, interleaved so both see the same machine noise.
 #

@@ -213,33 +213,27 @@ impl App {
             },
             ttl: backends.upload_lease,
         };
-        let mut at_open = SweepReport {
-            recovered: recovery::recover(&sql, &store, &leases).await?,
-            ..SweepReport::default()
-        };
-        // The bounded sweep: what a killed delete, stage or upload left.
-        // A failure here is logged, never fatal (`gc` reports it).
-        if backends.sweep_at_open {
+        let recovered = recovery::recover(&sql, &store, &leases).await?;
+        // The bounded sweep: what a killed delete, import or upload left.
+        // A failure here is a warning, never fatal: the next opener retries.
+        let swept = if backends.sweep_at_open {
             let started = std::time::Instant::now();
             let swept = sweep::sweep_at_open(&sql, &store, backends.upload_lease).await;
             tracing::debug!(
                 elapsed_us = started.elapsed().as_micros() as u64,
                 "sweep at open done"
             );
-            match swept {
-                Ok(swept) => {
-                    at_open.deleted_data = swept.deleted_data;
-                    at_open.staging = swept.staging;
-                    at_open.stale_locks = swept.stale_locks;
-                }
-                Err(err) => {
-                    let cause = std::error::Error::source(&err)
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    tracing::warn!(error = %err, %cause, kind = err.kind(), "collecting leftovers at open failed; the next command or `portcullis gc` retries");
-                }
-            }
-        }
+            swept.unwrap_or_else(|err| {
+                let cause = std::error::Error::source(&err)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                tracing::warn!(error = %err, %cause, kind = err.kind(), "collecting leftovers at open failed; the next command or `portcullis gc` retries");
+                SweepReport::default()
+            })
+        } else {
+            SweepReport::default()
+        };
+        let at_open = SweepReport { recovered, ..swept };
         // Notifications name the node, as Glance's `image.<host>` does,
         // unless the config names a publisher itself.
         let mut repo_options = config.repo.clone();

@@ -83,10 +83,16 @@ impl App {
     /// between the read and the delete (nothing is deleted then).
     pub async fn delete(&self, ctx: &RequestContext, id: ImageId) -> Result<Image, Error> {
         let read = self.repo().get(ctx, id).await?;
+        // A stage never imported: its staged data goes too, queued before
+        // the delete so that a delete killed half-way leaves nothing an
+        // opener would not collect.
+        let stage = match read.status {
+            crate::image::Status::Uploading => Some(self.uploader.queue_stage_removal(&id).await?),
+            _ => None,
+        };
         let removed = self.repo().remove(ctx, &read).await?;
-        if read.status == crate::image::Status::Uploading {
-            // A finished stage never imported: its staged data goes too.
-            self.uploader.remove_stage(&id).await;
+        if let Some(stage) = &stage {
+            self.uploader.remove_stage(stage).await;
         }
         Ok(removed)
     }

@@ -113,7 +113,7 @@ fn text(report: &SweepReport, at_open: &[ImageId]) -> String {
             pending.image_id,
             match pending.reason {
                 PendingReason::DeletedImage => "its delete",
-                PendingReason::ImportedStage => "its import (the staged data)",
+                PendingReason::StageObject => "its import or delete (the staged data)",
             },
             escape_control(&pending.url)
         );

@@ -96,8 +96,21 @@ pub async fn dead_uploads(
     repo: &SqlRepo,
     leases: &Leases,
 ) -> Result<Vec<DeadUpload>, RecoveryError> {
+    dead_in(repo, leases, Status::Saving).await
+}
+
+/// Every image in `status` whose owner (an upload when `saving`, a
+/// glance-direct stage when `uploading`) may be dead: its lease expired,
+/// its process on this node is gone, or it has no lease at all. For
+/// `uploading`, no lease also means a finished stage: [`recover_stage`]
+/// tells the two apart by the data.
+async fn dead_in(
+    repo: &SqlRepo,
+    leases: &Leases,
+    status: Status,
+) -> Result<Vec<DeadUpload>, RecoveryError> {
     let stuck = repo
-        .images_with_status(Status::Saving)
+        .images_with_status(status)
         .await
         .map_err(RecoveryError::Repo)?;
     if stuck.is_empty() {
@@ -126,41 +139,6 @@ pub async fn dead_uploads(
             lease,
             death,
         });
-    }
-    Ok(dead)
-}
-
-/// Every `uploading` image whose stage may be dead: a lease that is dead
-/// (with why), or no lease at all (`None`: a finished stage, or one an
-/// older portcullis left; [`recover_stage`] tells them apart by the data).
-async fn dead_stages(
-    repo: &SqlRepo,
-    leases: &Leases,
-) -> Result<Vec<(ImageId, Option<(LeaseRecord, Death)>)>, RecoveryError> {
-    let staging = repo
-        .images_with_status(Status::Uploading)
-        .await
-        .map_err(RecoveryError::Repo)?;
-    if staging.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut held: HashMap<ImageId, LeaseRecord> = repo
-        .leases()
-        .await
-        .map_err(RecoveryError::Repo)?
-        .into_iter()
-        .map(|(lease, _)| (lease.image_id, lease))
-        .collect();
-    let mut dead = Vec::new();
-    for image in staging {
-        match held.remove(&image.id) {
-            None => dead.push((image.id, None)),
-            Some(lease) => {
-                if let Some(death) = lease_death(&lease, leases) {
-                    dead.push((image.id, Some((lease, death))));
-                }
-            }
-        }
     }
     Ok(dead)
 }
@@ -204,30 +182,30 @@ pub async fn recover(
             recovered.push(id);
         }
     }
-    for (image_id, dead) in dead_stages(repo, leases).await? {
-        let dead = dead.as_ref().map(|(lease, death)| (lease, *death));
-        if recover_stage(repo, store, leases, &ctx, image_id, dead).await? {
-            recovered.push(image_id);
+    for dead in dead_in(repo, leases, Status::Uploading).await? {
+        if recover_stage(repo, store, leases, &ctx, &dead).await? {
+            recovered.push(dead.image_id);
         }
     }
     Ok(recovered)
 }
 
-/// Recovers one `uploading` image whose stage is dead: its lease `dead`
-/// expired or its process on this node is gone (`None`: it has no lease
-/// and no staged object, a stage of an older portcullis that died). With
-/// its staged object it is a finished stage whose lease release was lost:
-/// kept, the lease dropped. Without, its staging is aborted and it is
-/// `queued` again. Returns whether it went back to `queued`.
+/// Recovers one `uploading` image whose stage is `dead`: its lease expired
+/// or its process on this node is gone (no lease: a finished stage, or a
+/// stage of an older portcullis that died). With its staged object it is a
+/// finished stage (whose lease release was lost, if it had one): kept, the
+/// lease dropped. Without, its staging is aborted and it is `queued` again.
+/// Returns whether it went back to `queued`.
 async fn recover_stage(
     repo: &SqlRepo,
     store: &Store,
     leases: &Leases,
     ctx: &RequestContext,
-    id: ImageId,
-    dead: Option<(&LeaseRecord, Death)>,
+    dead: &DeadUpload,
 ) -> Result<bool, RecoveryError> {
+    let id = dead.image_id;
     let store_error = |source| RecoveryError::Store { id, source };
+    let dead = dead.lease.as_ref().map(|lease| (lease, dead.death));
     // 1. Take the dead lease over (nobody else recovers it meanwhile).
     let ours = leases.new_lease();
     if let Some((lease, death)) = dead

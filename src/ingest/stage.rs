@@ -146,17 +146,12 @@ impl<R: ImageRepo + 'static> Uploader<R> {
                 status: uploading.status,
             });
         }
-        let key = stage_key(*id);
-        let location = self.store.location_of(key);
         // 1. The stage object is queued for deletion first: from the
         //    unstage on, whatever stops this import, it goes (an opener
         //    collects it once older than the lease, unless the image is
         //    `uploading` or `saving` again).
-        self.leases
-            .sql
-            .queue_stage_deletion(*id, &location.url)
-            .await
-            .map_err(repo_error)?;
+        let stage = self.queue_stage_removal(id).await?;
+        let location = self.store.location_of(stage_key(*id));
         // 2. uploading → queued, so the pass can claim it as an upload,
         //    provided no stage of this image is still writing (its live
         //    lease makes this a conflict).
@@ -183,23 +178,37 @@ impl<R: ImageRepo + 'static> Uploader<R> {
         };
         // 4. The staged data goes, whatever the outcome (else the next
         //    opener's sweep removes it).
-        let pending = PendingDeletion {
-            image_id: *id,
-            url: location.url.clone(),
-            reason: PendingReason::ImportedStage,
-        };
-        if let Err(err) = collect_pending(&self.store, &self.leases.sql, &pending).await {
-            tracing::error!(image = %id, error = %err, "cannot remove the staged data after its import; the next command does");
-        }
+        self.remove_stage(&stage).await;
         outcome
     }
 
-    /// Deletes the staged data of image `id` (deleted while `uploading`);
-    /// a failure is logged and leaves the object to the sweeper.
-    pub async fn remove_stage(&self, id: &ImageId) {
-        let location = self.store.location_of(stage_key(*id));
-        if let Err(err) = self.store.delete(&location).await {
-            tracing::error!(image = %id, error = %err, "cannot remove the staged data of a deleted image");
+    /// Queues the stage object of image `id` for deletion, before the step
+    /// that ends the stage (an import's unstage, the image's delete): from
+    /// then on, whatever stops that step, an opener removes it once older
+    /// than the lease and while the image is neither `uploading` nor
+    /// `saving`. Carry it out with [`Uploader::remove_stage`].
+    ///
+    /// Fails on a database error.
+    pub async fn queue_stage_removal(&self, id: &ImageId) -> Result<PendingDeletion, Error> {
+        let url = self.store.location_of(stage_key(*id)).url;
+        self.leases
+            .sql
+            .queue_stage_deletion(*id, &url)
+            .await
+            .map_err(|source| Error::Repo { id: *id, source })?;
+        Ok(PendingDeletion {
+            image_id: *id,
+            url,
+            reason: PendingReason::StageObject,
+        })
+    }
+
+    /// Deletes a stage object queued by [`Uploader::queue_stage_removal`]
+    /// and forgets it; a failure is logged and leaves it to the next
+    /// opener's sweep.
+    pub async fn remove_stage(&self, stage: &PendingDeletion) {
+        if let Err(err) = collect_pending(&self.store, &self.leases.sql, stage).await {
+            tracing::error!(image = %stage.image_id, error = %err, "cannot remove the staged data now; the next command does");
         }
     }
 

@@ -319,7 +319,7 @@ mod tests {
             vec![PendingDeletion {
                 image_id: image.id,
                 url: url.to_owned(),
-                reason: PendingReason::ImportedStage,
+                reason: PendingReason::StageObject,
             }]
         );
         // Staged again: its object is live.

@@ -195,7 +195,7 @@ fn an_import_killed_after_unstaging_leaves_a_queued_image_and_old_lock_files_go(
     let objects = || std::fs::read_dir(data_dir.join("images")).unwrap().count();
     assert_eq!(objects(), 1, "the kill landed before the stage object went");
     assert!(
-        !stderr.contains("imported_stage"),
+        !stderr.contains("stage_object"),
         "a stage object younger than the lease was collected: {stderr}"
     );
     std::thread::sleep(Duration::from_millis(2200));
@@ -205,7 +205,7 @@ fn an_import_killed_after_unstaging_leaves_a_queued_image_and_old_lock_files_go(
         0,
         "the next command left the stage object: {stderr}"
     );
-    assert!(stderr.contains("imported_stage"), "{stderr}");
+    assert!(stderr.contains("stage_object"), "{stderr}");
     let report = json_of(&env.cmd().args(["gc", "--format", "json"]).output().unwrap());
     assert!(report["objects"].as_array().unwrap().is_empty(), "{report}");
     assert!(

@@ -308,6 +308,23 @@ mod leases {
         assert!(staging.is_empty(), "{staging:?}");
     }
 
+    /// `node` stages `stream` for image `id` on a task of its own.
+    fn spawn_stage(
+        node: &Arc<App>,
+        id: ImageId,
+        stream: std::pin::Pin<Box<dyn futures_core::Stream<Item = Chunk> + Send>>,
+        declared_size: Option<u64>,
+    ) -> tokio::task::JoinHandle<Result<portcullis::image::Image, portcullis::app::Error>> {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let data = UploadData {
+                stream,
+                declared_size,
+            };
+            node.stage(&RequestContext::local_admin(), id, data).await
+        })
+    }
+
     /// glance-direct on any store: node A stages (slowly), node B's import
     /// meanwhile is a conflict and its sweep leaves the live stage alone;
     /// once staged, node B imports it. A stage node A dies in is recovered
@@ -323,16 +340,7 @@ mod leases {
         let id = a.create(&ctx, raw_request("staged")).await.unwrap().id;
         let data = pattern(9 * 1024 * 1024 + 5, 4);
         let (tx, stream) = fed_stream();
-        let stage = {
-            let (a, ctx, declared) = (a.clone(), ctx.clone(), data.len() as u64);
-            tokio::spawn(async move {
-                let data = UploadData {
-                    stream,
-                    declared_size: Some(declared),
-                };
-                a.stage(&ctx, id, data).await
-            })
-        };
+        let stage = spawn_stage(&a, id, stream, Some(data.len() as u64));
         tx.send(Ok(data.slice(..1024 * 1024))).await.unwrap();
         wait_until("node A's stage to be uploading", || async {
             b.show(&ctx, id).await.unwrap().status == Status::Uploading
@@ -365,16 +373,7 @@ mod leases {
         // A stage node A dies in (its future dropped: no cleanup runs).
         let dead = a.create(&ctx, raw_request("dead stage")).await.unwrap().id;
         let (tx, stream) = fed_stream();
-        let stage = {
-            let (a, ctx) = (a.clone(), ctx.clone());
-            tokio::spawn(async move {
-                let data = UploadData {
-                    stream,
-                    declared_size: None,
-                };
-                a.stage(&ctx, dead, data).await
-            })
-        };
+        let stage = spawn_stage(&a, dead, stream, None);
         tx.send(Ok(pattern(9 * 1024 * 1024, 5))).await.unwrap();
         wait_until("the dead stage's staging", || async {
             b.show(&ctx, dead).await.unwrap().status == Status::Uploading

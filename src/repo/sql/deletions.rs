@@ -3,7 +3,7 @@
 //! commit and the store's confirmed delete.
 //!
 //! It owns the statements: queue a deleted image's data (inside the
-//! delete's transaction), queue an import's stage object, read what is
+//! delete's transaction), queue a stage object, read what is
 //! collectable (bounded; the rule below is evaluated in the one query, so
 //! rows that must wait never crowd out those that can go), forget one once
 //! its data is gone. It must not touch the store (the location layer, the
@@ -21,11 +21,12 @@ use crate::image::ImageId;
 pub enum PendingReason {
     /// The data of a deleted image: at once (its id is never reused).
     DeletedImage,
-    /// A glance-direct stage object its import queued before unstaging the
-    /// image: once older than the grace period, while the image is neither
-    /// `uploading` (staged again, or the import never unstaged it) nor
-    /// `saving` (the import's pass reads it).
-    ImportedStage,
+    /// A glance-direct stage object, queued by its import before it unstages
+    /// the image, or by the delete of its `uploading` image: once older than
+    /// the grace period, while the image is neither `uploading` (staged
+    /// again, or the import never unstaged it) nor `saving` (an import's
+    /// pass reads it).
+    StageObject,
 }
 
 impl PendingReason {
@@ -33,12 +34,12 @@ impl PendingReason {
     pub fn as_str(self) -> &'static str {
         match self {
             PendingReason::DeletedImage => "deleted_image",
-            PendingReason::ImportedStage => "imported_stage",
+            PendingReason::StageObject => "stage_object",
         }
     }
 
     fn parse(text: &str) -> Option<PendingReason> {
-        [PendingReason::DeletedImage, PendingReason::ImportedStage]
+        [PendingReason::DeletedImage, PendingReason::StageObject]
             .into_iter()
             .find(|reason| reason.as_str() == text)
     }
@@ -79,9 +80,9 @@ pub(super) async fn queue(session: &mut Session, id: ImageId) -> Result<(), Erro
 
 impl SqlRepo {
     /// Queues the stage object at `url` of image `id`, before its import
-    /// unstages the image: from then on, whatever stops the import, the
-    /// object goes (see [`PendingReason::ImportedStage`]). Queueing again
-    /// restarts its wait.
+    /// unstages the image or its image is deleted: from then on, whatever
+    /// stops the import or the delete, the object goes (see
+    /// [`PendingReason::StageObject`]). Queueing again restarts its wait.
     ///
     /// Fails on a database error.
     pub async fn queue_stage_deletion(&self, id: ImageId, url: &str) -> Result<(), Error> {
@@ -94,7 +95,7 @@ impl SqlRepo {
             .bind(url)
             .push(", ")
             .bind(id.to_string())
-            .push(", 'imported_stage', ")
+            .push(", 'stage_object', ")
             .push(now)
             .push(
                 ") ON CONFLICT (url) DO UPDATE SET image_id = excluded.image_id, \
